@@ -1,0 +1,217 @@
+"""The collector contract: read in ``sample()``, format in ``families()``.
+
+A collector is one file under ``hostagent/collectors/`` holding a
+``BaseCollector`` subclass decorated with ``@register``. ``sample()`` makes
+every system call and returns plain immutable data; ``families(sample)`` is a
+pure function of that data, so tests feed it hand-made samples.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Dict, Iterable, Mapping, Optional, Tuple, Type
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+# --------------------------------------------------------------------------
+# Metric declarations
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric family a collector may emit: the single source of its HELP."""
+
+    name: str
+    type: str  # "gauge" or "counter"
+    help: str
+    labels: Tuple[str, ...] = ()
+    unit: str = ""  # for the catalog: bytes, seconds, ratio, celsius, ...
+
+    def __post_init__(self) -> None:
+        if self.type not in ("gauge", "counter"):
+            raise ValueError(f"{self.name}: type must be gauge or counter")
+        if self.type == "counter" and not self.name.endswith("_total"):
+            raise ValueError(f"{self.name}: a counter's name ends in _total")
+        if not self.help:
+            raise ValueError(f"{self.name}: HELP text is required")
+
+    def family(self) -> Metric:
+        """A new, empty metric family for this spec."""
+        if self.type == "counter":
+            return CounterMetricFamily(self.name, self.help, labels=self.labels)
+        return GaugeMetricFamily(self.name, self.help, labels=self.labels)
+
+    def single(self, value: float) -> Metric:
+        """A family holding one unlabelled sample."""
+        fam = self.family()
+        fam.add_metric([], value)
+        return fam
+
+
+# --------------------------------------------------------------------------
+# Options
+
+
+class OptionError(ValueError):
+    """A collector option value is not acceptable; the message says why."""
+
+
+def _check_bool(value: Any) -> Any:
+    if not isinstance(value, bool):
+        raise OptionError(f"must be true or false, got {value!r}")
+    return value
+
+
+def _check_int(lo: Optional[int], hi: Optional[int]) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise OptionError(f"must be a whole number, got {value!r}")
+        if lo is not None and value < lo or hi is not None and value > hi:
+            raise OptionError(f"must be between {lo} and {hi}, got {value!r}")
+        return value
+
+    return check
+
+
+def _check_positive_number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise OptionError(f"must be a number, got {value!r}")
+    if not value > 0:
+        raise OptionError(f"must be greater than 0, got {value!r}")
+    return float(value)
+
+
+def _check_regex(value: Any) -> Any:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise OptionError(f"must be a regular expression string, got {value!r}")
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise OptionError(f"is not a valid regular expression ({exc}): {value!r}") from None
+    return value
+
+
+def _check_str(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise OptionError(f"must be a string, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Option:
+    """A collector option: its default, a one-line description and its check."""
+
+    default: Any
+    doc: str
+    check: Callable[[Any], Any] = field(default=lambda v: v)
+
+    @classmethod
+    def boolean(cls, default: bool, doc: str) -> "Option":
+        return cls(default, doc, _check_bool)
+
+    @classmethod
+    def integer(cls, default: int, doc: str, lo: Optional[int] = None, hi: Optional[int] = None) -> "Option":
+        return cls(default, doc, _check_int(lo, hi))
+
+    @classmethod
+    def seconds(cls, default: float, doc: str) -> "Option":
+        return cls(default, doc, _check_positive_number)
+
+    @classmethod
+    def regex(cls, default: Optional[str], doc: str) -> "Option":
+        """A regular expression (searched), or null/empty for 'none'."""
+        return cls(default, doc, _check_regex)
+
+    @classmethod
+    def string(cls, default: str, doc: str) -> "Option":
+        return cls(default, doc, _check_str)
+
+
+class NameFilter:
+    """Shared include/exclude filter: a name passes if it matches include
+    (when set) and does not match exclude (when set).
+
+    Patterns are searched, not implicitly anchored, as in node_exporter, so its
+    ``^...$`` defaults carry over unchanged."""
+
+    def __init__(self, include: Optional[str] = None, exclude: Optional[str] = None):
+        self._include = re.compile(include) if include else None
+        self._exclude = re.compile(exclude) if exclude else None
+
+    def __call__(self, name: str) -> bool:
+        if self._include is not None and not self._include.search(name):
+            return False
+        if self._exclude is not None and self._exclude.search(name):
+            return False
+        return True
+
+
+# --------------------------------------------------------------------------
+# Paths
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where the host's filesystems are seen from the agent (container use)."""
+
+    procfs: str = "/proc"
+    sysfs: str = "/sys"
+    rootfs: str = "/"
+
+
+# --------------------------------------------------------------------------
+# Collectors
+
+
+class BaseCollector(abc.ABC):
+    """Base of every collector. Subclasses set the class attributes and
+    implement ``sample`` and ``families``."""
+
+    name: ClassVar[str]
+    help: ClassVar[str] = ""  # one line for docs and --help
+    default_enabled: ClassVar[bool] = True
+    default_interval: ClassVar[float] = 15.0
+    options: ClassVar[Mapping[str, Option]] = {}
+    metrics: ClassVar[Tuple[MetricSpec, ...]] = ()
+
+    def __init__(self, options: Optional[Mapping[str, Any]] = None, paths: Optional[Paths] = None):
+        merged = {key: opt.default for key, opt in self.options.items()}
+        merged.update(options or {})
+        self.config: Mapping[str, Any] = merged
+        self.paths = paths or Paths()
+
+    @abc.abstractmethod
+    def sample(self) -> Any:
+        """Read the system and return an immutable sample."""
+
+    @abc.abstractmethod
+    def families(self, sample: Any) -> Iterable[Metric]:
+        """Turn a sample into metric families; no system calls here."""
+
+    def collect(self) -> Tuple[Metric, ...]:
+        """One run: sample, then format."""
+        return tuple(self.families(self.sample()))
+
+    def close(self) -> None:
+        """Release resources (thread pools, files) when the agent stops."""
+
+
+REGISTRY: Dict[str, Type[BaseCollector]] = {}
+
+
+def register(cls: Type[BaseCollector]) -> Type[BaseCollector]:
+    """Class decorator adding a collector to the registry under ``cls.name``."""
+    name = getattr(cls, "name", None)
+    if not name or not re.fullmatch(r"[a-z][a-z0-9]*", name):
+        raise ValueError(f"collector name must be lowercase letters/digits, got {name!r}")
+    if name in REGISTRY and REGISTRY[name] is not cls:
+        raise ValueError(f"collector {name!r} registered twice")
+    for spec in cls.metrics:
+        if not spec.name.startswith("host_"):
+            raise ValueError(f"{cls.__name__}: host metric {spec.name} lacks the host_ prefix")
+    REGISTRY[name] = cls
+    return cls

@@ -1,0 +1,185 @@
+"""Shared test helpers: real tools, free loopback ports, real servers.
+
+Under CI=true a missing external tool fails the test; elsewhere it skips.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Debian names of the programs the tests drive.
+TOOLS = {
+    "promtool": "promtool",
+    "prometheus": "prometheus",
+    "amtool": "amtool",
+    "alertmanager": "prometheus-alertmanager",
+    "node_exporter": "prometheus-node-exporter",
+    "docker-compose": "docker-compose",
+}
+
+
+def require_tool(name: str) -> str:
+    """Path of an external program; a failure under CI, a skip elsewhere."""
+    exe = TOOLS.get(name, name)
+    path = shutil.which(exe)
+    if path is None:
+        message = f"{exe} not found (install Debian package; `make test` does it)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 15.0, status: int = 200, proc: Optional[subprocess.Popen] = None) -> requests.Response:
+    """Poll ``url`` until it answers ``status``; fail with context otherwise."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            resp = requests.get(url, timeout=2)
+            if resp.status_code == status:
+                return resp
+            last = resp.status_code
+        except requests.RequestException as exc:
+            last = exc
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer {status} within {timeout}s (last: {last})")
+
+
+def samples_of(families: Iterable) -> Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]:
+    """Flatten metric families into {(sample name, sorted label pairs): value}."""
+    out: Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float] = {}
+    for fam in families:
+        for s in fam.samples:
+            if s.name.endswith("_created"):
+                continue
+            key = (s.name, tuple(sorted(s.labels.items())))
+            assert key not in out, f"duplicate sample {key}"
+            out[key] = s.value
+    return out
+
+
+class Server:
+    """A real server subprocess on loopback, stopped on exit."""
+
+    def __init__(self, argv: Sequence[str], base_url: str, ready_path: str, log: Path, env: Optional[Mapping[str, str]] = None):
+        self.argv = list(argv)
+        self.base_url = base_url
+        self.ready_path = ready_path
+        self.log_path = log
+        self.env = env
+        self.proc: Optional[subprocess.Popen] = None
+
+    def start(self, timeout: float = 30.0) -> "Server":
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT, env=self.env)
+        try:
+            wait_http(self.base_url + self.ready_path, timeout=timeout, proc=self.proc)
+        except AssertionError as exc:
+            self.stop()
+            raise AssertionError(f"{exc}\n--- log ---\n{self.log()}") from None
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 10.0) -> Optional[int]:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def agent_server(tmp: Path, config_text: str = "", port: Optional[int] = None, extra_args: Sequence[str] = (), env: Optional[Mapping[str, str]] = None) -> Server:
+    """The real agent (``run_agent.py``) as a subprocess on 127.0.0.1:port."""
+    port = port or free_port()
+    cfg = tmp / "agent.yaml"
+    cfg.write_text(config_text or "{}\n")
+    argv = [sys.executable, str(REPO / "run_agent.py"), "--config", str(cfg), f"--web.listen-address=127.0.0.1:{port}", *extra_args]
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return Server(argv, f"http://127.0.0.1:{port}", "/-/ready", tmp / f"agent-{port}.log", full_env)
+
+
+def prometheus_server(tmp: Path, config_text: str, port: Optional[int] = None, extra_args: Sequence[str] = ()) -> Server:
+    """A real Prometheus on 127.0.0.1:port with its config at tmp/prometheus.yml."""
+    exe = require_tool("prometheus")
+    port = port or free_port()
+    cfg = tmp / "prometheus.yml"
+    cfg.write_text(config_text)
+    data = tmp / f"prom-data-{port}"
+    argv = [
+        exe,
+        f"--config.file={cfg}",
+        f"--storage.tsdb.path={data}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--web.enable-lifecycle",
+        *extra_args,
+    ]
+    return Server(argv, f"http://127.0.0.1:{port}", "/-/ready", tmp / f"prometheus-{port}.log")
+
+
+def alertmanager_server(tmp: Path, config_text: str, port: Optional[int] = None, extra_args: Sequence[str] = ()) -> Server:
+    """A real Alertmanager on 127.0.0.1:port, clustering off."""
+    exe = require_tool("alertmanager")
+    port = port or free_port()
+    cfg = tmp / "alertmanager.yml"
+    cfg.write_text(config_text)
+    argv = [
+        exe,
+        f"--config.file={cfg}",
+        f"--storage.path={tmp / f'am-data-{port}'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+        *extra_args,
+    ]
+    return Server(argv, f"http://127.0.0.1:{port}", "/-/ready", tmp / f"alertmanager-{port}.log")
+
+
+def prom_query(base_url: str, expr: str, time_: Optional[float] = None) -> List[dict]:
+    """Run an instant query through Prometheus's HTTP API; raise on any error."""
+    params = {"query": expr}
+    if time_ is not None:
+        params["time"] = str(time_)
+    resp = requests.get(base_url + "/api/v1/query", params=params, timeout=10)
+    body = resp.json()
+    if resp.status_code != 200 or body.get("status") != "success":
+        raise AssertionError(f"query failed: {expr!r}: {body.get('error', resp.text)}")
+    return body["data"]["result"]
