@@ -127,8 +127,22 @@ class Option:
         return cls(default, doc, _check_regex)
 
     @classmethod
-    def string(cls, default: str, doc: str) -> "Option":
+    def string(cls, default: Optional[str], doc: str) -> "Option":
         return cls(default, doc, _check_str)
+
+    @classmethod
+    def choice(cls, default: str, doc: str, choices: Tuple[str, ...]) -> "Option":
+        def check(value: Any) -> Any:
+            if value not in choices:
+                raise OptionError(f"must be one of {', '.join(choices)}, got {value!r}")
+            return value
+
+        return cls(default, doc, check)
+
+    @classmethod
+    def number(cls, default: float, doc: str) -> "Option":
+        """A number greater than zero."""
+        return cls(default, doc, _check_positive_number)
 
 
 class NameFilter:

@@ -1,0 +1,400 @@
+"""The HTTP server: /metrics, /, /-/healthy, /-/ready.
+
+An asyncio loop on its own thread serves every connection, so an idle or slow
+client costs a socket, not a thread. Limits keep it bounded: requests in
+flight, open connections, bytes in a request head, and the time a client has
+to send it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Dict, List, Optional, Tuple
+
+from . import __version__
+
+log = logging.getLogger("hostagent.web")
+access_log = logging.getLogger("hostagent.access")
+
+MAX_REQUEST_LINE = 8 * 1024
+MAX_HEADER_BYTES = 16 * 1024
+MAX_HEADERS = 100
+
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    414: "URI Too Long",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+    505: "HTTP Version Not Supported",
+}
+
+
+@dataclass
+class Request:
+    method: str
+    target: str
+    version: str
+    headers: Dict[str, str]
+    remote: str = ""
+
+    @property
+    def path(self) -> str:
+        return self.target.split("?", 1)[0]
+
+    def header(self, name: str, default: str = "") -> str:
+        return self.headers.get(name.lower(), default)
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+    headers: List[Tuple[str, str]] = field(default_factory=list)
+    close: bool = False
+
+
+def text_response(status: int, text: str, **kwargs: object) -> Response:
+    return Response(status, (text + "\n").encode(), **kwargs)  # type: ignore[arg-type]
+
+
+class HTTPError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+# Handler: request -> response. An optional authenticator runs first and
+# returns None to let the request through or a Response (401) to refuse it.
+Handler = Callable[[Request], Response]
+Authenticator = Callable[[Request], Awaitable[Optional[Response]]]
+
+
+@dataclass
+class Limits:
+    max_requests: int = 40
+    max_connections: int = 512
+    read_timeout: float = 10.0
+    idle_timeout: float = 120.0
+
+
+class HTTPServer:
+    """Serves ``handler`` on one or more listening sockets from a loop thread."""
+
+    def __init__(
+        self,
+        host: Optional[str],
+        port: int,
+        handler: Handler,
+        limits: Limits = Limits(),
+        ssl_context: Optional[ssl.SSLContext] = None,
+        authenticate: Optional[Authenticator] = None,
+        log_requests: bool = False,
+    ):
+        self.host = host
+        self.port = port
+        self.handler = handler
+        self.limits = limits
+        self.ssl_context = ssl_context
+        self.authenticate = authenticate
+        self.log_requests = log_requests
+        self.in_flight = 0
+        self.connections = 0
+        self.rejected_busy = 0
+        self._loop = asyncio.new_event_loop()
+        self._servers: List[asyncio.AbstractServer] = []
+        self._thread: Optional[threading.Thread] = None
+        self._conn_tasks: set = set()
+        self.sockets: List[socket.socket] = []
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def bind(self) -> List[Tuple[str, int]]:
+        """Open the listening sockets now, so errors surface before start."""
+        infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        seen = set()
+        for family, type_, proto, _, addr in infos:
+            if (family, addr) in seen:
+                continue
+            seen.add((family, addr))
+            sock = socket.socket(family, type_, proto)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(addr)
+            except OSError:
+                sock.close()
+                for s in self.sockets:
+                    s.close()
+                self.sockets = []
+                raise
+            sock.listen(1024)  # a deep backlog: bursts of concurrent scrapers wait, not fail
+            sock.setblocking(False)
+            self.sockets.append(sock)
+        return [s.getsockname()[:2] for s in self.sockets]
+
+    def start(self) -> None:
+        if not self.sockets:
+            self.bind()
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(self._loop)
+            for sock in self.sockets:
+                srv = self._loop.run_until_complete(
+                    asyncio.start_server(
+                        self._serve_connection,
+                        sock=sock,
+                        ssl=self.ssl_context,
+                        limit=MAX_REQUEST_LINE,
+                        ssl_handshake_timeout=self.limits.read_timeout if self.ssl_context else None,
+                    )
+                )
+                self._servers.append(srv)
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="http", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        if self._thread is None:
+            for s in self.sockets:
+                s.close()
+            return
+
+        async def shutdown() -> None:
+            for srv in self._servers:
+                srv.close()
+            for task in list(self._conn_tasks):
+                task.cancel()
+            await asyncio.sleep(0)
+
+        try:
+            asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(timeout)
+        except Exception as exc:  # shutting down regardless
+            log.debug("server shutdown: %s", exc)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout)
+        self._thread = None
+
+    # -- connections ---------------------------------------------------------
+
+    async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        peer = writer.get_extra_info("peername")
+        remote = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        if self.connections >= self.limits.max_connections:
+            writer.close()
+            return
+        self.connections += 1
+        self._conn_tasks.add(task)
+        try:
+            first = True
+            while True:
+                wait = self.limits.read_timeout if first else self.limits.idle_timeout
+                first = False
+                try:
+                    request = await self._read_request(reader, wait, remote)
+                except HTTPError as exc:
+                    await self._send(writer, text_response(exc.status, str(exc), close=True), None, 0.0)
+                    break
+                if request is None:
+                    break
+                started = time.perf_counter()
+                response = await self._respond(request)
+                keep = await self._send(writer, response, request, started)
+                if not keep:
+                    break
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, OSError):
+            pass  # the client went away or spoke garbage: nothing to answer
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self.connections -= 1
+            self._conn_tasks.discard(task)
+            try:
+                writer.close()
+            except Exception:  # already torn down
+                pass
+
+    async def _read_request(self, reader: asyncio.StreamReader, wait: float, remote: str) -> Optional[Request]:
+        """Parse one request head, or None when the client closed or idled out."""
+        try:
+            first_byte = await asyncio.wait_for(reader.read(1), wait)
+        except asyncio.TimeoutError:
+            return None
+        if not first_byte:
+            return None
+        try:
+            return await asyncio.wait_for(self._read_head(reader, first_byte, remote), self.limits.read_timeout)
+        except asyncio.TimeoutError:
+            raise HTTPError(408, "request head not received in time") from None
+
+    async def _read_head(self, reader: asyncio.StreamReader, first_byte: bytes, remote: str) -> Request:
+        try:
+            line = first_byte + await reader.readuntil(b"\n")
+        except asyncio.LimitOverrunError:
+            raise HTTPError(414, "request line too long") from None
+        except asyncio.IncompleteReadError:
+            raise HTTPError(400, "incomplete request line") from None
+        if len(line) > MAX_REQUEST_LINE:
+            raise HTTPError(414, "request line too long")
+        parts = line.decode("latin-1").strip().split(" ")
+        if len(parts) != 3 or not parts[0].isalpha() or not parts[1]:
+            raise HTTPError(400, "malformed request line")
+        method, target, version = parts
+        if version not in ("HTTP/1.1", "HTTP/1.0"):
+            raise HTTPError(505 if version.startswith("HTTP/") else 400, "unsupported HTTP version")
+        headers: Dict[str, str] = {}
+        total = 0
+        while True:
+            try:
+                raw = await reader.readuntil(b"\n")
+            except asyncio.LimitOverrunError:
+                raise HTTPError(431, "header line too long") from None
+            except asyncio.IncompleteReadError:
+                raise HTTPError(400, "incomplete request head") from None
+            total += len(raw)
+            if total > MAX_HEADER_BYTES or len(headers) >= MAX_HEADERS:
+                raise HTTPError(431, "request headers too large")
+            if raw in (b"\r\n", b"\n"):
+                break
+            name, sep, value = raw.decode("latin-1").partition(":")
+            if not sep or not name or name != name.strip():
+                raise HTTPError(400, "malformed header line")
+            key = name.lower()
+            value = value.strip()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        return Request(method, target, version, headers, remote)
+
+    async def _respond(self, request: Request) -> Response:
+        if self.in_flight >= self.limits.max_requests:
+            self.rejected_busy += 1
+            return text_response(503, "too many requests in flight", headers=[("Retry-After", "1")])
+        self.in_flight += 1
+        try:
+            if self.authenticate is not None:
+                refused = await self.authenticate(request)
+                if refused is not None:
+                    return refused
+            try:
+                response = self.handler(request)
+            except Exception:  # a bug must not take the server down
+                log.exception("error handling %s %s", request.method, request.path)
+                return text_response(500, "internal error")
+            if "content-length" in request.headers or "transfer-encoding" in request.headers:
+                response.close = True  # bodies are not read; do not reuse the stream
+            return response
+        finally:
+            self.in_flight -= 1
+
+    async def _send(self, writer: asyncio.StreamWriter, response: Response, request: Optional[Request], started: float) -> bool:
+        """Write the response; True if the connection may serve another."""
+        keep = (
+            request is not None
+            and not response.close
+            and (request.version == "HTTP/1.1" and request.header("connection").lower() != "close"
+                 or request.version == "HTTP/1.0" and request.header("connection").lower() == "keep-alive")
+        )
+        body = b"" if request is not None and request.method == "HEAD" else response.body
+        lines = [
+            f"HTTP/1.1 {response.status} {REASONS.get(response.status, 'Unknown')}",
+            f"Content-Type: {response.content_type}",
+            f"Content-Length: {len(response.body)}",
+            "Connection: keep-alive" if keep else "Connection: close",
+        ]
+        lines += [f"{k}: {v}" for k, v in response.headers]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        await writer.drain()
+        if self.log_requests and request is not None:
+            access_log.info(
+                "%s %s %d %.2fms %s", request.method, request.path, response.status,
+                (time.perf_counter() - started) * 1000, request.remote,
+            )
+        return keep
+
+
+# --------------------------------------------------------------------------
+# Routes
+
+
+def _wants_gzip(accept_encoding: str) -> bool:
+    for part in accept_encoding.split(","):
+        token, _, params = part.strip().partition(";")
+        if token.strip().lower() == "gzip":
+            return params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
+
+
+class Routes:
+    """The agent's endpoints, as a Handler."""
+
+    def __init__(self, agent: "object", exposition: "object", started_wall: Optional[float] = None):
+        self.agent = agent
+        self.exposition = exposition
+        self.started_wall = started_wall or time.time()
+
+    def __call__(self, request: Request) -> Response:
+        path = request.path
+        if request.method not in ("GET", "HEAD"):
+            known = path in ("/metrics", "/", "/-/healthy", "/-/ready")
+            return text_response(405 if known else 404, "method not allowed" if known else "not found", headers=[("Allow", "GET, HEAD")] if known else [])
+        if path == "/metrics":
+            return self.metrics(request)
+        if path == "/-/healthy":
+            return text_response(200, "OK")
+        if path == "/-/ready":
+            if self.agent.ready():  # type: ignore[attr-defined]
+                return text_response(200, "OK")
+            waiting = [r.name for r in self.agent.active() if r.snapshot is None]  # type: ignore[attr-defined]
+            return text_response(503, "not ready: waiting for first run of " + ", ".join(waiting))
+        if path == "/":
+            return Response(200, self.landing().encode("utf-8"), "text/html; charset=utf-8")
+        return text_response(404, "not found")
+
+    def metrics(self, request: Request) -> Response:
+        openmetrics = "application/openmetrics-text" in request.header("accept")
+        compressed = _wants_gzip(request.header("accept-encoding"))
+        body, ctype = self.exposition.body(openmetrics, compressed)  # type: ignore[attr-defined]
+        headers = [("Vary", "Accept, Accept-Encoding")]
+        if compressed:
+            headers.append(("Content-Encoding", "gzip"))
+        return Response(200, body, ctype, headers)
+
+    def landing(self) -> str:
+        now = self.agent.clock()  # type: ignore[attr-defined]
+        rows = []
+        for r in self.agent.runners:  # type: ignore[attr-defined]
+            st = r.status
+            state = "disabled" if not st.enabled else ("up" if r.is_up(now) else ("starting" if r.snapshot is None and not st.errors_total else "down"))
+            last = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(st.last_success_wall)) if st.last_success_wall else "never"
+            rows.append(
+                f"<tr><td>{html.escape(r.name)}</td><td class='{state}'>{state}</td><td>{r.interval:g}s</td>"
+                f"<td>{last}</td><td>{st.last_duration * 1000:.1f} ms</td><td>{html.escape(st.last_error)}</td></tr>"
+            )
+        return (
+            "<!DOCTYPE html><html><head><meta charset='utf-8'><title>hostagent</title>"
+            "<style>body{font-family:sans-serif;margin:2em}td,th{padding:.2em .8em;text-align:left}"
+            ".up{color:#1a7f37}.down{color:#cf222e}.starting,.disabled{color:#6e7781}</style></head><body>"
+            f"<h1>hostagent {html.escape(__version__)}</h1>"
+            "<p><a href='/metrics'>Metrics</a> &middot; <a href='/-/healthy'>health</a> &middot; <a href='/-/ready'>readiness</a></p>"
+            "<table><tr><th>collector</th><th>state</th><th>interval</th><th>last success</th><th>last duration</th><th>last error</th></tr>"
+            + "".join(rows)
+            + "</table></body></html>\n"
+        )

@@ -1,0 +1,200 @@
+"""TLS and basic auth from a web config file in the exporter-toolkit format.
+
+    tls_server_config:
+      cert_file: /etc/hostagent/tls.crt
+      key_file: /etc/hostagent/tls.key
+      client_auth_type: RequireAndVerifyClientCert   # optional
+      client_ca_file: /etc/hostagent/ca.crt          # needed to verify clients
+      min_version: TLS12                             # TLS10..TLS13
+    basic_auth_users:
+      prometheus: $2b$12$...                         # bcrypt hash
+
+The file is validated completely at start; every problem is reported with its
+key path. Passwords and hashes never reach logs or metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import difflib
+import hashlib
+import hmac
+import re
+import ssl
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import bcrypt
+
+from .config import ConfigError, read_yaml
+from .web import Request, Response, text_response
+
+TLS_KEYS = ("cert_file", "key_file", "client_auth_type", "client_ca_file", "min_version", "max_version", "cipher_suites", "curve_preferences", "prefer_server_cipher_suites")
+TOP_KEYS = ("tls_server_config", "basic_auth_users", "http_server_config")
+HTTP_KEYS = ("http2", "headers")
+VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1, "TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
+# Client auth types Python's ssl module can enforce. Requesting a certificate
+# without verifying it has no equivalent there, so those types are refused.
+CLIENT_AUTH = {
+    "NoClientCert": ssl.CERT_NONE,
+    "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+    "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
+}
+UNSUPPORTED_CLIENT_AUTH = ("RequestClientCert", "RequireAnyClientCert")
+BCRYPT_HASH = re.compile(r"^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$")
+# Compared against when the user is unknown, so both paths cost one bcrypt check.
+_DUMMY_HASH = bcrypt.hashpw(b"unknown-user", bcrypt.gensalt(rounds=10))
+
+
+def _unknown(path: str, key: str, allowed: Tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"{path}{key}: unknown key{hint}"
+
+
+def _tls_context(tls: Mapping[str, Any], problems: List[str]) -> Optional[ssl.SSLContext]:
+    prefix = "tls_server_config."
+    for key in tls:
+        if key not in TLS_KEYS:
+            problems.append(_unknown(prefix, str(key), TLS_KEYS))
+    cert, key = tls.get("cert_file"), tls.get("key_file")
+    if not cert or not key:
+        problems.append(f"{prefix}cert_file and {prefix}key_file: both are required for TLS")
+        return None
+    auth_type = tls.get("client_auth_type", "NoClientCert") or "NoClientCert"
+    if auth_type in UNSUPPORTED_CLIENT_AUTH:
+        problems.append(f"{prefix}client_auth_type: {auth_type} (a certificate requested but not verified) is not supported; use VerifyClientCertIfGiven or RequireAndVerifyClientCert with client_ca_file")
+        return None
+    if auth_type not in CLIENT_AUTH:
+        problems.append(f"{prefix}client_auth_type: must be one of {', '.join(list(CLIENT_AUTH) + list(UNSUPPORTED_CLIENT_AUTH))}, got {auth_type!r}")
+        return None
+    ca = tls.get("client_ca_file")
+    if CLIENT_AUTH[auth_type] != ssl.CERT_NONE and not ca:
+        problems.append(f"{prefix}client_ca_file: required when client_auth_type is {auth_type}")
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    for vkey, attr in (("min_version", "minimum_version"), ("max_version", "maximum_version")):
+        name = tls.get(vkey)
+        if name is None:
+            continue
+        if name not in VERSIONS:
+            problems.append(f"{prefix}{vkey}: must be one of {', '.join(VERSIONS)}, got {name!r}")
+            return None
+        setattr(ctx, attr, VERSIONS[name])
+    if tls.get("min_version") is None:
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(str(cert), str(key))
+    except FileNotFoundError as exc:
+        problems.append(f"{prefix}cert_file/key_file: file not found: {exc.filename or cert}")
+        return None
+    except (ssl.SSLError, OSError) as exc:
+        problems.append(f"{prefix}cert_file/key_file: cannot load certificate and key ({cert}, {key}): {exc}")
+        return None
+    ctx.verify_mode = CLIENT_AUTH[auth_type]
+    if ca:
+        try:
+            ctx.load_verify_locations(cafile=str(ca))
+        except (ssl.SSLError, OSError) as exc:
+            problems.append(f"{prefix}client_ca_file: cannot load {ca}: {exc}")
+            return None
+    return ctx
+
+
+class BasicAuth:
+    """Checks ``Authorization: Basic`` against bcrypt hashes, off the loop."""
+
+    def __init__(self, users: Mapping[str, bytes]):
+        self.users = dict(users)
+        # sha256(user, password) of credentials that passed bcrypt once; the
+        # plain password is never kept.
+        self._verified: Dict[bytes, str] = {}
+
+    @staticmethod
+    def _digest(user: str, password: bytes) -> bytes:
+        return hashlib.sha256(user.encode("utf-8") + b"\0" + password).digest()
+
+    def check(self, user: str, password: bytes) -> bool:
+        """Constant-work check: unknown users still cost one bcrypt comparison."""
+        digest = self._digest(user, password)
+        cached = self._verified.get(digest)
+        if cached is not None and hmac.compare_digest(cached, user):
+            return True
+        hashed = self.users.get(user)
+        ok = bcrypt.checkpw(password, hashed if hashed is not None else _DUMMY_HASH) and hashed is not None
+        if ok:
+            if len(self._verified) > 1024:
+                self._verified.clear()
+            self._verified[digest] = user
+        return ok
+
+    @staticmethod
+    def parse(header: str) -> Optional[Tuple[str, bytes]]:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "basic" or not token:
+            return None
+        try:
+            raw = base64.b64decode(token.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        user, sep, password = raw.partition(b":")
+        if not sep:
+            return None
+        try:
+            return user.decode("utf-8"), password
+        except UnicodeDecodeError:
+            return None
+
+    async def __call__(self, request: Request) -> Optional[Response]:
+        creds = self.parse(request.header("authorization"))
+        if creds is not None:
+            loop = asyncio.get_running_loop()
+            if await loop.run_in_executor(None, self.check, *creds):
+                return None
+        return text_response(401, "unauthorized", headers=[("WWW-Authenticate", 'Basic realm="hostagent", charset="UTF-8"')])
+
+
+def load_web_config(path: str) -> Tuple[Optional[ssl.SSLContext], Optional[BasicAuth]]:
+    """Parse and check the whole file; raise ConfigError listing every problem."""
+    data, problems = read_yaml(path)
+    if problems:
+        raise ConfigError(problems, path)
+    data = data or {}
+    if not isinstance(data, Mapping):
+        raise ConfigError([f"top level: must be a mapping, got {data!r}"], path)
+    for key in data:
+        if key not in TOP_KEYS:
+            problems.append(_unknown("", str(key), TOP_KEYS))
+    ctx = None
+    tls = data.get("tls_server_config")
+    if tls is not None:
+        if not isinstance(tls, Mapping):
+            problems.append("tls_server_config: must be a mapping")
+        else:
+            ctx = _tls_context(tls, problems)
+    http = data.get("http_server_config")
+    if http is not None:
+        if not isinstance(http, Mapping):
+            problems.append("http_server_config: must be a mapping")
+        else:
+            problems += [_unknown("http_server_config.", str(k), HTTP_KEYS) for k in http if k not in HTTP_KEYS]
+    auth = None
+    users = data.get("basic_auth_users")
+    if users is not None:
+        if not isinstance(users, Mapping) or not users:
+            problems.append("basic_auth_users: must be a mapping of user name to bcrypt hash")
+        else:
+            hashes: Dict[str, bytes] = {}
+            for user, hashed in users.items():
+                # Never echo the hash itself: it is a secret too.
+                if not isinstance(user, str) or not user or ":" in user:
+                    problems.append(f"basic_auth_users: user name {user!r} must be a non-empty string without ':'")
+                elif not isinstance(hashed, str) or not BCRYPT_HASH.match(hashed):
+                    problems.append(f"basic_auth_users.{user}: not a bcrypt hash (expected $2a$/$2b$/$2y$ followed by cost and 53 characters; generate one with `htpasswd -nBC 10 \"\" | tr -d ':'`)")
+                else:
+                    hashes[user] = hashed.encode("ascii")
+            auth = BasicAuth(hashes)
+    if problems:
+        raise ConfigError(problems, path)
+    return ctx, auth
