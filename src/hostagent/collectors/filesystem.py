@@ -1,0 +1,339 @@
+"""Filesystem space and inodes per mount point, with a timeout on statvfs.
+
+Mounts come from the kernel's mount table; each statvfs runs on a small pool
+of daemon threads so a dead network mount is reported, not waited for::
+
+    # HELP host_filesystem_avail_bytes Space available to unprivileged users.
+    # TYPE host_filesystem_avail_bytes gauge
+    host_filesystem_avail_bytes{device="/dev/vda",fstype="ext4",mountpoint="/"} 4.2e+10
+    # HELP host_filesystem_usage_ratio Used space over space usable by users (what df shows).
+    # TYPE host_filesystem_usage_ratio gauge
+    host_filesystem_usage_ratio{device="/dev/vda",fstype="ext4",mountpoint="/"} 0.31
+    # HELP host_filesystem_device_error Whether statvfs failed or timed out (1) for the mount.
+    # TYPE host_filesystem_device_error gauge
+    host_filesystem_device_error{device="srv:/export",fstype="nfs4",mountpoint="/mnt/nfs"} 1.0
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import re
+import threading
+import time
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+
+from prometheus_client.core import Metric
+
+from .base import BaseCollector, MetricSpec, NameFilter, Option, Paths, register
+
+log = logging.getLogger(__name__)
+
+LABELS = ("device", "mountpoint", "fstype")
+SIZE = MetricSpec("host_filesystem_size_bytes", "gauge", "Total size of the filesystem.", LABELS, "bytes")
+FREE = MetricSpec("host_filesystem_free_bytes", "gauge", "Free space, including space reserved for root.", LABELS, "bytes")
+AVAIL = MetricSpec("host_filesystem_avail_bytes", "gauge", "Space available to unprivileged users.", LABELS, "bytes")
+USED = MetricSpec("host_filesystem_used_bytes", "gauge", "Used space: size minus free.", LABELS, "bytes")
+USAGE = MetricSpec(
+    "host_filesystem_usage_ratio", "gauge", "Used space over space usable by users (what df shows).", LABELS, "ratio"
+)
+FILES = MetricSpec("host_filesystem_files", "gauge", "Total inodes of the filesystem.", LABELS)
+FILES_FREE = MetricSpec("host_filesystem_files_free", "gauge", "Free inodes of the filesystem.", LABELS)
+READONLY = MetricSpec("host_filesystem_readonly", "gauge", "Whether the mount is read-only (1) or not (0).", LABELS)
+DEVICE_ERROR = MetricSpec(
+    "host_filesystem_device_error", "gauge", "Whether statvfs failed or timed out (1) for the mount.", LABELS
+)
+
+DEFAULT_MOUNT_POINTS_EXCLUDE = r"^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)"
+DEFAULT_FS_TYPES_EXCLUDE = (
+    r"^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs"
+    r"|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|erofs|sysfs|tracefs)$"
+)
+
+# --------------------------------------------------------------------------
+# Sample data and pure helpers
+
+
+class Mount(NamedTuple):
+    """One line of the kernel's mount table, unescaped."""
+
+    device: str
+    mountpoint: str
+    fstype: str
+    options: Tuple[str, ...]
+
+    @property
+    def readonly(self) -> bool:
+        return "ro" in self.options
+
+    @property
+    def labels(self) -> List[str]:
+        """Label values in the order of LABELS."""
+        return [self.device, self.mountpoint, self.fstype]
+
+
+class Usage(NamedTuple):
+    """Space and inode figures of one filesystem, in bytes and inodes."""
+
+    size: int
+    free: int
+    avail: int
+    used: int
+    usage_ratio: float
+    files: int
+    files_free: int
+
+
+class MountSample(NamedTuple):
+    """A mount and its usage; usage is None when statvfs failed or timed out."""
+
+    mount: Mount
+    usage: Optional[Usage]
+    error: str = ""  # why usage is None, for logs
+
+
+_OCTAL = re.compile(r"\\([0-7]{3})")
+
+
+def unescape(field: str) -> str:
+    """Undo the kernel's octal escapes in a mount table field (\\040 is a space)."""
+    return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), field)
+
+
+def parse_mounts(lines: Iterable[str]) -> Tuple[Mount, ...]:
+    """Parse /proc/<pid>/mounts text; a mount point mounted twice keeps its
+    last (topmost, visible) mount, placed where that last mount stands."""
+    table: Dict[str, Mount] = {}
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        mount = Mount(unescape(fields[0]), unescape(fields[1]), fields[2], tuple(fields[3].split(",")))
+        table.pop(mount.mountpoint, None)
+        table[mount.mountpoint] = mount
+    return tuple(table.values())
+
+
+def select_mounts(mounts: Iterable[Mount], points: NameFilter, types: NameFilter) -> Tuple[Mount, ...]:
+    """The mounts whose mount point and filesystem type both pass."""
+    return tuple(m for m in mounts if points(m.mountpoint) and types(m.fstype))
+
+
+def usage_from_statvfs(st: Any) -> Usage:
+    """Usage figures from an os.statvfs result; used/(used+avail) as df does."""
+    unit = st.f_frsize or st.f_bsize
+    size, free, avail = st.f_blocks * unit, st.f_bfree * unit, st.f_bavail * unit
+    used = max(size - free, 0)
+    usable = used + avail
+    return Usage(size, free, avail, used, used / usable if usable else 0.0, st.f_files, st.f_ffree)
+
+
+def host_path(rootfs: str, mountpoint: str) -> str:
+    """Where the agent sees a host mount point when the host root is at rootfs."""
+    return os.path.join(rootfs, mountpoint.lstrip("/"))
+
+
+# --------------------------------------------------------------------------
+# A bounded pool of daemon threads for calls that may hang
+
+
+class Outcome(NamedTuple):
+    """Result of one call: its value, or an error message."""
+
+    value: Any = None
+    error: str = ""
+
+
+class _Call:
+    """One submitted call and its result; guarded by the pool's lock."""
+
+    __slots__ = ("arg", "done", "started", "cancelled", "outcome")
+
+    def __init__(self, arg: str):
+        self.arg = arg
+        self.done = threading.Event()
+        self.started = False
+        self.cancelled = False
+        self.outcome = Outcome(error="no result")
+
+
+class HangSafePool:
+    """Runs ``func(arg)`` on at most ``workers`` daemon threads with a deadline.
+
+    A call that overruns keeps its thread until it returns; while it does, the
+    same argument is not submitted again, so a hung mount holds one thread at
+    most. Threads are daemons so a hung call never blocks interpreter exit
+    (concurrent.futures joins its workers at exit)."""
+
+    def __init__(self, func: Callable[[str], Any], workers: int, name: str = "hostagent-pool"):
+        self._func = func
+        self._workers = workers
+        self._name = name
+        self._queue: "queue.SimpleQueue[Optional[_Call]]" = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads: List[threading.Thread] = []
+        self._pending: Dict[str, _Call] = {}  # arg -> call queued or running
+        self._running = 0
+        self._closed = False
+
+    @property
+    def threads(self) -> int:
+        """Worker threads started so far (for tests and self-checks)."""
+        return len(self._threads)
+
+    @property
+    def pending(self) -> int:
+        """Calls submitted that have not returned (or been dropped) yet."""
+        with self._lock:
+            return len(self._pending)
+
+    def run(self, args: Sequence[str], timeout: float) -> Dict[str, Outcome]:
+        """Call func on every arg; whatever has not answered by the deadline
+        is an error outcome. Never waits longer than ``timeout``."""
+        deadline = time.monotonic() + timeout
+        out: Dict[str, Outcome] = {}
+        calls: List[_Call] = []
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("pool is closed")
+            all_stuck = self._running >= self._workers
+            for arg in args:
+                if arg in self._pending:
+                    out[arg] = Outcome(error="previous call has not returned yet")
+                elif all_stuck:
+                    out[arg] = Outcome(error="every worker is busy with a call that has not returned")
+                else:
+                    call = _Call(arg)
+                    self._pending[arg] = call
+                    calls.append(call)
+                    self._queue.put(call)
+            self._grow(len(calls))
+        for call in calls:
+            if call.done.wait(max(deadline - time.monotonic(), 0.0)):
+                out[call.arg] = call.outcome
+                continue
+            with self._lock:
+                if not call.started:
+                    # Never started: drop it so the next run submits it afresh.
+                    call.cancelled = True
+                    del self._pending[call.arg]
+            out[call.arg] = Outcome(error=f"no answer within {timeout:g}s")
+        return out
+
+    def close(self) -> None:
+        """Stop the workers: idle ones exit now, busy ones when their call returns."""
+        with self._lock:
+            self._closed = True
+            for _ in self._threads:
+                self._queue.put(None)
+
+    def _grow(self, wanted: int) -> None:
+        # Start threads as needed, up to the bound; called with the lock held.
+        idle = len(self._threads) - self._running
+        while idle < wanted and len(self._threads) < self._workers:
+            thread = threading.Thread(target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+            idle += 1
+
+    def _work(self) -> None:
+        while True:
+            call = self._queue.get()
+            if call is None:
+                return
+            with self._lock:
+                if call.cancelled:
+                    continue
+                call.started = True
+                self._running += 1
+            try:
+                call.outcome = Outcome(value=self._func(call.arg))
+            except Exception as exc:  # one mount's failure is that mount's error
+                call.outcome = Outcome(error=f"{type(exc).__name__}: {exc}")
+            finally:
+                with self._lock:
+                    self._running -= 1
+                    if self._pending.get(call.arg) is call:
+                        del self._pending[call.arg]
+                call.done.set()
+
+
+# --------------------------------------------------------------------------
+# The collector
+
+
+@register
+class FilesystemCollector(BaseCollector):
+    """Size, free, available and used space and inodes of each real mount."""
+
+    name = "filesystem"
+    help = "Filesystem space and inodes per mount point (statvfs with a timeout)"
+    options = {
+        "mount_points_exclude": Option.regex(
+            DEFAULT_MOUNT_POINTS_EXCLUDE, "Mount points matching this regex (searched) are skipped."
+        ),
+        "mount_points_include": Option.regex(None, "Only mount points matching this regex (searched) are reported."),
+        "fs_types_exclude": Option.regex(
+            DEFAULT_FS_TYPES_EXCLUDE, "Filesystem types matching this regex (searched) are skipped (pseudo filesystems)."
+        ),
+        "fs_types_include": Option.regex(None, "Only filesystem types matching this regex (searched) are reported."),
+        "statvfs_timeout": Option.seconds(5.0, "How long one run waits for statvfs answers before reporting device_error."),
+        "statvfs_workers": Option.integer(4, "Threads running statvfs calls; a hung mount holds one.", lo=1, hi=64),
+    }
+    metrics = (SIZE, FREE, AVAIL, USED, USAGE, FILES, FILES_FREE, READONLY, DEVICE_ERROR)
+
+    def __init__(
+        self,
+        options: Optional[Mapping[str, Any]] = None,
+        paths: Optional[Paths] = None,
+        statvfs: Callable[[str], Any] = os.statvfs,
+    ):
+        super().__init__(options, paths)
+        self._statvfs = statvfs
+        self._pool: Optional[HangSafePool] = None
+        self._points = NameFilter(self.config["mount_points_include"], self.config["mount_points_exclude"])
+        self._types = NameFilter(self.config["fs_types_include"], self.config["fs_types_exclude"])
+
+    def mounts_path(self) -> str:
+        """The mount table to read: init's when the host root is mounted
+        elsewhere (the agent runs in a container), else the agent's own."""
+        pid = "self" if os.path.normpath(self.paths.rootfs) == "/" else "1"
+        return os.path.join(self.paths.procfs, pid, "mounts")
+
+    def sample(self) -> Tuple[MountSample, ...]:
+        with open(self.mounts_path(), encoding="utf-8", errors="replace") as table:
+            mounts = select_mounts(parse_mounts(table), self._points, self._types)
+        if self._pool is None:
+            self._pool = HangSafePool(self._statvfs, self.config["statvfs_workers"], "hostagent-statvfs")
+        paths = {m.mountpoint: host_path(self.paths.rootfs, m.mountpoint) for m in mounts}
+        outcomes = self._pool.run(list(paths.values()), self.config["statvfs_timeout"])
+        out = []
+        for mount in mounts:
+            outcome = outcomes[paths[mount.mountpoint]]
+            if outcome.error:
+                log.debug("statvfs %s: %s", mount.mountpoint, outcome.error)
+                out.append(MountSample(mount, None, outcome.error))
+            else:
+                out.append(MountSample(mount, usage_from_statvfs(outcome.value)))
+        return tuple(out)
+
+    def families(self, sample: Tuple[MountSample, ...]) -> Iterator[Metric]:
+        fields = ((SIZE, "size"), (FREE, "free"), (AVAIL, "avail"), (USED, "used"), (USAGE, "usage_ratio"),
+                  (FILES, "files"), (FILES_FREE, "files_free"))  # fmt: skip
+        for spec, field in fields:
+            fam = spec.family()
+            for item in sample:
+                if item.usage is not None:
+                    fam.add_metric(item.mount.labels, getattr(item.usage, field))
+            yield fam
+        readonly, error = READONLY.family(), DEVICE_ERROR.family()
+        for item in sample:
+            readonly.add_metric(item.mount.labels, 1 if item.mount.readonly else 0)
+            error.add_metric(item.mount.labels, 1 if item.usage is None else 0)
+        yield from (readonly, error)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
