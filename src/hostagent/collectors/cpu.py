@@ -1,0 +1,162 @@
+"""CPU time per core and mode, whole-machine and per-core usage, load averages.
+
+Reads ``<procfs>/stat`` and ``<procfs>/loadavg`` directly: one read each, and
+the cpu label is the kernel's own cpu number even when some cores are offline.
+
+    host_cpu_seconds_total{cpu="0",mode="user"} 16.74
+    host_cpu_seconds_total{cpu="0",mode="idle"} 477.15
+    host_cpu_usage_ratio 0.083
+    host_cpu_core_usage_ratio{cpu="1"} 0.12
+    host_cpu_count 2.0
+    host_load1 0.07
+    host_context_switches_total 357645.0
+    host_interrupts_total 177976.0
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, Iterator, Mapping, Optional, Sequence, Tuple
+
+from prometheus_client.core import Metric
+
+from .base import BaseCollector, MetricSpec, Paths, register
+from .memory import fraction
+
+# Guest time is already counted inside user and nice, so it is left out.
+MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+_IDLE = MODES.index("idle")
+_IOWAIT = MODES.index("iowait")
+
+# /proc/stat counts in USER_HZ ticks.
+USER_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+CpuTimes = Tuple[float, ...]  # seconds, one per entry of MODES
+
+
+@dataclass(frozen=True)
+class ProcStat:
+    """The parts of /proc/stat this collector uses, times in seconds."""
+
+    total: CpuTimes
+    per_cpu: Tuple[Tuple[str, CpuTimes], ...]
+    context_switches: int
+    interrupts: int
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """One run: raw counters, usage since the previous run, load averages."""
+
+    stat: ProcStat
+    usage: float
+    core_usage: Tuple[Tuple[str, float], ...]
+    load: Tuple[float, float, float]
+
+
+def _times(fields: Sequence[str], hz: float) -> CpuTimes:
+    # Old kernels print fewer columns (no steal); missing ones count as 0.
+    values = [int(v) / hz for v in fields[: len(MODES)]]
+    return tuple(values + [0.0] * (len(MODES) - len(values)))
+
+
+def parse_proc_stat(text: str, hz: float = USER_HZ) -> ProcStat:
+    """Parse the text of /proc/stat; raise ValueError if it is not /proc/stat."""
+    total: Optional[CpuTimes] = None
+    per_cpu = []
+    ctxt = intr = None
+    for line in text.splitlines():
+        key, _, rest = line.partition(" ")
+        fields = rest.split()
+        if key == "cpu":
+            total = _times(fields, hz)
+        elif key.startswith("cpu") and key[3:].isdigit():
+            per_cpu.append((key[3:], _times(fields, hz)))
+        elif key == "ctxt":
+            ctxt = int(fields[0])
+        elif key == "intr":
+            intr = int(fields[0])
+    if total is None or ctxt is None or intr is None:
+        raise ValueError("not a /proc/stat text: missing the cpu, ctxt or intr line")
+    return ProcStat(total, tuple(per_cpu), ctxt, intr)
+
+
+def parse_loadavg(text: str) -> Tuple[float, float, float]:
+    """The three load averages from the text of /proc/loadavg."""
+    fields = text.split()
+    if len(fields) < 3:
+        raise ValueError(f"not a /proc/loadavg text: {text!r}")
+    return float(fields[0]), float(fields[1]), float(fields[2])
+
+
+def busy_ratio(prev: Optional[CpuTimes], cur: CpuTimes) -> float:
+    """Share of CPU time not idle nor waiting on I/O between two readings.
+
+    Without a previous reading, or when no tick passed since it, the counters
+    since boot are used. Per-mode deltas are clamped at 0 because the kernel's
+    iowait counter can go backwards."""
+    deltas = cur if prev is None else tuple(max(c - p, 0.0) for c, p in zip(cur, prev))
+    if sum(deltas) <= 0:
+        deltas = cur
+    total = sum(deltas)
+    return fraction(total - deltas[_IDLE] - deltas[_IOWAIT], total)
+
+
+@register
+class CpuCollector(BaseCollector):
+    """CPU seconds per core and mode, usage ratios, load and core count."""
+
+    name = "cpu"
+    help = "CPU time per core and mode, usage ratios, load averages, context switches and interrupts"
+    metrics = (
+        MetricSpec("host_cpu_seconds_total", "counter", "Seconds the CPUs spent in each mode.", ("cpu", "mode"), "seconds"),
+        MetricSpec("host_cpu_usage_ratio", "gauge", "Share of the whole machine's CPU time spent busy (not idle nor iowait) since the previous collection.", (), "ratio"),
+        MetricSpec("host_cpu_core_usage_ratio", "gauge", "Share of one core's time spent busy (not idle nor iowait) since the previous collection.", ("cpu",), "ratio"),
+        MetricSpec("host_cpu_count", "gauge", "Number of online logical CPUs.", ()),
+        MetricSpec("host_load1", "gauge", "Load average over 1 minute.", ()),
+        MetricSpec("host_load5", "gauge", "Load average over 5 minutes.", ()),
+        MetricSpec("host_load15", "gauge", "Load average over 15 minutes.", ()),
+        MetricSpec("host_context_switches_total", "counter", "Context switches since boot.", ()),
+        MetricSpec("host_interrupts_total", "counter", "Interrupts serviced since boot.", ()),
+    )
+
+    def __init__(self, options: Optional[Mapping[str, Any]] = None, paths: Optional[Paths] = None) -> None:
+        super().__init__(options, paths)
+        self._prev_total: Optional[CpuTimes] = None
+        self._prev_per_cpu: Dict[str, CpuTimes] = {}
+
+    def _read(self, name: str) -> str:
+        with open(os.path.join(self.paths.procfs, name)) as f:
+            return f.read()
+
+    def sample(self) -> CpuSample:
+        """Read /proc/stat and /proc/loadavg and compute usage since the last run."""
+        stat = parse_proc_stat(self._read("stat"))
+        load = parse_loadavg(self._read("loadavg"))
+        usage = busy_ratio(self._prev_total, stat.total)
+        cores = tuple((cpu, busy_ratio(self._prev_per_cpu.get(cpu), times)) for cpu, times in stat.per_cpu)
+        self._prev_total = stat.total
+        # Rebuilt every run so a core taken offline is forgotten.
+        self._prev_per_cpu = dict(stat.per_cpu)
+        return CpuSample(stat, usage, cores, load)
+
+    def families(self, sample: CpuSample) -> Iterator[Metric]:
+        """Metric families of one sample, in declaration order."""
+        seconds, usage, core_usage, count, load1, load5, load15, ctxt, intr = self.metrics
+        fam = seconds.family()
+        for cpu, times in sample.stat.per_cpu:
+            for mode, value in zip(MODES, times):
+                fam.add_metric([cpu, mode], value)
+        yield fam
+        yield usage.single(sample.usage)
+        fam = core_usage.family()
+        for cpu, ratio in sample.core_usage:
+            fam.add_metric([cpu], ratio)
+        yield fam
+        yield count.single(len(sample.stat.per_cpu))
+        yield load1.single(sample.load[0])
+        yield load5.single(sample.load[1])
+        yield load15.single(sample.load[2])
+        yield ctxt.single(sample.stat.context_switches)
+        yield intr.single(sample.stat.interrupts)
