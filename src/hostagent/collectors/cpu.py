@@ -111,8 +111,8 @@ class CpuCollector(BaseCollector):
     help = "CPU time per core and mode, usage ratios, load averages, context switches and interrupts"
     metrics = (
         MetricSpec("host_cpu_seconds_total", "counter", "Seconds the CPUs spent in each mode.", ("cpu", "mode"), "seconds"),
-        MetricSpec("host_cpu_usage_ratio", "gauge", "Share of the whole machine's CPU time spent busy (not idle nor iowait) since the previous collection.", (), "ratio"),
-        MetricSpec("host_cpu_core_usage_ratio", "gauge", "Share of one core's time spent busy (not idle nor iowait) since the previous collection.", ("cpu",), "ratio"),
+        MetricSpec("host_cpu_usage_ratio", "gauge", "Share of the whole machine's CPU time spent busy (not idle nor iowait) since the previous collection (since boot on the first).", (), "ratio"),
+        MetricSpec("host_cpu_core_usage_ratio", "gauge", "Share of one core's time spent busy (not idle nor iowait) since the previous collection (since boot on the first).", ("cpu",), "ratio"),
         MetricSpec("host_cpu_count", "gauge", "Number of online logical CPUs.", ()),
         MetricSpec("host_load1", "gauge", "Load average over 1 minute.", ()),
         MetricSpec("host_load5", "gauge", "Load average over 5 minutes.", ()),
