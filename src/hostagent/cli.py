@@ -7,6 +7,7 @@
     hostagent dashboards [--check]   regenerate Grafana dashboards
     hostagent alerts [test]          what Alertmanager has firing; send a test alert
     hostagent silence ...            add, list and expire silences
+    hostagent docs [--check]         regenerate docs/metrics.md and config/agent.example.yaml
 
 Exit status: 0 fine, 1 failure at run time, 2 bad configuration or usage,
 3 stopped by self-monitoring.
@@ -44,6 +45,7 @@ SUBCOMMANDS: Dict[str, str] = {
     "dashboards": "hostagent.dashboards.generate:main",
     "alerts": "hostagent.alerting.cli:alerts_main",
     "silence": "hostagent.alerting.cli:silence_main",
+    "docs": "hostagent.docsgen:main",
 }
 
 SHUTDOWN_TIMEOUT = 5.0

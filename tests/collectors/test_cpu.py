@@ -130,7 +130,7 @@ def test_families_exact_output():
         ("host_cpu_usage_ratio", ()): 0.25,
         ("host_cpu_core_usage_ratio", (("cpu", "0"),)): 0.2,
         ("host_cpu_core_usage_ratio", (("cpu", "1"),)): 0.3,
-        ("host_cpu_count", ()): 2,
+        ("host_cpu_cores", ()): 2,
         ("host_load1", ()): 1.5,
         ("host_load5", ()): 1.0,
         ("host_load15", ()): 0.5,
@@ -156,7 +156,7 @@ def test_real_machine_output_is_well_formed():
         assert math.isfinite(value) and value >= 0, (name, labels, value)
         if name.endswith("_ratio"):
             assert value <= 1, (name, labels, value)
-    count = got[("host_cpu_count", ())]
+    count = got[("host_cpu_cores", ())]
     assert count >= 1
     assert len([k for k in got if k[0] == "host_cpu_seconds_total"]) == count * len(MODES)
     assert len([k for k in got if k[0] == "host_cpu_core_usage_ratio"]) == count

@@ -7,7 +7,7 @@ the cpu label is the kernel's own cpu number even when some cores are offline.
     host_cpu_seconds_total{cpu="0",mode="idle"} 477.15
     host_cpu_usage_ratio 0.083
     host_cpu_core_usage_ratio{cpu="1"} 0.12
-    host_cpu_count 2.0
+    host_cpu_cores 2.0
     host_load1 0.07
     host_context_switches_total 357645.0
     host_interrupts_total 177976.0
@@ -113,7 +113,7 @@ class CpuCollector(BaseCollector):
         MetricSpec("host_cpu_seconds_total", "counter", "Seconds the CPUs spent in each mode.", ("cpu", "mode"), "seconds"),
         MetricSpec("host_cpu_usage_ratio", "gauge", "Share of the whole machine's CPU time spent busy (not idle nor iowait) since the previous collection (since boot on the first).", (), "ratio"),
         MetricSpec("host_cpu_core_usage_ratio", "gauge", "Share of one core's time spent busy (not idle nor iowait) since the previous collection (since boot on the first).", ("cpu",), "ratio"),
-        MetricSpec("host_cpu_count", "gauge", "Number of online logical CPUs.", ()),
+        MetricSpec("host_cpu_cores", "gauge", "Number of online logical CPUs (hardware threads).", ()),
         MetricSpec("host_load1", "gauge", "Load average over 1 minute.", ()),
         MetricSpec("host_load5", "gauge", "Load average over 5 minutes.", ()),
         MetricSpec("host_load15", "gauge", "Load average over 15 minutes.", ()),

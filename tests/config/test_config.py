@@ -1,0 +1,216 @@
+"""Configuration: layering, and every validation rule with its key path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from hostagent import config as cfgmod
+from hostagent.collectors import load_all
+
+REGISTRY = load_all()
+
+
+def load(tmp_path: Path, text: str, env=None, flags=()):
+    path = tmp_path / "agent.yaml"
+    path.write_text(text)
+    return cfgmod.load(str(path), REGISTRY, env or {}, flags)
+
+
+def problems(tmp_path: Path, text: str, env=None, flags=()):
+    with pytest.raises(cfgmod.ConfigError) as info:
+        load(tmp_path, text, env, flags)
+    return info.value.problems
+
+
+def test_defaults_when_file_is_empty(tmp_path):
+    cfg = load(tmp_path, "")
+    assert cfg.web["listen_address"] == ":9100"
+    assert cfg.web["max_requests"] == 40
+    assert cfg.logging == {"level": "info", "format": "text"}
+    assert cfg.limits["action"] == "log"
+    assert cfg.paths.procfs == "/proc"
+    assert set(cfg.collectors) == set(REGISTRY)
+    assert cfg.collectors["processes"].options["top_n"] == 20
+    assert all(c.interval == REGISTRY[c.name].default_interval for c in cfg.collectors.values())
+
+
+def test_yaml_values_are_applied(tmp_path):
+    cfg = load(tmp_path, "web: {listen_address: '127.0.0.1:9200'}\ncollectors:\n  cpu: {interval: 2.5}\n  processes: {enabled: false, top_n: 7}\n")
+    assert cfg.web["listen_address"] == "127.0.0.1:9200"
+    assert cfg.collectors["cpu"].interval == 2.5
+    assert cfg.collectors["processes"].enabled is False
+    assert cfg.collectors["processes"].options["top_n"] == 7
+    assert "processes" not in [c.name for c in cfg.enabled_collectors()]
+
+
+def test_precedence_flags_over_env_over_yaml(tmp_path):
+    text = "logging: {level: warning}\ncollectors: {cpu: {interval: 30}, memory: {interval: 30}}\n"
+    env = {"HOSTAGENT_LOG_LEVEL": "error", "HOSTAGENT_COLLECTOR_CPU_INTERVAL": "7"}
+    flags = [(("logging", "level"), "debug", "flag --log.level")]
+    cfg = load(tmp_path, text, env, flags)
+    assert cfg.logging["level"] == "debug"  # flag beats env and yaml
+    assert cfg.collectors["cpu"].interval == 7.0  # env beats yaml
+    assert cfg.collectors["memory"].interval == 30.0  # yaml beats default
+
+
+def test_env_overrides_cover_every_section(tmp_path):
+    env = {
+        "HOSTAGENT_WEB_LISTEN_ADDRESS": "[::1]:9300",
+        "HOSTAGENT_LOGGING_FORMAT": "json",
+        "HOSTAGENT_LIMITS_ACTION": "stop",
+        "HOSTAGENT_PATHS_PROCFS": "/proc",
+        "HOSTAGENT_COLLECTOR_PROCESSES_ENABLED": "false",
+        "HOSTAGENT_COLLECTORS_PROCESSES_TOP_N": "3",
+        "HOSTAGENT_CONFIG": "ignored: names the file, not a setting",
+        "HOSTAGENT_ALERTMANAGER_URL": "http://elsewhere:9093",
+    }
+    cfg = load(tmp_path, "", env)
+    assert cfg.web["listen_address"] == "[::1]:9300"
+    assert cfg.logging["format"] == "json"
+    assert cfg.limits["action"] == "stop"
+    assert cfg.collectors["processes"].enabled is False
+    assert cfg.collectors["processes"].options["top_n"] == 3
+
+
+def test_unknown_keys_with_did_you_mean(tmp_path):
+    found = problems(tmp_path, "collectors:\n  cpu: {intervall: 5}\n  procesess: {}\nweb: {listen_adress: ':1'}\nloging: {}\n")
+    assert "collectors.cpu.intervall: unknown key (did you mean 'interval'?)" in found
+    assert "collectors.procesess: unknown key (did you mean 'processes'?)" in found
+    assert "web.listen_adress: unknown key (did you mean 'listen_address'?)" in found
+    assert "loging: unknown key (did you mean 'logging'?)" in found
+
+
+@pytest.mark.parametrize(
+    "address, fragment",
+    [
+        (":0", "port must be a number from 1 to 65535"),
+        (":65536", "port must be a number from 1 to 65535"),
+        ("localhost", "must be host:port"),
+        ("::1:9100", "IPv6 addresses need brackets"),
+        (9100, "must be host:port"),
+    ],
+)
+def test_listen_address_rules(tmp_path, address, fragment):
+    found = problems(tmp_path, f"web: {{listen_address: {address!r}}}\n" if isinstance(address, str) else f"web: {{listen_address: {address}}}\n")
+    assert len(found) == 1 and found[0].startswith("web.listen_address: ") and fragment in found[0], found
+
+
+@pytest.mark.parametrize("good", [":9100", "0.0.0.0:1", "127.0.0.1:65535", "[::]:9100", "[::1]:9100", "localhost:9100"])
+def test_listen_address_accepts(tmp_path, good):
+    assert load(tmp_path, f"web: {{listen_address: '{good}'}}\n").web["listen_address"] == good
+
+
+@pytest.mark.parametrize("interval", ["0", "-1", "'soon'", "true"])
+def test_interval_must_be_positive_number(tmp_path, interval):
+    found = problems(tmp_path, f"collectors: {{cpu: {{interval: {interval}}}}}\n")
+    assert len(found) == 1 and found[0].startswith("collectors.cpu.interval: "), found
+
+
+@pytest.mark.parametrize("top_n, ok", [(0, False), (1, True), (100, True), (101, False), ("'ten'", False), (2.5, False)])
+def test_top_n_range(tmp_path, top_n, ok):
+    text = f"collectors: {{processes: {{top_n: {top_n}}}}}\n"
+    if ok:
+        assert load(tmp_path, text).collectors["processes"].options["top_n"] == top_n
+    else:
+        found = problems(tmp_path, text)
+        assert found[0].startswith("collectors.processes.top_n: ") and str(top_n).strip("'") in found[0]
+
+
+def test_regex_that_does_not_compile(tmp_path):
+    found = problems(tmp_path, "collectors: {filesystem: {mount_points_exclude: '^/(proc'}}\n")
+    assert len(found) == 1
+    assert found[0].startswith("collectors.filesystem.mount_points_exclude: is not a valid regular expression")
+    assert "'^/(proc'" in found[0]
+
+
+def test_choices_and_booleans(tmp_path):
+    found = problems(tmp_path, "logging: {level: loud, format: xml}\nlimits: {action: panic}\ncollectors: {cpu: {enabled: 'yes please'}}\n")
+    assert "logging.level: must be one of debug, info, warning, error, got 'loud'" in found
+    assert "logging.format: must be one of text, json, got 'xml'" in found
+    assert any(p.startswith("limits.action: must be one of log, disable_collectors, stop") for p in found)
+    assert "collectors.cpu.enabled: must be true or false, got 'yes please'" in found
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    text = "web: {listen_address: nope, max_requests: 0}\ncollectors: {cpu: {interval: -5}, bogus: {}}\n"
+    env = {"HOSTAGENT_COLLECTOR_MEMORY_INTERVAL": "fast", "HOSTAGENT_NO_SUCH_THING": "1"}
+    found = problems(tmp_path, text, env)
+    keys = sorted(p.split(":")[0].split(" ")[0] for p in found)
+    assert keys == sorted(["web.listen_address", "web.max_requests", "collectors.cpu.interval", "collectors.bogus", "collectors.memory.interval", "environment"]), found
+
+
+def test_env_problems_name_the_variable(tmp_path):
+    found = problems(tmp_path, "", {"HOSTAGENT_COLLECTOR_CPU_INTERVAL": "-2", "HOSTAGENT_LOG_LEVL": "debug"})
+    assert "collectors.cpu.interval (from environment variable HOSTAGENT_COLLECTOR_CPU_INTERVAL): must be greater than 0, got -2" in found
+    assert any(p.startswith("environment variable HOSTAGENT_LOG_LEVL: unknown setting (did you mean 'HOSTAGENT_LOG_LEVEL'") for p in found), found
+
+
+def test_flag_problems_name_the_flag(tmp_path):
+    found = problems(tmp_path, "", flags=[(("web", "listen_address"), "nowhere", "flag --web.listen-address")])
+    assert found == ["web.listen_address (from flag --web.listen-address): must be host:port (e.g. :9100 or 127.0.0.1:9100), got 'nowhere'"]
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(cfgmod.ConfigError) as info:
+        cfgmod.load(str(tmp_path / "absent.yaml"), REGISTRY, {})
+    assert info.value.problems == [f"config file {tmp_path / 'absent.yaml'}: does not exist"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_file(tmp_path):
+    path = tmp_path / "secret.yaml"
+    path.write_text("{}")
+    path.chmod(0)
+    with pytest.raises(cfgmod.ConfigError) as info:
+        cfgmod.load(str(path), REGISTRY, {})
+    assert "permission denied" in info.value.problems[0]
+
+
+def test_directory_instead_of_file(tmp_path):
+    with pytest.raises(cfgmod.ConfigError) as info:
+        cfgmod.load(str(tmp_path), REGISTRY, {})
+    assert info.value.problems == [f"config file {tmp_path}: is a directory"]
+
+
+def test_yaml_syntax_error_has_position(tmp_path):
+    found = problems(tmp_path, "web:\n  listen_address: [unclosed\n")
+    assert len(found) == 1 and "not valid YAML at line" in found[0]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("- a\n- b\n", "top level: must be a mapping, got ['a', 'b']"),
+    ("web: 5\n", "web: must be a mapping, got 5"),
+    ("collectors: {cpu: [1]}\n", "collectors.cpu: must be a mapping, got [1]"),
+    ("collectors: {1: {}}\n", "collectors: keys must be strings, got 1"),
+])
+def test_wrong_shapes(tmp_path, text, expected):
+    assert problems(tmp_path, text) == [expected]
+
+
+def test_null_sections_mean_defaults(tmp_path):
+    cfg = load(tmp_path, "web:\ncollectors:\n  cpu:\n")
+    assert cfg.web["listen_address"] == ":9100" and cfg.collectors["cpu"].enabled
+
+
+def test_paths_must_exist(tmp_path):
+    found = problems(tmp_path, f"paths: {{procfs: '{tmp_path}/nope'}}\n")
+    assert found == [f"paths.procfs: directory does not exist: '{tmp_path}/nope'"]
+
+
+def test_web_config_file_must_exist(tmp_path):
+    found = problems(tmp_path, "web: {config_file: /nonexistent/web.yml}\n")
+    assert found == ["web.config_file: file does not exist: '/nonexistent/web.yml'"]
+
+
+def test_error_message_lists_problems():
+    err = cfgmod.ConfigError(["a: bad", "b: worse"], "x.yaml")
+    assert str(err) == "invalid configuration in x.yaml (2 problems):\n  - a: bad\n  - b: worse"
+
+
+def test_shipped_configs_are_valid():
+    repo = Path(__file__).resolve().parents[2]
+    for name in ("agent.yaml", "agent.example.yaml"):
+        cfgmod.load(str(repo / "config" / name), REGISTRY, {})

@@ -1,0 +1,242 @@
+"""Scheduler: intervals, overrun, staleness, failure counting, shutdown."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import List
+
+import pytest
+
+from hostagent.agent import Agent, Runner
+from hostagent.collectors.base import BaseCollector, MetricSpec
+
+VALUE = MetricSpec("host_test_value", "gauge", "A test value.", ("device",))
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Scripted(BaseCollector):
+    """Returns the devices it is told to, or raises when told to."""
+
+    name = "scripted"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.devices: List[str] = ["a"]
+        self.fail = False
+        self.calls = 0
+
+    def sample(self):
+        self.calls += 1
+        if self.fail:
+            raise OSError("device gone")
+        return tuple(self.devices)
+
+    def families(self, sample):
+        fam = VALUE.family()
+        for dev in sample:
+            fam.add_metric([dev], 1.0)
+        yield fam
+
+
+def test_success_swaps_snapshot_and_records_status():
+    clock = FakeClock()
+    col = Scripted()
+    runner = Runner("scripted", col, 10, clock=clock, wall=lambda: 1234.5)
+    assert runner.run_once() is True
+    assert runner.snapshot is not None and runner.snapshot.taken_at == 1000.0
+    assert [s.labels for s in runner.snapshot.families[0].samples] == [{"device": "a"}]
+    assert runner.status.runs_total == 1 and runner.status.errors_total == 0
+    assert runner.status.last_success_wall == 1234.5
+    assert runner.is_up(clock())
+
+
+def test_vanished_device_is_gone_after_next_run():
+    clock = FakeClock()
+    col = Scripted()
+    col.devices = ["a", "b"]
+    runner = Runner("scripted", col, 10, clock=clock)
+    runner.run_once()
+    col.devices = ["a"]
+    runner.run_once()
+    assert [s.labels["device"] for s in runner.snapshot.families[0].samples] == ["a"]
+
+
+def test_failures_count_and_up_drops_after_three_then_recovers(caplog):
+    caplog.set_level(logging.INFO, logger="hostagent.agent")
+    clock = FakeClock()
+    col = Scripted()
+    runner = Runner("scripted", col, 10, clock=clock)
+    runner.run_once()
+    col.fail = True
+    ups = []
+    for _ in range(4):
+        assert runner.run_once() is False
+        ups.append(runner.is_up(clock()))
+    assert ups == [True, True, False, False]
+    assert runner.status.errors_total == 4 and runner.status.consecutive_failures == 4
+    assert runner.status.last_error == "OSError: device gone"
+    # The last good snapshot stays until it is stale, so other readers see data.
+    assert runner.fresh_snapshot(clock()) is not None
+    col.fail = False
+    assert runner.run_once() is True
+    assert runner.is_up(clock()) and runner.status.consecutive_failures == 0 and runner.status.errors_total == 4
+    messages = [r.getMessage() for r in caplog.records]
+    # Once per change of state: first failure, down, recovered; not per run.
+    assert messages == [
+        "collector scripted failed: OSError: device gone",
+        "collector scripted is down after 3 consecutive failures",
+        "collector scripted recovered after 4 failed runs",
+    ]
+
+
+def test_snapshot_older_than_three_intervals_is_not_served():
+    clock = FakeClock()
+    runner = Runner("scripted", Scripted(), 10, clock=clock)
+    runner.run_once()
+    clock.now += 30.0
+    assert runner.fresh_snapshot(clock()) is not None and runner.is_up(clock())
+    clock.now += 0.001
+    assert runner.fresh_snapshot(clock()) is None
+    assert not runner.is_up(clock())
+    assert runner.stale_deadline() == 1030.0
+
+
+def test_schedule_keeps_rhythm_without_drift():
+    starts: List[float] = []
+
+    class Timed(Scripted):
+        def sample(self):
+            starts.append(time.monotonic())
+            time.sleep(0.01)  # work inside the run must not push later runs
+            return ("a",)
+
+    runner = Runner("timed", Timed(), 0.1)
+    runner.start()
+    time.sleep(1.05)
+    runner.request_stop()
+    assert runner.join(2)
+    assert 9 <= len(starts) <= 12, starts
+    # Run k starts at first + k * interval: offsets do not accumulate.
+    offsets = [s - (starts[0] + k * 0.1) for k, s in enumerate(starts)]
+    assert max(offsets) < 0.08, offsets
+    assert runner.status.skipped_total == 0
+
+
+def test_overrun_skips_ticks_instead_of_piling_up():
+    running = []
+
+    class Slow(Scripted):
+        def sample(self):
+            running.append(1)
+            assert len(running) == 1, "runs overlap"
+            time.sleep(0.25)
+            running.pop()
+            return ("a",)
+
+    runner = Runner("slow", Slow(), 0.1)
+    runner.start()
+    time.sleep(1.0)
+    runner.request_stop()
+    assert runner.join(2)
+    runs = runner.status.runs_total
+    assert 3 <= runs <= 5, runs
+    # Each 0.25 s run misses two 0.1 s ticks; they are counted, not queued.
+    assert runner.status.skipped_total >= 2 * (runs - 1)
+
+
+def test_stop_returns_stuck_collectors_within_timeout():
+    release = threading.Event()
+
+    class Hung(Scripted):
+        def sample(self):
+            release.wait(30)
+            return ("a",)
+
+    agent = Agent([Runner("hung", Hung(), 0.1), Runner("ok", Scripted(), 0.1)])
+    agent.start()
+    time.sleep(0.2)
+    started = time.monotonic()
+    stuck = agent.stop(timeout=0.5)
+    took = time.monotonic() - started
+    release.set()
+    assert stuck == ["hung"]
+    assert took < 1.5
+
+
+def test_hung_collector_goes_stale_while_others_continue():
+    release = threading.Event()
+
+    class HangsSecondTime(Scripted):
+        def sample(self):
+            self.calls += 1
+            if self.calls > 1:
+                release.wait(30)
+            return ("a",)
+
+    hung, ok = HangsSecondTime(), Scripted()
+    agent = Agent([Runner("hung", hung, 0.1), Runner("ok", ok, 0.1)])
+    agent.start()
+    try:
+        time.sleep(0.6)
+        now = agent.clock()
+        by_name = {r.name: r for r in agent.runners}
+        assert by_name["hung"].fresh_snapshot(now) is None and not by_name["hung"].is_up(now)
+        assert by_name["hung"].running_for(now) > 0.3
+        assert by_name["ok"].is_up(now) and ok.calls >= 5
+    finally:
+        release.set()
+        agent.stop(1)
+
+
+def test_ready_after_every_collector_reported_once():
+    agent = Agent([Runner("a", Scripted(), 10), Runner("b", Scripted(), 10)])
+    assert not agent.ready()
+    agent.runners[0].run_once()
+    assert not agent.ready()
+    agent.runners[1].run_once()
+    assert agent.ready()
+
+
+def test_version_changes_on_every_run_and_disable_drops_snapshot():
+    agent = Agent([Runner("a", Scripted(), 10)])
+    v0 = agent.version
+    agent.run_once()
+    assert agent.version == v0 + 1
+    agent.disable("a")
+    runner = agent.runners[0]
+    assert runner.snapshot is None and not runner.status.enabled
+    assert agent.active() == [] and agent.ready()
+    assert agent.version == v0 + 2
+
+
+def test_run_once_names_failures():
+    bad = Scripted()
+    bad.fail = True
+    agent = Agent([Runner("good", Scripted(), 10), Runner("bad", bad, 10)])
+    assert agent.run_once() == ["bad"]
+
+
+def test_check_health_logs_staleness_once_per_change(caplog):
+    caplog.set_level(logging.INFO, logger="hostagent.agent")
+    clock = FakeClock()
+    agent = Agent([Runner("a", Scripted(), 10, clock=clock)], clock=clock)
+    agent.run_once()
+    clock.now += 31
+    agent.check_health()
+    agent.check_health()
+    agent.runners[0].run_once()
+    agent.check_health()
+    msgs = [r.getMessage() for r in caplog.records if "stale" in r.getMessage() or "fresh" in r.getMessage()]
+    assert msgs == [
+        "collector a is stale: no successful run lately; its metrics are not served",
+        "collector a is serving fresh data again",
+    ]

@@ -1,0 +1,143 @@
+"""Exposition: what is served, the render cache, formats."""
+
+from __future__ import annotations
+
+import gzip
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from hostagent import __version__
+from hostagent.agent import Agent, Runner
+from hostagent.collectors.base import BaseCollector, MetricSpec
+from hostagent.exposition import Exposition, build_registry
+
+VALUE = MetricSpec("host_test_value", "gauge", "A test value.", ("device",))
+BYTES = MetricSpec("host_test_bytes_total", "counter", "Test bytes.", ("device",), "bytes")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 500.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Devices(BaseCollector):
+    name = "devices"
+
+    def __init__(self, devices):
+        super().__init__()
+        self.devices = devices
+
+    def sample(self):
+        return tuple(self.devices)
+
+    def families(self, sample):
+        value, total = VALUE.family(), BYTES.family()
+        for i, dev in enumerate(sample):
+            value.add_metric([dev], float(i))
+            total.add_metric([dev], 1024.0 * (i + 1))
+        yield value
+        yield total
+
+
+def parse(body: bytes):
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for fam in text_string_to_metric_families(body.decode()) for s in fam.samples}
+
+
+def make(devices=("sda", "sdb"), interval=10.0):
+    clock = Clock()
+    col = Devices(list(devices))
+    agent = Agent([Runner("devices", col, interval, clock=clock, wall=lambda: 1700000000.0)], clock=clock)
+    return clock, col, agent, Exposition(agent, build_registry(agent))
+
+
+def test_serves_snapshot_and_agent_metrics():
+    clock, col, agent, expo = make()
+    agent.run_once()
+    body, ctype = expo.body()
+    assert ctype.startswith("text/plain; version=0.0.4")
+    got = parse(body)
+    assert got[("host_test_value", (("device", "sda"),))] == 0.0
+    assert got[("host_test_value", (("device", "sdb"),))] == 1.0
+    assert got[("host_test_bytes_total", (("device", "sdb"),))] == 2048.0
+    assert got[("hostagent_collector_up", (("collector", "devices"),))] == 1.0
+    assert got[("hostagent_collector_errors_total", (("collector", "devices"),))] == 0.0
+    assert got[("hostagent_collector_runs_total", (("collector", "devices"),))] == 1.0
+    assert got[("hostagent_collector_last_success_timestamp_seconds", (("collector", "devices"),))] == 1700000000.0
+    assert got[("hostagent_collector_interval_seconds", (("collector", "devices"),))] == 10.0
+    assert ("hostagent_collector_duration_seconds", (("collector", "devices"),)) in got
+    build = [k for k in got if k[0] == "hostagent_build_info"]
+    assert len(build) == 1 and ("version", __version__) in build[0][1]
+    assert any(k[0] == "process_resident_memory_bytes" for k in got)
+    assert any(k[0] == "python_info" for k in got)
+    assert b"# HELP host_test_value A test value." in body
+
+
+def test_vanished_device_disappears_from_exposition():
+    clock, col, agent, expo = make()
+    agent.run_once()
+    assert ("host_test_value", (("device", "sdb"),)) in parse(expo.body()[0])
+    col.devices = ["sda"]
+    agent.run_once()
+    got = parse(expo.body()[0])
+    assert ("host_test_value", (("device", "sdb"),)) not in got
+    assert ("host_test_bytes_total", (("device", "sdb"),)) not in got
+
+
+def test_stale_snapshot_is_not_served_and_up_is_zero():
+    clock, col, agent, expo = make(interval=10.0)
+    agent.run_once()
+    clock.now += 30.5
+    got = parse(expo.body()[0])
+    assert not any(k[0] == "host_test_value" for k in got)
+    assert got[("hostagent_collector_up", (("collector", "devices"),))] == 0.0
+
+
+def test_render_is_cached_until_change_or_max_age():
+    clock, col, agent, expo = make()
+    agent.run_once()
+    first = expo.body()[0]
+    expo.body()
+    expo.body(compressed=True)
+    assert expo.renders == 1
+    clock.now += 0.5
+    assert expo.body()[0] is first and expo.renders == 1
+    agent.run_once()  # a new snapshot: render again
+    expo.body()
+    assert expo.renders == 2
+    clock.now += 1.0  # process metrics age out after max_age
+    expo.body()
+    assert expo.renders == 3
+
+
+def test_cache_expires_when_a_snapshot_goes_stale():
+    clock, col, agent, expo = make(interval=0.1)
+    agent.run_once()
+    expo.body()
+    clock.now += 0.31  # stale before max_age (1 s) passes
+    assert not any(k[0] == "host_test_value" for k in parse(expo.body()[0]))
+
+
+def test_gzip_and_openmetrics_variants():
+    clock, col, agent, expo = make()
+    agent.run_once()
+    plain = expo.body()[0]
+    zipped, ctype = expo.body(compressed=True)
+    assert gzip.decompress(zipped) == plain and ctype.startswith("text/plain")
+    om, om_type = expo.body(openmetrics=True)
+    assert om_type.startswith("application/openmetrics-text")
+    assert om.endswith(b"# EOF\n")
+    assert b"host_test_bytes_total{device=\"sda\"} 1024.0" in om
+    assert gzip.decompress(expo.body(openmetrics=True, compressed=True)[0]) == om
+
+
+def test_disabled_collector_is_reported_but_not_served():
+    clock, col, agent, expo = make()
+    agent.run_once()
+    agent.disable("devices")
+    got = parse(expo.body()[0])
+    assert not any(k[0] == "host_test_value" for k in got)
+    assert got[("hostagent_collector_enabled", (("collector", "devices"),))] == 0.0
+    assert got[("hostagent_collector_up", (("collector", "devices"),))] == 0.0

@@ -1,0 +1,99 @@
+"""Self-monitoring: limits, actions and their metrics."""
+
+from __future__ import annotations
+
+import logging
+
+from support import samples_of
+
+from hostagent.agent import Agent, Runner
+from hostagent.collectors.base import BaseCollector
+from hostagent.selfmon import EXIT_LIMIT, SelfMonitor, Usage, process_usage
+
+LIMITS = {"max_cpu_percent": 5.0, "max_rss_bytes": 100 * 2**20, "action": "log"}
+
+
+class Cheap(BaseCollector):
+    name = "cheap"
+
+    def sample(self):
+        return ()
+
+    def families(self, sample):
+        return ()
+
+
+def agent_with_costs(costs):
+    runners = []
+    for name, duration in costs.items():
+        r = Runner(name, Cheap(), 10.0)
+        r.run_once()
+        r.status = r.status.__class__(**{**r.status.__dict__, "last_duration": duration})
+        runners.append(r)
+    return Agent(runners)
+
+
+def monitor(action, usage, agent=None):
+    stops = []
+    mon = SelfMonitor({**LIMITS, "action": action}, agent or agent_with_costs({"a": 0.01}), lambda: usage, stops.append)
+    return mon, stops
+
+
+def test_under_limits_does_nothing():
+    mon, stops = monitor("stop", Usage(0.01, 20 * 2**20))
+    assert mon.check() == []
+    assert stops == [] and mon.actions["stop"] == 0
+
+
+def test_log_action_logs_once_per_change(caplog):
+    caplog.set_level(logging.INFO, logger="hostagent.selfmon")
+    usage = [Usage(0.2, 10)]
+    mon = SelfMonitor(LIMITS, agent_with_costs({"a": 0.01}), lambda: usage[0], lambda code: None)
+    assert mon.check() == ["cpu"]
+    assert mon.check() == ["cpu"]
+    usage[0] = Usage(0.01, 10)
+    assert mon.check() == []
+    msgs = [r.getMessage() for r in caplog.records]
+    assert msgs == [
+        "self-monitoring: CPU 20.0% of a core is over the limit 5%",
+        "self-monitoring: cpu back under its limit",
+    ]
+    assert mon.actions["log"] == 2
+
+
+def test_disable_collectors_switches_off_most_expensive_first(caplog):
+    agent = agent_with_costs({"cpu": 0.002, "processes": 0.3, "filesystem": 0.05})
+    mon, _ = monitor("disable_collectors", Usage(0.5, 10), agent)
+    mon.check()
+    assert [r.name for r in agent.active()] == ["cpu", "filesystem"]
+    mon.check()
+    assert [r.name for r in agent.active()] == ["cpu"]
+    mon.check()  # never the last one
+    assert [r.name for r in agent.active()] == ["cpu"]
+    assert any("disabling collector processes, the most expensive" in r.getMessage() for r in caplog.records)
+
+
+def test_stop_action_requests_exit_status_3():
+    mon, stops = monitor("stop", Usage(0.01, 200 * 2**20))
+    assert mon.check() == ["memory"]
+    assert stops == [EXIT_LIMIT] == [3]
+
+
+def test_metrics_report_usage_limits_and_actions():
+    mon, _ = monitor("log", Usage(0.25, 150 * 2**20))
+    mon.check()
+    got = samples_of(mon.families())
+    assert got[("hostagent_self_cpu_usage_ratio", ())] == 0.25
+    assert got[("hostagent_self_resident_memory_bytes", ())] == 150 * 2**20
+    assert got[("hostagent_limit", (("resource", "cpu"),))] == 0.05
+    assert got[("hostagent_limit", (("resource", "memory"),))] == 100 * 2**20
+    assert got[("hostagent_limit_exceeded", (("resource", "cpu"),))] == 1.0
+    assert got[("hostagent_limit_exceeded", (("resource", "memory"),))] == 1.0
+    assert got[("hostagent_limit_actions_total", (("action", "log"),))] == 1.0
+
+
+def test_process_usage_reads_this_process():
+    read = process_usage()
+    sum(range(200000))
+    usage = read()
+    assert usage.cpu_ratio >= 0 and usage.rss_bytes > 10 * 2**20
