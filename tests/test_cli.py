@@ -1,0 +1,115 @@
+"""Command line: flags, exit statuses, messages without tracebacks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from support import REPO, require_tool
+
+from hostagent import __version__, cli
+from hostagent.collectors import load_all
+
+AGENT = [sys.executable, str(REPO / "run_agent.py")]
+
+
+def run(*args, env=None, input_=None):
+    import os
+
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("HOSTAGENT_")}
+    full_env.update(env or {})
+    return subprocess.run(AGENT + list(args), capture_output=True, text=True, timeout=60, env=full_env, input=input_)
+
+
+def test_version():
+    out = run("--version")
+    assert out.returncode == 0 and out.stdout.startswith(f"hostagent {__version__} (python ")
+
+
+def test_check_config_ok():
+    out = run("--config", str(REPO / "config" / "agent.yaml"), "--check-config")
+    assert out.returncode == 0, out.stderr
+    assert "configuration OK" in out.stdout and "processes" in out.stdout
+
+
+def test_check_config_bad_exits_2_with_all_problems_and_no_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("web: {listen_address: ':70000'}\ncollectors: {cpu: {interval: 0}, processes: {top_n: 500}}\n")
+    out = run("--config", str(bad), "--check-config", env={"HOSTAGENT_COLLECTOR_MEMORY_ENABLED": "maybe"})
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    for fragment in (
+        "web.listen_address: port must be a number from 1 to 65535",
+        "collectors.cpu.interval: must be greater than 0",
+        "collectors.processes.top_n: must be between 1 and 100, got 500",
+        "collectors.memory.enabled (from environment variable HOSTAGENT_COLLECTOR_MEMORY_ENABLED): must be true or false",
+    ):
+        assert fragment in out.stderr, out.stderr
+
+
+def test_bad_config_also_stops_the_daemon_before_it_starts(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("collectors: {cpu: {intervl: 5}}\n")
+    out = run("--config", str(bad), "--web.listen-address=127.0.0.1:1")
+    assert out.returncode == 2
+    assert "collectors.cpu.intervl: unknown key (did you mean 'interval'?)" in out.stderr
+    assert "listening" not in out.stderr
+
+
+def test_missing_config_file(tmp_path):
+    out = run("--config", str(tmp_path / "nope.yaml"), "--check-config")
+    assert out.returncode == 2 and f"config file {tmp_path / 'nope.yaml'}: does not exist" in out.stderr
+
+
+def test_flags_map_to_config():
+    registry = load_all()
+    args = cli.build_parser(registry).parse_args([
+        "--web.listen-address=127.0.0.1:9999", "--log.level=debug", "--no-collector.processes", "--collector.cpu",
+        "--collector.processes.top-n=5", "--collector.cpu.interval=2", "--web.max-requests=7", "--path.procfs=/proc",
+    ])
+    got = {path: (value, origin) for path, value, origin in cli.flag_overrides(args)}
+    assert got[("web", "listen_address")] == ("127.0.0.1:9999", "flag --web.listen-address")
+    assert got[("logging", "level")] == ("debug", "flag --log.level")
+    assert got[("collectors", "processes", "enabled")] == (False, "flag --no-collector.processes")
+    assert got[("collectors", "cpu", "enabled")] == (True, "flag --collector.cpu")
+    assert got[("collectors", "processes", "top_n")] == (5, "flag --collector.processes.top-n")
+    assert got[("collectors", "cpu", "interval")] == (2, "flag --collector.cpu.interval")
+    assert got[("web", "max_requests")] == (7, "flag --web.max-requests")
+    assert got[("paths", "procfs")] == ("/proc", "flag --path.procfs")
+
+
+def test_flag_beats_environment_end_to_end(tmp_path):
+    cfg = tmp_path / "a.yaml"
+    cfg.write_text("collectors: {processes: {enabled: true}}\n")
+    out = run("--config", str(cfg), "--check-config", "--no-collector.processes", env={"HOSTAGENT_COLLECTOR_PROCESSES_ENABLED": "true"})
+    assert out.returncode == 0 and "processes" not in out.stdout.split("collectors:")[1]
+
+
+def test_once_prints_a_clean_exposition(tmp_path):
+    promtool = require_tool("promtool")
+    out = run("--config", str(REPO / "config" / "agent.yaml"), "--once")
+    assert out.returncode == 0, out.stderr
+    assert "host_cpu_seconds_total{" in out.stdout and "hostagent_collector_up{collector=\"processes\"} 1.0" in out.stdout
+    lint = subprocess.run([promtool, "check", "metrics"], input=out.stdout, capture_output=True, text=True, timeout=30)
+    assert lint.returncode == 0 and lint.stdout == "" and lint.stderr == "", lint.stdout + lint.stderr
+
+
+def test_once_with_only_some_collectors():
+    out = run("--config", str(REPO / "config" / "agent.yaml"), "--once", *[f"--no-collector.{n}" for n in load_all() if n != "memory"])
+    assert out.returncode == 0
+    names = {line.split("{")[0].split(" ")[0] for line in out.stdout.splitlines() if line.startswith("host_")}
+    assert names and all(n.startswith(("host_memory_", "host_swap_")) for n in names), names
+
+
+def test_unknown_flag_is_a_usage_error():
+    out = run("--web.listen-adress=:1")
+    assert out.returncode == 2 and "unrecognized arguments" in out.stderr
+
+
+@pytest.mark.parametrize("sub", ["docs"])
+def test_subcommands_answer_help(sub):
+    out = run(sub, "--help")
+    assert out.returncode == 0, out.stderr
+    assert "usage:" in out.stdout.lower()
