@@ -1,9 +1,10 @@
 """The HTTP server: /metrics, /, /-/healthy, /-/ready.
 
 An asyncio loop on its own thread serves every connection, so an idle or slow
-client costs a socket, not a thread. Limits keep it bounded: requests in
-flight, open connections, bytes in a request head, and the time a client has
-to send it.
+client costs a socket, not a thread. Handlers run on a pool of at most
+``max_requests`` threads; a request beyond that gets 503 at once. Limits keep
+the rest bounded too: open connections, bytes in a request head, the time a
+client has to send it and the time it has to take the response.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import socket
 import ssl
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Dict, List, Optional, Tuple
 
@@ -89,6 +91,7 @@ class Limits:
     max_connections: int = 512
     read_timeout: float = 10.0
     idle_timeout: float = 120.0
+    write_timeout: float = 30.0  # a client that stops reading its response is cut
 
 
 class HTTPServer:
@@ -118,6 +121,8 @@ class HTTPServer:
         self._servers: List[asyncio.AbstractServer] = []
         self._thread: Optional[threading.Thread] = None
         self._conn_tasks: set = set()
+        # Threads are started on demand and never exceed max_requests.
+        self._pool = ThreadPoolExecutor(max_workers=limits.max_requests, thread_name_prefix="http-handler")
         self.sockets: List[socket.socket] = []
 
     # -- lifecycle -----------------------------------------------------------
@@ -192,6 +197,7 @@ class HTTPServer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout)
         self._thread = None
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- connections ---------------------------------------------------------
 
@@ -294,7 +300,8 @@ class HTTPServer:
                 if refused is not None:
                     return refused
             try:
-                response = self.handler(request)
+                # Off the loop: a slow handler holds a pool thread, not every connection.
+                response = await asyncio.get_running_loop().run_in_executor(self._pool, self.handler, request)
             except Exception:  # a bug must not take the server down
                 log.exception("error handling %s %s", request.method, request.path)
                 return text_response(500, "internal error")
@@ -321,7 +328,12 @@ class HTTPServer:
         ]
         lines += [f"{k}: {v}" for k, v in response.headers]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-        await writer.drain()
+        try:
+            await asyncio.wait_for(writer.drain(), self.limits.write_timeout)
+        except asyncio.TimeoutError:
+            # close() would wait for the unread bytes to drain; drop them instead.
+            writer.transport.abort()
+            raise ConnectionError("client did not take the response in time") from None
         if self.log_requests and request is not None:
             access_log.info(
                 "%s %s %d %.2fms %s", request.method, request.path, response.status,
