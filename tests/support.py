@@ -5,6 +5,7 @@ Under CI=true a missing external tool fails the test; elsewhere it skips.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import signal
@@ -12,9 +13,8 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import pytest
 import requests
@@ -81,6 +81,18 @@ def samples_of(families: Iterable) -> Dict[Tuple[str, Tuple[Tuple[str, str], ...
             assert key not in out, f"duplicate sample {key}"
             out[key] = s.value
     return out
+
+
+def assert_well_formed(collector_cls: type, got: Mapping[Tuple[str, Tuple[Tuple[str, str], ...]], float], non_negative: bool = True) -> None:
+    """Every sample is declared by the collector, with its labels, and finite."""
+    specs = {spec.name: spec for spec in collector_cls.metrics}
+    assert got, f"{collector_cls.__name__} produced no samples"
+    for (name, labels), value in got.items():
+        assert name in specs, f"{name} is not declared in {collector_cls.__name__}.metrics"
+        assert {k for k, _ in labels} == set(specs[name].labels), (name, labels)
+        assert math.isfinite(value), (name, labels, value)
+        if non_negative:
+            assert value >= 0, (name, labels, value)
 
 
 class Server:

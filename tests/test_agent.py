@@ -7,7 +7,6 @@ import threading
 import time
 from typing import List
 
-import pytest
 
 from hostagent.agent import Agent, Runner
 from hostagent.collectors.base import BaseCollector, MetricSpec

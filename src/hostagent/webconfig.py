@@ -42,9 +42,7 @@ CLIENT_AUTH = {
     "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
 }
 UNSUPPORTED_CLIENT_AUTH = ("RequestClientCert", "RequireAnyClientCert")
-BCRYPT_HASH = re.compile(r"^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$")
-# Compared against when the user is unknown, so both paths cost one bcrypt check.
-_DUMMY_HASH = bcrypt.hashpw(b"unknown-user", bcrypt.gensalt(rounds=10))
+BCRYPT_HASH = re.compile(r"^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$")
 
 
 def _unknown(path: str, key: str, allowed: Tuple[str, ...]) -> str:
@@ -107,6 +105,10 @@ class BasicAuth:
 
     def __init__(self, users: Mapping[str, bytes]):
         self.users = dict(users)
+        # Checked when the user is unknown, at the users' own cost, so an
+        # unknown name takes as long as a wrong password for a known one.
+        cost = max((int(h[4:6]) for h in self.users.values()), default=10)
+        self._dummy_hash = bcrypt.hashpw(b"not a user", bcrypt.gensalt(rounds=cost))
         # sha256(user, password) of credentials that passed bcrypt once; the
         # plain password is never kept.
         self._verified: Dict[bytes, str] = {}
@@ -122,7 +124,7 @@ class BasicAuth:
         if cached is not None and hmac.compare_digest(cached, user):
             return True
         hashed = self.users.get(user)
-        ok = bcrypt.checkpw(password, hashed if hashed is not None else _DUMMY_HASH) and hashed is not None
+        ok = bcrypt.checkpw(password, hashed if hashed is not None else self._dummy_hash) and hashed is not None
         if ok:
             if len(self._verified) > 1024:
                 self._verified.clear()
@@ -162,7 +164,8 @@ def load_web_config(path: str) -> Tuple[Optional[ssl.SSLContext], Optional[Basic
         raise ConfigError(problems, path)
     data = data or {}
     if not isinstance(data, Mapping):
-        raise ConfigError([f"top level: must be a mapping, got {data!r}"], path)
+        # The type only: a stray value here may well be a secret.
+        raise ConfigError([f"top level: must be a mapping, got {type(data).__name__}"], path)
     for key in data:
         if key not in TOP_KEYS:
             problems.append(_unknown("", str(key), TOP_KEYS))
@@ -188,10 +191,12 @@ def load_web_config(path: str) -> Tuple[Optional[ssl.SSLContext], Optional[Basic
             hashes: Dict[str, bytes] = {}
             for user, hashed in users.items():
                 # Never echo the hash itself: it is a secret too.
-                if not isinstance(user, str) or not user or ":" in user:
+                if isinstance(user, str) and BCRYPT_HASH.match(user):
+                    problems.append("basic_auth_users: a bcrypt hash is used as a user name (write `name: hash`)")
+                elif not isinstance(user, str) or not user or ":" in user:
                     problems.append(f"basic_auth_users: user name {user!r} must be a non-empty string without ':'")
-                elif not isinstance(hashed, str) or not BCRYPT_HASH.match(hashed):
-                    problems.append(f"basic_auth_users.{user}: not a bcrypt hash (expected $2a$/$2b$/$2y$ followed by cost and 53 characters; generate one with `htpasswd -nBC 10 \"\" | tr -d ':'`)")
+                elif not isinstance(hashed, str) or not BCRYPT_HASH.match(hashed) or not 4 <= int(hashed[4:6]) <= 31:
+                    problems.append(f"basic_auth_users.{user}: not a bcrypt hash (expected $2a$/$2b$/$2y$ followed by a cost from 04 to 31 and 53 characters; generate one with `htpasswd -nBC 10 \"\" | tr -d ':'`)")
                 else:
                     hashes[user] = hashed.encode("ascii")
             auth = BasicAuth(hashes)

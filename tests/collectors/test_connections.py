@@ -86,7 +86,7 @@ def test_real_machine_sees_our_own_sockets():
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
-        with socket.create_connection(server.getsockname()) as client:
+        with socket.create_connection(server.getsockname()):
             peer, _ = server.accept()
             with peer:
                 fams = list(collector.collect())

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections import namedtuple
 
 import psutil
 import pytest
-from support import samples_of
+from support import assert_well_formed, samples_of
 
 from hostagent.collectors.base import NameFilter
 from hostagent.collectors.network import (
@@ -145,9 +144,7 @@ def test_real_machine():
     fams = collector.collect()
     assert [f.name + ("_total" if f.type == "counter" else "") for f in fams] == list(specs)
     got = samples_of(fams)
-    for (name, labels), value in got.items():
-        assert tuple(k for k, _ in labels) == specs[name].labels
-        assert math.isfinite(value) and value >= 0
+    assert_well_formed(NetworkCollector, got)
     # Loopback exists, is up and has an MTU on any Linux machine.
     assert got[("host_network_up", (("device", "lo"),))] == 1
     assert got[("host_network_mtu_bytes", (("device", "lo"),))] > 0
