@@ -156,6 +156,19 @@ class NameFilter:
         self._include = re.compile(include) if include else None
         self._exclude = re.compile(exclude) if exclude else None
 
+    @staticmethod
+    def options(prefix: str, things: str, exclude_default: Optional[str], exclude_why: str = "") -> Dict[str, "Option"]:
+        """The ``<prefix>_include`` / ``<prefix>_exclude`` option pair."""
+        why = f"; {exclude_why}" if exclude_why else ""
+        return {
+            f"{prefix}_include": Option.regex(None, f"Only {things} matching this regex (searched) are reported."),
+            f"{prefix}_exclude": Option.regex(exclude_default, f"{things[0].upper()}{things[1:]} matching this regex (searched) are skipped{why}."),
+        }
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], prefix: str) -> "NameFilter":
+        return cls(config[f"{prefix}_include"], config[f"{prefix}_exclude"])
+
     def __call__(self, name: str) -> bool:
         if self._include is not None and not self._include.search(name):
             return False

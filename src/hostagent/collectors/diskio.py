@@ -18,7 +18,7 @@ from typing import Any, Iterator, Mapping, NamedTuple, Tuple
 import psutil
 from prometheus_client.core import Metric
 
-from .base import BaseCollector, MetricSpec, NameFilter, Option, register
+from .base import BaseCollector, MetricSpec, NameFilter, register
 
 READ_BYTES = MetricSpec("host_disk_read_bytes_total", "counter", "Bytes read from the device.", ("device",), "bytes")
 WRITTEN_BYTES = MetricSpec("host_disk_written_bytes_total", "counter", "Bytes written to the device.", ("device",), "bytes")
@@ -75,14 +75,11 @@ class DiskioCollector(BaseCollector):
 
     name = "diskio"
     help = "Block device I/O counters (bytes, operations, time)"
-    options = {
-        "device_include": Option.regex(None, "Only devices matching this regex (searched) are reported."),
-        "device_exclude": Option.regex(DEFAULT_EXCLUDE, "Devices matching this regex (searched) are skipped."),
-    }
+    options = NameFilter.options("device", "devices", DEFAULT_EXCLUDE, "the default drops partitions, loop and ram devices")
     metrics = (READ_BYTES, WRITTEN_BYTES, READS, WRITES, READ_TIME, WRITE_TIME, IO_TIME)
 
     def sample(self) -> Tuple[DiskCounters, ...]:
-        keep = NameFilter(self.config["device_include"], self.config["device_exclude"])
+        keep = NameFilter.from_config(self.config, "device")
         # nowrap=False: a counter reset must reach Prometheus raw, not be "fixed".
         per_disk = psutil.disk_io_counters(perdisk=True, nowrap=False) or {}
         return select_disks(per_disk, keep)

@@ -270,14 +270,8 @@ class FilesystemCollector(BaseCollector):
     name = "filesystem"
     help = "Filesystem space and inodes per mount point (statvfs with a timeout)"
     options = {
-        "mount_points_exclude": Option.regex(
-            DEFAULT_MOUNT_POINTS_EXCLUDE, "Mount points matching this regex (searched) are skipped."
-        ),
-        "mount_points_include": Option.regex(None, "Only mount points matching this regex (searched) are reported."),
-        "fs_types_exclude": Option.regex(
-            DEFAULT_FS_TYPES_EXCLUDE, "Filesystem types matching this regex (searched) are skipped (pseudo filesystems)."
-        ),
-        "fs_types_include": Option.regex(None, "Only filesystem types matching this regex (searched) are reported."),
+        **NameFilter.options("mount_points", "mount points", DEFAULT_MOUNT_POINTS_EXCLUDE, "the default drops virtual and container-internal mounts"),
+        **NameFilter.options("fs_types", "filesystem types", DEFAULT_FS_TYPES_EXCLUDE, "the default drops pseudo filesystems"),
         "statvfs_timeout": Option.seconds(5.0, "How long one run waits for statvfs answers before reporting device_error."),
         "statvfs_workers": Option.integer(4, "Threads running statvfs calls; a hung mount holds one.", lo=1, hi=64),
     }
@@ -292,8 +286,8 @@ class FilesystemCollector(BaseCollector):
         super().__init__(options, paths)
         self._statvfs = statvfs
         self._pool: Optional[HangSafePool] = None
-        self._points = NameFilter(self.config["mount_points_include"], self.config["mount_points_exclude"])
-        self._types = NameFilter(self.config["fs_types_include"], self.config["fs_types_exclude"])
+        self._points = NameFilter.from_config(self.config, "mount_points")
+        self._types = NameFilter.from_config(self.config, "fs_types")
 
     def mounts_path(self) -> str:
         """The mount table to read: init's when the host root is mounted

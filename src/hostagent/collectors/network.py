@@ -21,7 +21,7 @@ from typing import Any, Iterator, Mapping, NamedTuple, Optional, Tuple
 import psutil
 from prometheus_client.core import Metric
 
-from .base import BaseCollector, MetricSpec, NameFilter, Option, register
+from .base import BaseCollector, MetricSpec, NameFilter, register
 
 DEV = ("device",)
 COUNTERS = (
@@ -93,18 +93,16 @@ class NetworkCollector(BaseCollector):
 
     name = "network"
     help = "Network interface traffic counters, link state, speed and MTU"
-    options = {
-        "device_include": Option.regex(None, "Only interfaces matching this regex (searched) are reported."),
-        "device_exclude": Option.regex(
-            DEFAULT_EXCLUDE,
-            "Interfaces matching this regex (searched) are skipped; the default drops per-container"
-            " and per-VM links (veth, cali, lxc<hash>, vnet) whose names churn with every start.",
-        ),
-    }
+    options = NameFilter.options(
+        "device",
+        "interfaces",
+        DEFAULT_EXCLUDE,
+        "the default drops per-container and per-VM links (veth, cali, lxc<hash>, vnet) whose names churn with every start",
+    )
     metrics = tuple(spec for spec, _ in COUNTERS) + (UP, SPEED, MTU)
 
     def sample(self) -> Tuple[NicSample, ...]:
-        keep = NameFilter(self.config["device_include"], self.config["device_exclude"])
+        keep = NameFilter.from_config(self.config, "device")
         # nowrap=False: a counter reset must reach Prometheus raw, not be "fixed".
         io = psutil.net_io_counters(pernic=True, nowrap=False)
         stats = psutil.net_if_stats()
