@@ -1,0 +1,185 @@
+"""Basic auth with bcrypt hashes, web config validation, and the access log."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from pathlib import Path
+from typing import List
+
+import bcrypt
+import pytest
+import requests
+
+from hostagent import webconfig
+from hostagent.config import ConfigError
+from hostagent.webconfig import BasicAuth, load_web_config
+
+from web.rawhttp import get, request
+
+PASSWORD = "s3cret-Passw0rd"
+HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+
+
+def write(tmp_path: Path, text: str, name: str = "web.yml") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def auth_server(serve, tmp_path: Path, **kwargs):
+    ctx, auth = load_web_config(write(tmp_path, f"basic_auth_users:\n  alice: {HASH}\n"))
+    assert ctx is None and isinstance(auth, BasicAuth)
+    return serve(authenticate=auth, **kwargs)
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, basic("alice", "wrong"), basic("mallory", PASSWORD), basic("alice", ""), "Bearer abc", "Basic !!!notbase64", "Basic " + base64.b64encode(b"nocolon").decode()],
+    ids=["missing", "wrong-password", "unknown-user", "empty-password", "other-scheme", "bad-base64", "no-colon"],
+)
+def test_refused_credentials_get_401_with_challenge(serve, tmp_path, authorization):
+    running = auth_server(serve, tmp_path)
+    headers = {"Authorization": authorization} if authorization else {}
+    resp = requests.get(running.url + "/metrics", headers=headers, timeout=5)
+    assert resp.status_code == 401
+    assert resp.headers["WWW-Authenticate"].startswith('Basic realm="hostagent"')
+    assert PASSWORD not in resp.text and HASH not in resp.text
+
+
+def test_right_credentials_get_200(serve, tmp_path):
+    running = auth_server(serve, tmp_path)
+    with requests.Session() as session:
+        session.auth = ("alice", PASSWORD)
+        for _ in range(3):  # the second and later ones come from the verified cache
+            assert session.get(running.url + "/metrics", timeout=5).status_code == 200
+
+
+def test_every_path_needs_credentials(serve, tmp_path):
+    running = auth_server(serve, tmp_path)
+    for path in ("/", "/metrics", "/-/healthy", "/-/ready", "/nope"):
+        assert request(running.port, get(path))[0] == 401, path
+
+
+class CheckpwSpy:
+    """Records the hashes bcrypt.checkpw was asked to compare against."""
+
+    def __init__(self) -> None:
+        self.hashes: List[bytes] = []
+        self.real = bcrypt.checkpw
+
+    def __call__(self, password: bytes, hashed: bytes) -> bool:
+        self.hashes.append(hashed)
+        return self.real(password, hashed)
+
+
+def test_unknown_user_and_wrong_password_both_cost_a_bcrypt_check(monkeypatch):
+    spy = CheckpwSpy()
+    monkeypatch.setattr(webconfig.bcrypt, "checkpw", spy)
+    auth = BasicAuth({"alice": HASH.encode()})
+    assert auth.check("alice", b"wrong") is False
+    assert auth.check("mallory", b"wrong") is False
+    assert auth.check("mallory", PASSWORD.encode()) is False
+    assert len(spy.hashes) == 3
+    assert spy.hashes[0] == HASH.encode()
+    # The stand-in hash has the same cost as the real one, so both take as long.
+    assert spy.hashes[1] != HASH.encode() and spy.hashes[1][:7] == HASH.encode()[:7] == b"$2b$04$"
+    assert auth.check("alice", PASSWORD.encode()) is True
+    assert len(spy.hashes) == 4
+    # Verified once, then answered from a cache keyed by digest, not by password.
+    assert auth.check("alice", PASSWORD.encode()) is True
+    assert len(spy.hashes) == 4
+    assert all(PASSWORD.encode() not in key for key in auth._verified)
+    # A cached entry never lets another user or password through.
+    assert auth.check("alice", PASSWORD.encode() + b"x") is False
+    assert len(spy.hashes) == 5
+
+
+def test_2y_and_2a_hashes_are_accepted(tmp_path):
+    for prefix in ("$2a$", "$2y$"):
+        _, auth = load_web_config(write(tmp_path, f"basic_auth_users:\n  bob: '{prefix}{HASH[4:]}'\n"))
+        assert auth is not None and auth.check("bob", PASSWORD.encode())
+
+
+def test_access_log_has_request_facts_but_no_credentials(serve, tmp_path, caplog):
+    running = auth_server(serve, tmp_path, log_requests=True)
+    with caplog.at_level(logging.DEBUG):
+        assert requests.get(running.url + "/metrics?x=1", auth=("alice", PASSWORD), timeout=5).status_code == 200
+        assert requests.get(running.url + "/-/ready", auth=("alice", "wrong-guess"), timeout=5).status_code == 401
+        running.server.stop()
+    lines = [r.getMessage() for r in caplog.records if r.name == "hostagent.access"]
+    assert len(lines) == 2, lines
+    method, path, status, duration, remote = lines[0].split(" ")
+    assert (method, path, status) == ("GET", "/metrics", "200")
+    assert duration.endswith("ms") and float(duration[:-2]) >= 0
+    assert remote.startswith("127.0.0.1:")
+    assert lines[1].split(" ")[:3] == ["GET", "/-/ready", "401"]
+    everything = "\n".join(r.getMessage() for r in caplog.records)
+    for secret in (PASSWORD, "wrong-guess", HASH, basic("alice", PASSWORD)[6:]):
+        assert secret not in everything
+
+
+def test_access_log_is_off_by_default(serve, caplog):
+    running = serve()
+    with caplog.at_level(logging.DEBUG):
+        assert requests.get(running.url + "/", timeout=5).status_code == 200
+    assert not [r for r in caplog.records if r.name == "hostagent.access"]
+
+
+# --------------------------------------------------------------------------
+# Validation at start
+
+
+def problems_of(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_web_config(write(tmp_path, text))
+    return str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("basic_auth_users:\n  alice: plaintext-password\n", "basic_auth_users.alice: not a bcrypt hash"),
+        ("basic_auth_users:\n  alice: '$2b$99$" + "a" * 53 + "'\n", "basic_auth_users.alice: not a bcrypt hash"),
+        ("basic_auth_users: []\n", "basic_auth_users: must be a mapping"),
+        ("basic_auth_users:\n  'a:b': '" + HASH + "'\n", "must be a non-empty string without ':'"),
+        ("basic_auth_user:\n  alice: x\n", "basic_auth_user: unknown key (did you mean 'basic_auth_users'?)"),
+        ("tls_server_config:\n  cert_file: /nonexistent.crt\n", "cert_file and tls_server_config.key_file: both are required"),
+        ("tls_server_config:\n  cert_file: /nonexistent.crt\n  key_file: /nonexistent.key\n", "file not found"),
+        ("tls_server_config: yes\n", "tls_server_config: must be a mapping"),
+        ("tls_server_config:\n  cert_fil: a\n", "tls_server_config.cert_fil: unknown key (did you mean 'cert_file'?)"),
+        ("basic_auth_users:\n  alice: [unclosed\n", "web.yml: not valid YAML at line"),
+        ("- just\n- a list\n", "top level: must be a mapping"),
+    ],
+)
+def test_bad_web_config_is_refused_with_the_key_path(tmp_path, text, expected):
+    message = problems_of(tmp_path, text)
+    assert expected in message
+    assert "plaintext-password" not in message
+
+
+def test_tls_settings_are_checked(tmp_path, certs):
+    base = f"tls_server_config:\n  cert_file: {certs.server_cert}\n  key_file: {certs.server_key}\n"
+    assert "tls_server_config.min_version: must be one of TLS10, TLS11, TLS12, TLS13, got 'TLS14'" in problems_of(tmp_path, base + "  min_version: TLS14\n")
+    assert "tls_server_config.client_auth_type: must be one of" in problems_of(tmp_path, base + "  client_auth_type: Sometimes\n")
+    assert "tls_server_config.client_ca_file: required when client_auth_type is RequireAndVerifyClientCert" in problems_of(tmp_path, base + "  client_auth_type: RequireAndVerifyClientCert\n")
+    assert "RequireAnyClientCert (a certificate requested but not verified) is not supported" in problems_of(tmp_path, base + "  client_auth_type: RequireAnyClientCert\n")
+    assert "tls_server_config.client_ca_file: cannot load" in problems_of(tmp_path, base + f"  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: {tmp_path}\n")
+    # A key that does not belong to the certificate.
+    assert "cannot load certificate and key" in problems_of(tmp_path, f"tls_server_config:\n  cert_file: {certs.server_cert}\n  key_file: {certs.client_key}\n")
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    message = problems_of(tmp_path, "basic_auth_users:\n  alice: nope\n  bob: nope\nextra: 1\n")
+    assert "(3 problems)" in message
+    assert "basic_auth_users.alice" in message and "basic_auth_users.bob" in message and "extra: unknown key" in message
+
+
+def test_secrets_in_the_wrong_place_are_not_echoed(tmp_path):
+    assert HASH not in problems_of(tmp_path, f"basic_auth_users:\n  '{HASH}': alice\n")
+    assert HASH not in problems_of(tmp_path, f"'{HASH}'\n")
+    assert "a bcrypt hash is used as a user name" in problems_of(tmp_path, f"basic_auth_users:\n  '{HASH}':\n")

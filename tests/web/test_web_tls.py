@@ -1,0 +1,126 @@
+"""TLS from a web config file: server certificate, versions, client certificates."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from pathlib import Path
+from typing import Optional
+
+import pytest
+import requests
+
+from hostagent.web import Limits
+from hostagent.webconfig import load_web_config
+
+from web.rawhttp import closed_within, get, read_response
+
+
+def tls_config(tmp_path: Path, certs, extra: str = "") -> Path:
+    path = tmp_path / "web.yml"
+    path.write_text(
+        "tls_server_config:\n"
+        f"  cert_file: {certs.server_cert}\n"
+        f"  key_file: {certs.server_key}\n" + extra
+    )
+    return path
+
+
+def start_tls(serve, tmp_path: Path, certs, extra: str = ""):
+    ctx, auth = load_web_config(str(tls_config(tmp_path, certs, extra)))
+    assert ctx is not None and auth is None
+    return serve(ssl_context=ctx)
+
+
+def client_context(certs, cert: Optional[str] = None, min_v=None, max_v=None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(certs.ca))
+    if cert:
+        ctx.load_cert_chain(str(getattr(certs, f"{cert}_cert")), str(getattr(certs, f"{cert}_key")))
+    if min_v:
+        ctx.minimum_version = min_v
+    if max_v:
+        ctx.maximum_version = max_v
+    return ctx
+
+
+def tls_get(port: int, ctx: ssl.SSLContext) -> int:
+    """Status of GET / over TLS; raises ssl.SSLError/OSError when refused."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+            sock.sendall(get("/"))
+            return read_response(sock)[0]
+
+
+def test_https_scrape_with_the_right_ca(serve, tmp_path, certs):
+    running = start_tls(serve, tmp_path, certs)
+    resp = requests.get(f"https://127.0.0.1:{running.port}/metrics", verify=str(certs.ca), timeout=5)
+    assert resp.status_code == 200
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(f"https://127.0.0.1:{running.port}/metrics", verify=str(certs.client_ca), timeout=5)
+
+
+def test_plain_http_to_the_tls_port_fails(serve, tmp_path, certs):
+    running = start_tls(serve, tmp_path, certs)
+    try:
+        resp = requests.get(f"http://127.0.0.1:{running.port}/metrics", timeout=5)
+    except requests.exceptions.ConnectionError:
+        pass
+    else:
+        assert resp.status_code != 200
+    # And the server carries on over TLS.
+    assert tls_get(running.port, client_context(certs)) == 200
+
+
+def test_default_minimum_is_tls12(serve, tmp_path, certs):
+    running = start_tls(serve, tmp_path, certs)
+    assert running.server.ssl_context.minimum_version == ssl.TLSVersion.TLSv1_2
+    assert tls_get(running.port, client_context(certs, max_v=ssl.TLSVersion.TLSv1_2)) == 200
+
+
+def test_min_version_is_honoured(serve, tmp_path, certs):
+    running = start_tls(serve, tmp_path, certs, "  min_version: TLS13\n")
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        tls_get(running.port, client_context(certs, max_v=ssl.TLSVersion.TLSv1_2))
+    assert tls_get(running.port, client_context(certs, min_v=ssl.TLSVersion.TLSv1_3)) == 200
+
+
+def test_max_version_is_honoured(serve, tmp_path, certs):
+    running = start_tls(serve, tmp_path, certs, "  max_version: TLS12\n")
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        tls_get(running.port, client_context(certs, min_v=ssl.TLSVersion.TLSv1_3))
+    assert tls_get(running.port, client_context(certs)) == 200
+
+
+def test_require_and_verify_client_cert(serve, tmp_path, certs):
+    running = start_tls(serve, tmp_path, certs, f"  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {certs.client_ca}\n")
+    # TLS 1.3 may report the refusal only on the first read, hence both errors.
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        tls_get(running.port, client_context(certs))
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        tls_get(running.port, client_context(certs, cert="stranger"))
+    assert tls_get(running.port, client_context(certs, cert="client")) == 200
+    resp = requests.get(
+        f"https://127.0.0.1:{running.port}/metrics",
+        verify=str(certs.ca),
+        cert=(str(certs.client_cert), str(certs.client_key)),
+        timeout=5,
+    )
+    assert resp.status_code == 200
+
+
+def test_verify_client_cert_if_given(serve, tmp_path, certs):
+    running = start_tls(serve, tmp_path, certs, f"  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: {certs.client_ca}\n")
+    assert tls_get(running.port, client_context(certs)) == 200
+    assert tls_get(running.port, client_context(certs, cert="client")) == 200
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        tls_get(running.port, client_context(certs, cert="stranger"))
+
+
+def test_stalled_tls_handshake_is_cut(serve, tmp_path, certs):
+    ctx, _ = load_web_config(str(tls_config(tmp_path, certs)))
+    running = serve(ssl_context=ctx, limits=Limits(read_timeout=1.0))
+    with running.connect() as sock:
+        sock.sendall(b"\x16\x03\x01")  # the start of a ClientHello, then nothing
+        took = closed_within(sock, 5.0)
+        assert took is not None and took < 1.0 + 1.5, took
+    assert tls_get(running.port, client_context(certs)) == 200
