@@ -1,0 +1,419 @@
+"""Grafana dashboard JSON building blocks: queries, panels, variables, layout.
+
+Plain dicts in the dashboard JSON model (schemaVersion 39), so the output is
+exactly what Grafana stores and what the tests read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+
+Json = Dict[str, Any]
+
+SCHEMA_VERSION = 39
+TAG = "hostagent"
+# The provisioned datasource (grafana/provisioning/datasources/prometheus.yml).
+DATASOURCE_UID = "hostagent-prometheus"
+DATASOURCE_NAME = "Prometheus"
+DS = {"type": "prometheus", "uid": "${datasource}"}
+# Variables users pick hosts with; every query filters on both.
+HOST_VARIABLES = ("datasource", "job", "instance")
+REFRESH = "10s"
+REFRESH_INTERVALS = ["10s", "30s", "1m", "5m", "15m", "30m", "1h"]
+TIME_OPTIONS = ["1h", "3h", "6h", "12h", "24h", "2d", "7d", "30d"]
+SEVERITY_COLOURS = {"info": "blue", "warning": "orange", "critical": "red"}
+OK_COLOUR = "green"
+GRID_WIDTH = 24
+
+
+def sel(*matchers: str) -> str:
+    """The host selector ``{job=~"$job",instance=~"$instance",...}``."""
+    return "{" + ",".join(('job=~"$job"', 'instance=~"$instance"') + matchers) + "}"
+
+
+def rate(metric: str, *matchers: str, fn: str = "rate") -> str:
+    """``rate(metric{hosts,...}[$__rate_interval])`` (or irate/increase)."""
+    return f"{fn}({metric}{sel(*matchers)}[$__rate_interval])"
+
+
+@dataclass(frozen=True)
+class Query:
+    """One PromQL query of a panel and its legend."""
+
+    expr: str
+    legend: str = ""
+
+
+def series(*pairs: Tuple[str, str]) -> List[Query]:
+    """Plain selections of the chosen hosts: (metric, legend) pairs."""
+    return [Query(f"{metric}{sel()}", legend) for metric, legend in pairs]
+
+
+def dashed(name: str, colour: str = "") -> Json:
+    """An override drawing the series ``name`` as an unfilled dashed line (a limit)."""
+    properties: List[Json] = [{"id": "custom.lineStyle", "value": {"dash": [10, 10], "fill": "dash"}}, {"id": "custom.fillOpacity", "value": 0}]
+    if colour:
+        properties.append({"id": "color", "value": {"fixedColor": colour, "mode": "fixed"}})
+    return {"matcher": {"id": "byName", "options": name}, "properties": properties}
+
+
+def _targets(queries: Sequence[Query], instant: bool) -> List[Json]:
+    out = []
+    for i, q in enumerate(queries):
+        t: Json = {
+            "datasource": DS,
+            "editorMode": "code",
+            "expr": q.expr,
+            "legendFormat": q.legend or "__auto",
+            "range": not instant,
+            "instant": instant,
+            "refId": chr(ord("A") + i),
+        }
+        if instant:
+            t["format"] = "table"
+        out.append(t)
+    return out
+
+
+def threshold_steps(alert: Any, unit: str, title: str) -> List[Json]:
+    """Grafana threshold steps from an alert's levels: green, then one colour per severity."""
+    if alert.unit != unit:
+        raise ValueError(
+            f"panel {title!r} shows unit {unit!r} but the thresholds of {alert.key!r} "
+            f"in config/alerting.yaml are in {alert.unit!r}"
+        )
+    for level in alert.levels:
+        if level.severity not in SEVERITY_COLOURS:
+            raise ValueError(f"{alert.key}: unknown severity {level.severity!r}")
+    levels = sorted(alert.levels, key=lambda lv: lv.threshold)  # Grafana steps ascend
+    colours = [SEVERITY_COLOURS[lv.severity] for lv in levels]
+    if getattr(alert, "direction", "above") == "below":
+        # Fires under the threshold: the lowest band is the most severe, green above all.
+        colours = colours + [OK_COLOUR]
+    else:
+        colours = [OK_COLOUR] + colours
+    values = [None] + [lv.threshold for lv in levels]
+    return [{"color": c, "value": v} for c, v in zip(colours, values)]
+
+
+def _field_defaults(unit: str, title: str, alert: Any, steps: Optional[List[Json]], lo: Optional[float], hi: Optional[float]) -> Json:
+    if alert is not None:
+        steps = threshold_steps(alert, unit, title)
+    defaults: Json = {
+        "unit": unit,
+        "thresholds": {"mode": "absolute", "steps": steps or [{"color": OK_COLOUR, "value": None}]},
+    }
+    if lo is not None:
+        defaults["min"] = lo
+    if hi is not None:
+        defaults["max"] = hi
+    return defaults
+
+
+def _panel(kind: str, title: str, description: str, w: int, h: int) -> Json:
+    if not description:
+        raise ValueError(f"panel {title!r} needs a description")
+    return {"type": kind, "title": title, "description": description, "datasource": DS, "gridPos": {"h": h, "w": w}}
+
+
+def timeseries(
+    title: str,
+    description: str,
+    queries: Sequence[Query],
+    unit: str,
+    *,
+    alert: Any = None,
+    stack: bool = False,
+    lo: Optional[float] = None,
+    hi: Optional[float] = None,
+    overrides: Sequence[Json] = (),
+    w: int = 12,
+    h: int = 8,
+) -> Json:
+    """A time series graph; with ``alert`` its warning/critical bands are shaded."""
+    p = _panel("timeseries", title, description, w, h)
+    defaults = _field_defaults(unit, title, alert, None, lo, hi)
+    defaults["color"] = {"mode": "palette-classic"}
+    defaults["custom"] = {
+        "drawStyle": "line",
+        "lineWidth": 1,
+        "fillOpacity": 60 if stack else 10,
+        "showPoints": "never",
+        "spanNulls": False,
+        "stacking": {"mode": "normal" if stack else "none", "group": "A"},
+        "thresholdsStyle": {"mode": "line+area" if alert is not None else "off"},
+    }
+    p["fieldConfig"] = {"defaults": defaults, "overrides": list(overrides)}
+    p["options"] = {
+        "legend": {"displayMode": "table", "placement": "bottom", "showLegend": True, "calcs": ["mean", "max", "lastNotNull"]},
+        "tooltip": {"mode": "multi", "sort": "desc"},
+    }
+    p["targets"] = _targets(queries, instant=False)
+    return p
+
+
+def _reduce() -> Json:
+    return {"calcs": ["lastNotNull"], "fields": "", "values": False}
+
+
+def stat(
+    title: str,
+    description: str,
+    queries: Sequence[Query],
+    unit: str,
+    *,
+    alert: Any = None,
+    steps: Optional[List[Json]] = None,
+    lo: Optional[float] = None,
+    hi: Optional[float] = None,
+    links: Sequence[Json] = (),
+    mappings: Sequence[Json] = (),
+    w: int = 4,
+    h: int = 4,
+) -> Json:
+    """A single big number coloured by its thresholds, with a sparkline."""
+    p = _panel("stat", title, description, w, h)
+    defaults = _field_defaults(unit, title, alert, steps, lo, hi)
+    if mappings:
+        defaults["mappings"] = list(mappings)
+    p["fieldConfig"] = {"defaults": defaults, "overrides": []}
+    p["options"] = {
+        "reduceOptions": _reduce(),
+        "colorMode": "value" if (alert is not None or steps) else "none",
+        "graphMode": "area",
+        "justifyMode": "auto",
+        "orientation": "auto",
+        "textMode": "auto",
+    }
+    if links:
+        p["links"] = list(links)
+    p["targets"] = _targets(queries, instant=False)
+    return p
+
+
+def bargauge(
+    title: str,
+    description: str,
+    queries: Sequence[Query],
+    unit: str,
+    *,
+    alert: Any = None,
+    lo: Optional[float] = None,
+    hi: Optional[float] = None,
+    w: int = 12,
+    h: int = 8,
+) -> Json:
+    """Horizontal bars, one per series, coloured by thresholds (e.g. space per mount)."""
+    p = _panel("bargauge", title, description, w, h)
+    p["fieldConfig"] = {"defaults": _field_defaults(unit, title, alert, None, lo, hi), "overrides": []}
+    p["options"] = {
+        "reduceOptions": _reduce(),
+        "displayMode": "gradient",
+        "orientation": "horizontal",
+        "showUnfilled": True,
+        "valueMode": "color",
+    }
+    p["targets"] = _targets(queries, instant=True)
+    return p
+
+
+def table(
+    title: str,
+    description: str,
+    queries: Sequence[Query],
+    *,
+    value_unit: Mapping[str, str],
+    column_steps: Optional[Mapping[str, List[Json]]] = None,
+    hide: Iterable[str] = ("Time", "__name__", "job"),
+    rename: Optional[Mapping[str, str]] = None,
+    sort_by: str = "",
+    w: int = 12,
+    h: int = 8,
+) -> Json:
+    """A table of instant series: one row per series, one column per label.
+
+    ``value_unit`` maps each value column (``Value`` for one query,
+    ``Value #A``... for several) to its unit; ``column_steps`` colours a
+    column's text by threshold steps."""
+    p = _panel("table", title, description, w, h)
+    overrides = []
+    for column, unit in value_unit.items():
+        properties: List[Json] = [{"id": "unit", "value": unit}]
+        steps = (column_steps or {}).get(column)
+        if steps:
+            properties.append({"id": "thresholds", "value": {"mode": "absolute", "steps": steps}})
+            properties.append({"id": "custom.cellOptions", "value": {"type": "color-text"}})
+        overrides.append({"matcher": {"id": "byName", "options": column}, "properties": properties})
+    p["fieldConfig"] = {"defaults": {"thresholds": {"mode": "absolute", "steps": [{"color": OK_COLOUR, "value": None}]}}, "overrides": overrides}
+    p["options"] = {"showHeader": True, "cellHeight": "sm", "footer": {"show": False, "reducer": ["sum"], "fields": ""}}
+    if sort_by:
+        p["options"]["sortBy"] = [{"displayName": (rename or {}).get(sort_by, sort_by), "desc": True}]
+    transformations: List[Json] = []
+    if len(queries) > 1:
+        transformations.append({"id": "merge", "options": {}})
+    transformations.append(
+        {"id": "organize", "options": {"excludeByName": {name: True for name in hide}, "indexByName": {}, "renameByName": dict(rename or {})}}
+    )
+    p["transformations"] = transformations
+    p["targets"] = _targets(queries, instant=True)
+    return p
+
+
+def row(title: str, repeat: str = "") -> Json:
+    """A row header; with ``repeat`` one copy per selected value of that variable."""
+    p: Json = {"type": "row", "title": title, "collapsed": False, "panels": [], "gridPos": {"h": 1, "w": GRID_WIDTH}}
+    if repeat:
+        p["repeat"] = repeat
+    return p
+
+
+def layout(panels: Sequence[Json]) -> List[Json]:
+    """Number the panels and place them left to right, wrapping at the grid width."""
+    out: List[Json] = []
+    x = y = line_height = 0
+    for pid, panel in enumerate(panels, start=1):
+        w, h = panel["gridPos"]["w"], panel["gridPos"]["h"]
+        if panel["type"] == "row" or x + w > GRID_WIDTH:
+            y += line_height
+            x = line_height = 0
+        placed = dict(panel, id=pid, gridPos={"h": h, "w": w, "x": x, "y": y})
+        out.append(placed)
+        x += w
+        line_height = max(line_height, h)
+        if panel["type"] == "row":
+            y += h
+            x = line_height = 0
+    return out
+
+
+class PanelQuery(NamedTuple):
+    """One PromQL query of a dashboard and where it sits."""
+
+    uid: str
+    panel: str  # panel title, or "annotation: <name>"
+    ref: str
+    expr: str
+    instant: bool
+
+
+def queries(board: Json) -> Iterator[PanelQuery]:
+    """Every PromQL query of a dashboard: panel targets, then annotations."""
+    for panel in board["panels"]:
+        for t in panel.get("targets", []):
+            yield PanelQuery(board["uid"], panel["title"], t["refId"], t["expr"], bool(t.get("instant")))
+    for ann in board["annotations"]["list"]:
+        if "expr" in ann:
+            yield PanelQuery(board["uid"], f"annotation: {ann['name']}", "A", ann["expr"], False)
+
+
+def dashboard_link(uid: str, title: str) -> Json:
+    """A panel link to another dashboard, keeping the host selection and time range."""
+    url = f"/d/{uid}?${{datasource:queryparam}}&${{job:queryparam}}&${{instance:queryparam}}&${{__url_time_range}}"
+    return {"title": title, "url": url, "targetBlank": False}
+
+
+def _query_variable(name: str, label: str, query: str) -> Json:
+    return {
+        "name": name,
+        "label": label,
+        "type": "query",
+        "datasource": DS,
+        "definition": query,
+        "query": {"query": query, "refId": f"{name}-variable"},
+        "refresh": 2,  # on time range change, so new hosts appear
+        "multi": True,
+        "includeAll": True,
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        "options": [],
+        "regex": "",
+        "sort": 1,
+        "hide": 0,
+    }
+
+
+def variables() -> List[Json]:
+    """Datasource, job and instance pickers; instances are those of the chosen jobs."""
+    datasource = {
+        "name": "datasource",
+        "label": "Data source",
+        "type": "datasource",
+        "query": "prometheus",
+        "current": {"selected": False, "text": DATASOURCE_NAME, "value": DATASOURCE_UID},
+        "options": [],
+        "regex": "",
+        "refresh": 1,
+        "hide": 0,
+    }
+    return [
+        datasource,
+        _query_variable("job", "Job", "label_values(hostagent_build_info, job)"),
+        _query_variable("instance", "Host", 'label_values(hostagent_build_info{job=~"$job"}, instance)'),
+    ]
+
+
+def alerts_annotation() -> Json:
+    """Marks on every graph where an alert about the selected hosts fired."""
+    return {
+        "name": "Firing alerts",
+        "datasource": DS,
+        "enable": True,
+        "hide": False,
+        "iconColor": "red",
+        "expr": 'ALERTS{alertstate="firing",instance=~"$instance"}',
+        "step": "60s",
+        "titleFormat": "{{alertname}}",
+        "textFormat": "{{severity}} on {{instance}}",
+        "useValueForTime": False,
+    }
+
+
+def dashboard(uid: str, title: str, description: str, panels: Sequence[Json]) -> Json:
+    """A complete dashboard: host variables, 10 s refresh, links to its siblings."""
+    builtin = {
+        "builtIn": 1,
+        "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+        "enable": True,
+        "hide": True,
+        "iconColor": "rgba(0, 211, 255, 1)",
+        "name": "Annotations & Alerts",
+        "type": "dashboard",
+    }
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": [TAG],
+        "id": None,
+        "version": 1,
+        "schemaVersion": SCHEMA_VERSION,
+        "editable": True,
+        "graphTooltip": 1,  # shared crosshair across panels
+        "timezone": "browser",
+        "fiscalYearStartMonth": 0,
+        "liveNow": False,
+        "annotations": {"list": [builtin, alerts_annotation()]},
+        "links": [
+            {
+                "title": "hostagent",
+                "type": "dashboards",
+                "tags": [TAG],
+                "asDropdown": True,
+                "includeVars": True,
+                "keepTime": True,
+                "icon": "external link",
+                "targetBlank": False,
+                "tooltip": "",
+                "url": "",
+            }
+        ],
+        "templating": {"list": variables()},
+        "time": {"from": "now-1h", "to": "now"},
+        "timepicker": {
+            "refresh_intervals": REFRESH_INTERVALS,
+            "time_options": TIME_OPTIONS,
+            "quick_ranges": [{"display": f"Last {r}", "from": f"now-{r}", "to": "now"} for r in TIME_OPTIONS],
+        },
+        "refresh": REFRESH,
+        "panels": layout(panels),
+    }
