@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""The real agent plus two test-only collectors that fail on command.
+
+    python tests/faultagent.py --config agent.yaml [agent flags...]
+
+``flaky`` raises while its ``control`` file holds the word ``raise``.
+``stuck`` opens its ``fifo`` path for reading when that FIFO exists: open(2)
+on a FIFO blocks until a writer appears, a real blocked system call like a
+statvfs on a dead mount. A writer that opens and closes it lets the run end.
+Both are off unless the config enables them; they never leave the test tree.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from pathlib import Path
+from typing import Dict, Iterator, Optional, Sequence, Tuple
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src"))
+
+from prometheus_client.core import Metric  # noqa: E402
+
+from hostagent import cli  # noqa: E402
+from hostagent.collectors.base import BaseCollector, MetricSpec, Option, register  # noqa: E402
+
+FLAKY_RUNS = MetricSpec("host_faulttest_flaky_runs", "gauge", "Successful runs of the flaky test collector.")
+STUCK_RUNS = MetricSpec("host_faulttest_stuck_runs", "gauge", "Successful runs of the stuck test collector.")
+
+
+class FlakyCollector(BaseCollector):
+    """Raises while the control file says ``raise``."""
+
+    name = "flaky"
+    help = "test only: fails on command"
+    default_enabled = False
+    options = {"control": Option.string("", "File whose content 'raise' makes the run fail.")}
+    metrics = (FLAKY_RUNS,)
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.runs = 0
+
+    def sample(self) -> int:
+        path = self.config["control"]
+        if path and os.path.exists(path):
+            with open(path) as f:
+                if f.read().strip() == "raise":
+                    raise RuntimeError("told to fail by the control file")
+        self.runs += 1
+        return self.runs
+
+    def families(self, sample: int) -> Iterator[Metric]:
+        yield FLAKY_RUNS.single(sample)
+
+
+class StuckCollector(BaseCollector):
+    """Blocks in open(2) on its FIFO while one exists."""
+
+    name = "stuck"
+    help = "test only: hangs on command"
+    default_enabled = False
+    options = {"fifo": Option.string("", "FIFO to read; the run blocks until a writer opens it.")}
+    metrics = (STUCK_RUNS,)
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.runs = 0
+
+    def sample(self) -> int:
+        path = self.config["fifo"]
+        if path and os.path.exists(path) and stat.S_ISFIFO(os.stat(path).st_mode):
+            with open(path, "rb") as fifo:
+                fifo.read()
+        self.runs += 1
+        return self.runs
+
+    def families(self, sample: int) -> Iterator[Metric]:
+        yield STUCK_RUNS.single(sample)
+
+
+def fault_server(tmp: Path, config_text: str, port: Optional[int] = None, extra_args: Sequence[str] = ()) -> "Server":
+    """This script as a real agent subprocess on 127.0.0.1:port (not started)."""
+    from support import Server, agent_server
+
+    server = agent_server(tmp, config_text, port, extra_args)
+    server.argv[1] = os.path.abspath(__file__)
+    return server
+
+
+def scrape(base_url: str, timeout: float = 5.0) -> Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]:
+    """/metrics as {(sample name, sorted label pairs): value}."""
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+    from support import samples_of
+
+    resp = requests.get(base_url + "/metrics", timeout=timeout)
+    resp.raise_for_status()
+    return samples_of(text_string_to_metric_families(resp.text))
+
+
+def release(fifo: str) -> bool:
+    """Open the FIFO's write end once, ending a blocked run; False if none waits."""
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:  # ENXIO: no reader yet
+        return False
+    os.close(fd)
+    return True
+
+
+if __name__ == "__main__":
+    register(FlakyCollector)
+    register(StuckCollector)
+    sys.exit(cli.main())

@@ -1,0 +1,283 @@
+"""Faults: a collector that raises, one that hangs, a dead mount, processes
+that deny access or vanish, and counters that go backwards."""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+from faultagent import fault_server, release, scrape
+from prometheus_client.parser import text_string_to_metric_families
+from support import samples_of
+
+from hostagent.agent import Agent, Runner
+from hostagent.cli import SHUTDOWN_TIMEOUT
+from hostagent.collectors.base import Paths
+from hostagent.collectors.diskio import DiskioCollector
+from hostagent.collectors.filesystem import FilesystemCollector
+from hostagent.collectors.network import NetworkCollector
+from hostagent.collectors.processes import ProcessesCollector
+from hostagent.exposition import Exposition, build_registry
+
+QUIET = """
+collectors:
+  connections: {enabled: false}
+  diskio: {enabled: false}
+  filesystem: {enabled: false}
+  network: {enabled: false}
+  processes: {enabled: false}
+  system: {enabled: false}
+"""
+
+
+def up(samples, name: str) -> float:
+    return samples[("hostagent_collector_up", (("collector", name),))]
+
+
+def counter(samples, metric: str, name: str) -> float:
+    return samples[(metric, (("collector", name),))]
+
+
+def poll(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def test_raising_collector_goes_down_and_recovers_alone(tmp_path):
+    control = tmp_path / "control"
+    config = QUIET + f"  flaky: {{enabled: true, interval: 0.2, control: '{control}'}}\n"
+    with fault_server(tmp_path, config) as server:
+        server.start()
+        first = scrape(server.base_url)
+        assert up(first, "flaky") == 1 and counter(first, "hostagent_collector_errors_total", "flaky") == 0
+
+        control.write_text("raise")
+
+        def down():
+            s = scrape(server.base_url)
+            # The rest of the agent is untouched meanwhile.
+            assert up(s, "cpu") == 1 and up(s, "memory") == 1
+            assert any(k[0].startswith("host_memory_") for k in s)
+            return s if up(s, "flaky") == 0 else None
+
+        s = poll(down, 10, "flaky up=0")
+        assert counter(s, "hostagent_collector_errors_total", "flaky") >= 3
+        # Keep failing a while: the log must not grow with every failure.
+        s = poll(lambda: (lambda s: s if counter(s, "hostagent_collector_errors_total", "flaky") >= 8 else None)(scrape(server.base_url)), 10, "8 errors")
+        assert up(s, "flaky") == 0
+        errors = counter(s, "hostagent_collector_errors_total", "flaky")
+
+        control.write_text("ok")
+        s = poll(lambda: (lambda s: s if up(s, "flaky") == 1 else None)(scrape(server.base_url)), 10, "flaky up=1")
+        assert counter(s, "hostagent_collector_errors_total", "flaky") >= errors  # a counter never goes back
+        assert ("host_faulttest_flaky_runs", ()) in s
+        assert requests.get(server.base_url + "/-/ready", timeout=5).status_code == 200
+    log = server.log()
+    assert log.count("collector flaky failed: RuntimeError: told to fail") == 1, log
+    assert log.count("collector flaky is down after 3 consecutive failures") == 1, log
+    assert log.count("collector flaky recovered after") == 1, log
+    assert "Traceback" not in log
+
+
+def test_hung_collector_leaves_the_rest_serving_and_shutdown_works(tmp_path):
+    fifo = tmp_path / "stuck.fifo"
+    config = QUIET + (
+        "  flaky: {enabled: true, interval: 0.2}\n"
+        f"  stuck: {{enabled: true, interval: 0.4, fifo: '{fifo}'}}\n"
+    )
+    server = fault_server(tmp_path, config)
+    try:
+        server.start()
+        assert ("host_faulttest_stuck_runs", ()) in scrape(server.base_url)
+        os.mkfifo(fifo)  # the next run of stuck blocks in open(2)
+        poll(lambda: (lambda s: s if up(s, "stuck") == 0 else None)(scrape(server.base_url)), 10, "stuck up=0")
+
+        before = scrape(server.base_url)
+        started = time.monotonic()
+        latencies = []
+        with requests.Session() as session:
+            while time.monotonic() - started < 2.0:
+                t0 = time.perf_counter()
+                resp = session.get(server.base_url + "/metrics", timeout=5)
+                latencies.append(time.perf_counter() - t0)
+                assert resp.status_code == 200
+                time.sleep(0.02)
+        elapsed = time.monotonic() - started
+        after = scrape(server.base_url)
+
+        # /metrics answers in milliseconds while a collector is stuck.
+        assert statistics.median(latencies) < 0.1, latencies
+        assert max(latencies) < 0.5, latencies
+        # The others keep their rhythm: flaky runs every 0.2 s.
+        runs = counter(after, "hostagent_collector_runs_total", "flaky") - counter(before, "hostagent_collector_runs_total", "flaky")
+        assert runs >= 0.6 * elapsed / 0.2, runs
+        assert up(after, "flaky") == 1 and up(after, "cpu") == 1
+        # The hung collector's own series are gone once stale; its up is 0.
+        assert ("host_faulttest_stuck_runs", ()) not in after
+        assert up(after, "stuck") == 0
+        assert ("host_faulttest_flaky_runs", ()) in after
+
+        t0 = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        code = server.proc.wait(SHUTDOWN_TIMEOUT + 5)
+        took = time.monotonic() - t0
+    finally:
+        server.stop()
+    assert code == 0
+    assert took < SHUTDOWN_TIMEOUT + 3, f"shutdown took {took:.1f}s"
+    log = server.log()
+    assert "collector stuck is stale" in log
+    assert "left behind: stuck" in log, log
+
+
+# --------------------------------------------------------------------------
+# In-process faults
+
+
+def test_dead_mount_is_reported_without_leaking_threads(tmp_path):
+    proc = tmp_path / "proc"
+    (proc / "self").mkdir(parents=True)
+    (proc / "self" / "mounts").write_text(
+        "/dev/vda1 / ext4 rw,relatime 0 0\n"
+        "srv:/export /mnt/nfs nfs4 rw,relatime 0 0\n"
+        "/dev/vdb1 /data ext4 ro,relatime 0 0\n"
+    )
+    dead = threading.Event()
+    calls = []
+    real = os.statvfs("/")
+
+    def statvfs(path: str):
+        calls.append(path)
+        if path == "/mnt/nfs":
+            dead.wait(60)  # a dead NFS server: never answers
+        return real
+
+    collector = FilesystemCollector({"statvfs_timeout": 0.3, "statvfs_workers": 2}, Paths(procfs=str(proc)), statvfs=statvfs)
+    runner = Runner("filesystem", collector, 1.0)
+    threads_before = threading.active_count()
+    try:
+        for _ in range(6):
+            t0 = time.monotonic()
+            assert runner.run_once()
+            assert time.monotonic() - t0 < 0.3 + 0.5
+        samples = samples_of(runner.snapshot.families)
+        err = {dict(k[1])["mountpoint"]: v for k, v in samples.items() if k[0] == "host_filesystem_device_error"}
+        assert err == {"/": 0, "/mnt/nfs": 1, "/data": 0}
+        assert not any(k[0] == "host_filesystem_size_bytes" and ("mountpoint", "/mnt/nfs") in k[1] for k in samples)
+        # The dead mount was asked once, not once per run, and holds one thread.
+        assert calls.count("/mnt/nfs") == 1
+        assert collector._pool.threads <= 2
+        assert threading.active_count() - threads_before <= 2
+        assert runner.status.errors_total == 0
+    finally:
+        dead.set()
+        collector.close()
+
+
+def test_access_denied_and_vanished_processes_are_not_failures(monkeypatch):
+    # Patched where psutil reads /proc, below its per-process error handling.
+    platform_process = psutil._psplatform.Process
+    me = os.getpid()
+    denied = {"pid": None}
+    vanished = {"pid": None}
+    raised = {"denied": 0, "vanished": 0}
+
+    real_cpu_times = platform_process.cpu_times
+    real_memory_info = platform_process.memory_info
+
+    def cpu_times(self):
+        if self.pid == denied["pid"]:
+            raised["denied"] += 1
+            raise psutil.AccessDenied(self.pid)
+        if self.pid == vanished["pid"]:
+            raised["vanished"] += 1
+            raise psutil.NoSuchProcess(self.pid)
+        return real_cpu_times(self)
+
+    def memory_info(self):
+        if self.pid == denied["pid"]:
+            raise psutil.AccessDenied(self.pid)
+        return real_memory_info(self)
+
+    children = [subprocess.Popen(["sleep", "30"]) for _ in range(2)]
+    denied["pid"], vanished["pid"] = children[0].pid, children[1].pid
+    pids = psutil.pids()
+    monkeypatch.setattr(platform_process, "cpu_times", cpu_times)
+    monkeypatch.setattr(platform_process, "memory_info", memory_info)
+    collector = ProcessesCollector({"top_n": 100})
+    runner = Runner("processes", collector, 15.0)
+    try:
+        assert runner.run_once(), runner.status.last_error
+        assert runner.run_once(), runner.status.last_error
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()
+    assert raised["denied"] >= 2 and raised["vanished"] >= 2, raised
+    assert runner.status.errors_total == 0
+    samples = samples_of(runner.snapshot.families)
+    exported = {dict(k[1])["pid"] for k in samples if k[0] == "host_process_resident_memory_bytes"}
+    assert str(me) in exported
+    assert str(denied["pid"]) not in exported  # no memory figure: not ranked
+    assert str(vanished["pid"]) not in exported
+    assert sum(v for k, v in samples.items() if k[0] == "host_processes") >= len(pids) - 1
+
+
+def write_net_dev(procfs: Path, rx: int, tx: int) -> None:
+    (procfs / "net").mkdir(parents=True, exist_ok=True)
+    (procfs / "net" / "dev").write_text(
+        "Inter-|   Receive                                                |  Transmit\n"
+        " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n"
+        f"  eth7: {rx} 10 0 0 0 0 0 0 {tx} 20 0 0 0 0 0 0\n"
+    )
+
+
+def write_diskstats(procfs: Path, sectors_read: int) -> None:
+    (procfs / "diskstats").write_text(f" 253       0 vdz 100 0 {sectors_read} 40 50 0 800 60 0 70 100 0 0 0 0 0 0\n")
+
+
+def test_counters_that_go_backwards_pass_through_raw(tmp_path, monkeypatch):
+    procfs = tmp_path / "proc"
+    procfs.mkdir()
+    monkeypatch.setattr(psutil, "PROCFS_PATH", str(procfs))
+    monkeypatch.setattr(psutil, "net_if_stats", lambda: {})  # the made-up interface has no link state
+    network = NetworkCollector({"device_exclude": None})
+    diskio = DiskioCollector({"device_exclude": None})
+    runners = [Runner("network", network, 15.0), Runner("diskio", diskio, 15.0)]
+    agent = Agent(runners)
+    exposition = Exposition(agent, build_registry(agent))
+
+    def values():
+        assert agent.run_once() == []
+        text = exposition.body()[0].decode()
+        s = samples_of(text_string_to_metric_families(text))
+        return (
+            s[("host_network_receive_bytes_total", (("device", "eth7"),))],
+            s[("host_network_transmit_bytes_total", (("device", "eth7"),))],
+            s[("host_disk_read_bytes_total", (("device", "vdz"),))],
+        )
+
+    write_net_dev(procfs, 2**40, 5_000_000)
+    write_diskstats(procfs, 1_000_000)
+    assert values() == (2**40, 5_000_000, 1_000_000 * 512)
+    # Interface removed and re-added, disk reset: counters restart near zero.
+    write_net_dev(procfs, 1234, 0)
+    write_diskstats(procfs, 8)
+    assert values() == (1234, 0, 8 * 512)  # raw: Prometheus sees a reset, not a negative delta
+    write_net_dev(procfs, 5000, 10)
+    write_diskstats(procfs, 16)
+    assert values() == (5000, 10, 16 * 512)
+    assert all(r.status.errors_total == 0 for r in runners)
