@@ -1,0 +1,387 @@
+"""Operator commands against Alertmanager: ``hostagent alerts`` and ``hostagent silence``.
+
+    $ hostagent alerts
+    ALERTNAME         SEVERITY  INSTANCE    STATE     SINCE                       SUMMARY
+    HostHighCpuUsage  critical  web-1:9100  active    2024-05-01 10:02 (14m ago)  CPU usage on web-1:9100 is 97%
+
+    SILENCE ID                            STATE   MATCHERS              ENDS                         CREATED BY  COMMENT
+    6b1c4d6e-0f2a-4a55-9a6e-2c1b0e9f1d3a  active  instance="db-2:9100"  2024-05-01 12:00 (in 1h44m)  alice       kernel upgrade
+
+    $ hostagent silence add --instance db-2:9100 --duration 2h --comment "kernel upgrade"
+    $ hostagent silence expire 6b1c4d6e-0f2a-4a55-9a6e-2c1b0e9f1d3a
+    $ hostagent alerts test --severity critical --instance web-1:9100
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import getpass
+import json
+import os
+import re
+import socket
+import sys
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+from hostagent.alerting.amclient import Alertmanager, AlertmanagerError, isoformat, parse_time
+
+DEFAULT_URL = "http://localhost:9093"
+URL_ENV = "HOSTAGENT_ALERTMANAGER_URL"
+SEVERITIES = ("info", "warning", "critical")
+SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+TEST_ALERTNAME = "HostagentTestAlert"
+_DURATION = re.compile(r"(\d+)(ms|[smhdwy])")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+class UsageError(Exception):
+    """A bad command-line value (exit status 2); the message names the option."""
+
+
+# --------------------------------------------------------------------------
+# Parsing and formatting helpers
+
+
+def resolve_url(flag: Optional[str]) -> str:
+    """The Alertmanager URL: the flag, else $HOSTAGENT_ALERTMANAGER_URL, else the default."""
+    url = flag or os.environ.get(URL_ENV) or DEFAULT_URL
+    if not url.startswith(("http://", "https://")):
+        source = "--alertmanager.url" if flag else URL_ENV
+        raise UsageError(f"{source}: Alertmanager URL must start with http:// or https://, got {url!r}")
+    return url.rstrip("/")
+
+
+def parse_duration(text: str, option: str) -> dt.timedelta:
+    """A Prometheus-style duration ("90s", "2h", "1h30m", "1d") as a timedelta."""
+    text = text.strip()
+    pos, total = 0, 0.0
+    for match in _DURATION.finditer(text):
+        if match.start() != pos:
+            break
+        total += int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if not text or pos != len(text):
+        raise UsageError(f"{option}: {text!r} is not a duration (use e.g. 30m, 2h, 1h30m, 1d)")
+    if total <= 0:
+        raise UsageError(f"{option}: the duration must be longer than 0, got {text!r}")
+    return dt.timedelta(seconds=total)
+
+
+def human_duration(delta: dt.timedelta) -> str:
+    """A short rounded duration: 45s, 14m, 3h05m, 2d4h."""
+    seconds = int(abs(delta.total_seconds()))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, _ = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours}h"
+
+
+def when(stamp: str, now: dt.datetime) -> str:
+    """A timestamp in local time with its distance from now: '2024-05-01 10:02 (14m ago)'."""
+    moment = parse_time(stamp)
+    local = moment.astimezone().strftime("%Y-%m-%d %H:%M")
+    distance = human_duration(moment - now)
+    return f"{local} ({distance} ago)" if moment <= now else f"{local} (in {distance})"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns separated by two spaces; the last column is not padded."""
+    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
+    lines = []
+    for row in [headers, *rows]:
+        cells = [str(cell).ljust(width) for cell, width in zip(row[:-1], widths)] + [str(row[-1])]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def matcher_text(matcher: Mapping[str, Any]) -> str:
+    """A silence matcher as PromQL-style text: name="value", name=~"regex", ..."""
+    equal = matcher.get("isEqual", True)
+    op = ("=~" if equal else "!~") if matcher.get("isRegex") else ("=" if equal else "!=")
+    return f'{matcher["name"]}{op}{json.dumps(matcher["value"])}'
+
+
+def one_line(text: str, limit: int = 80) -> str:
+    """Collapse whitespace and cut long text for a table cell."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _alert_state(alert: Mapping[str, Any]) -> str:
+    status = alert.get("status") or {}
+    if status.get("silencedBy"):
+        return "silenced"
+    if status.get("inhibitedBy"):
+        return "inhibited"
+    return str(status.get("state", "active"))
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _add_url_option(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    # Accepted before and after the sub-command; SUPPRESS keeps a sub-parser
+    # from overwriting a value given earlier with its default.
+    parser.add_argument(
+        "--alertmanager.url",
+        dest="url",
+        metavar="URL",
+        default=argparse.SUPPRESS if suppress else None,
+        help=f"Alertmanager to talk to (default: ${URL_ENV}, else http://localhost:9093)",
+    )
+
+
+def _add_output_option(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
+    default = argparse.SUPPRESS if suppress else "table"
+    parser.add_argument("-o", "--output", choices=("table", "json"), default=default, help="output format (default: table)")
+
+
+def _add_alert_list_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    _add_url_option(parser, suppress)
+    _add_output_option(parser, suppress)
+    default = argparse.SUPPRESS if suppress else False
+    parser.add_argument("--active", action="store_true", default=default, help="hide silenced and inhibited alerts")
+
+
+def _run(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
+    """Parse, dispatch, and turn expected failures into one line on stderr."""
+    try:
+        args = parser.parse_args(list(argv))
+    except SystemExit as exc:  # argparse already printed usage and the error
+        return int(exc.code or 0)
+    try:
+        client = Alertmanager(resolve_url(args.url))
+        return int(args.func(client, args))
+    except UsageError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except AlertmanagerError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+# --------------------------------------------------------------------------
+# hostagent alerts
+
+
+def list_alerts(client: Alertmanager, args: argparse.Namespace) -> int:
+    """Print the alerts Alertmanager holds now and the silences in force."""
+    alerts = client.alerts(include_suppressed=not args.active)
+    silences = [s for s in client.silences() if (s.get("status") or {}).get("state") != "expired"]
+    if args.output == "json":
+        print(json.dumps({"alerts": alerts, "silences": silences}, indent=2, sort_keys=True))
+        return 0
+    now = _now()
+    alerts.sort(key=lambda a: (SEVERITY_ORDER.get(a["labels"].get("severity", ""), 3), a.get("startsAt", ""), a["labels"].get("alertname", "")))
+    if alerts:
+        rows = [
+            [
+                a["labels"].get("alertname", ""),
+                a["labels"].get("severity", "-"),
+                a["labels"].get("instance", "-"),
+                _alert_state(a),
+                when(a["startsAt"], now),
+                one_line(a.get("annotations", {}).get("summary", "")),
+            ]
+            for a in alerts
+        ]
+        print(table(["ALERTNAME", "SEVERITY", "INSTANCE", "STATE", "SINCE", "SUMMARY"], rows))
+    else:
+        print(f"No alerts firing (Alertmanager at {client.url}).")
+    print()
+    print(silence_table(silences, now) if silences else "No active silences.")
+    return 0
+
+
+def silence_table(silences: List[Mapping[str, Any]], now: dt.datetime) -> str:
+    """Silences as a table, soonest to end first."""
+    rows = [
+        [
+            s["id"],
+            s["status"]["state"],
+            ", ".join(matcher_text(m) for m in s.get("matchers", [])),
+            when(s["endsAt"], now),
+            s.get("createdBy", ""),
+            one_line(s.get("comment", ""), 60),
+        ]
+        for s in sorted(silences, key=lambda s: s.get("endsAt", ""))
+    ]
+    return table(["SILENCE ID", "STATE", "MATCHERS", "ENDS", "CREATED BY", "COMMENT"], rows)
+
+
+def test_alert(client: Alertmanager, args: argparse.Namespace) -> int:
+    """Post a synthetic alert (or its resolution) through Alertmanager's routing."""
+    duration = parse_duration(args.duration, "--duration")
+    now = _now()
+    labels = {"alertname": TEST_ALERTNAME, "severity": args.severity, "instance": args.instance, "job": "hostagent-test"}
+    alert: Dict[str, Any] = {
+        "labels": labels,
+        "annotations": {
+            "summary": f"Test alert ({args.severity}) for {args.instance}: notification channels work",
+            "description": "Sent by `hostagent alerts test` to check notification delivery end to end. No action needed.",
+            "value": "test",
+        },
+        "generatorURL": "",
+    }
+    if args.resolve:
+        # Same labels, an end in the past: Alertmanager marks it resolved now.
+        alert["startsAt"] = isoformat(now - dt.timedelta(seconds=1))
+        alert["endsAt"] = isoformat(now - dt.timedelta(milliseconds=1))
+    else:
+        alert["startsAt"] = isoformat(now)
+        alert["endsAt"] = isoformat(now + duration)
+    client.post_alerts([alert])
+    where = f"severity={args.severity}, instance={args.instance}"
+    if args.resolve:
+        print(f"Resolved {TEST_ALERTNAME} ({where}) at {client.url}; receivers with send_resolved get a resolved notice.")
+    else:
+        ends = (now + duration).astimezone().strftime("%H:%M:%S")
+        print(f"Posted {TEST_ALERTNAME} ({where}) to {client.url}.")
+        print(f"It is routed like a real {args.severity} alert (after the route's group_wait) and resolves by itself at {ends}.")
+        print(f"Resolve it now with: hostagent alerts test --resolve --severity {args.severity} --instance {args.instance}")
+    return 0
+
+
+def alerts_parser() -> argparse.ArgumentParser:
+    """The ``hostagent alerts`` command line."""
+    parser = argparse.ArgumentParser(prog="hostagent alerts", description="Show what Alertmanager is alerting on, or send a test alert.")
+    _add_alert_list_options(parser, suppress=False)
+    parser.set_defaults(func=list_alerts)
+    sub = parser.add_subparsers(dest="command", metavar="{list,test}")
+    listing = sub.add_parser("list", help="firing alerts and silences (the default)")
+    _add_alert_list_options(listing, suppress=True)
+    listing.set_defaults(func=list_alerts)
+    test = sub.add_parser("test", help="send a synthetic alert through Alertmanager to check the channels")
+    _add_url_option(test, suppress=True)
+    test.add_argument("--severity", choices=SEVERITIES, default="warning", help="severity label (default: warning)")
+    test.add_argument("--instance", default=socket.gethostname(), help="instance label (default: this host's name)")
+    test.add_argument("--duration", default="5m", help="how long the alert fires before it resolves by itself (default: 5m)")
+    test.add_argument("--resolve", action="store_true", help="resolve the test alert with these labels now")
+    test.set_defaults(func=test_alert)
+    return parser
+
+
+def alerts_main(argv: List[str]) -> int:
+    """``hostagent alerts [list|test]``; returns the exit status."""
+    return _run(alerts_parser(), argv)
+
+
+# --------------------------------------------------------------------------
+# hostagent silence
+
+
+def add_silence(client: Alertmanager, args: argparse.Namespace) -> int:
+    """Silence an instance (optionally one alert name) for a while."""
+    if not args.instance and not args.alertname:
+        raise UsageError("give --instance and/or --alertname: a silence needs at least one matcher")
+    if not args.comment.strip():
+        raise UsageError("--comment must not be empty: say why the alerts are silenced")
+    duration = parse_duration(args.duration, "--duration")
+    matchers = [
+        {"name": name, "value": value, "isRegex": False, "isEqual": True}
+        for name, value in (("instance", args.instance), ("alertname", args.alertname))
+        if value
+    ]
+    now = _now()
+    silence_id = client.add_silence(matchers, now, now + duration, args.author, args.comment.strip())
+    ends = (now + duration).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    print(f"Silence {silence_id} mutes {', '.join(matcher_text(m) for m in matchers)} until {ends}.")
+    return 0
+
+
+def _find_silence(silences: List[Mapping[str, Any]], wanted: str) -> Mapping[str, Any]:
+    """The silence whose ID is ``wanted`` or starts with it (when unique)."""
+    exact = [s for s in silences if s["id"] == wanted]
+    if exact:
+        return exact[0]
+    prefixed = [s for s in silences if s["id"].startswith(wanted)] if wanted else []
+    if len(prefixed) == 1:
+        return prefixed[0]
+    if prefixed:
+        raise UsageError(f"silence ID prefix {wanted!r} matches {len(prefixed)} silences; give more of the ID")
+    raise UsageError(f"no silence with ID {wanted!r} (see `hostagent silence list`)")
+
+
+def expire_silences(client: Alertmanager, args: argparse.Namespace) -> int:
+    """Expire silences by ID (or unique ID prefix)."""
+    silences = client.silences()
+    status = 0
+    for wanted in args.ids:
+        try:
+            silence = _find_silence(silences, wanted)
+        except UsageError as exc:
+            print(f"hostagent silence expire: error: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        if silence["status"]["state"] == "expired":
+            print(f"Silence {silence['id']} had already expired.")
+            continue
+        client.expire_silence(silence["id"])
+        print(f"Expired silence {silence['id']}.")
+    return status
+
+
+def list_silences(client: Alertmanager, args: argparse.Namespace) -> int:
+    """Print silences in force (and expired ones with --all)."""
+    silences = client.silences()
+    if not args.all:
+        silences = [s for s in silences if s["status"]["state"] != "expired"]
+    if args.output == "json":
+        print(json.dumps(silences, indent=2, sort_keys=True))
+    elif silences:
+        print(silence_table(silences, _now()))
+    else:
+        print(f"No {'' if args.all else 'active '}silences (Alertmanager at {client.url}).")
+    return 0
+
+
+def silence_parser() -> argparse.ArgumentParser:
+    """The ``hostagent silence`` command line."""
+    parser = argparse.ArgumentParser(prog="hostagent silence", description="Mute alerts during planned work, list and expire silences.")
+    _add_url_option(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", metavar="{add,expire,list}")
+    sub.required = True
+    add = sub.add_parser("add", help="silence the alerts of an instance (optionally one alert name)")
+    _add_url_option(add, suppress=True)
+    add.add_argument("--instance", help="instance label to silence, e.g. web-1:9100")
+    add.add_argument("--alertname", help="silence only this alert")
+    add.add_argument("--duration", default="2h", help="how long, e.g. 30m, 2h, 1d (default: 2h)")
+    add.add_argument("--comment", required=True, help="why (shown to everyone who looks at the silence)")
+    add.add_argument("--author", default=_default_author(), help="who (default: your login name)")
+    add.set_defaults(func=add_silence)
+    expire = sub.add_parser("expire", help="end silences now")
+    _add_url_option(expire, suppress=True)
+    expire.add_argument("ids", nargs="+", metavar="ID", help="silence ID or a unique prefix of it")
+    expire.set_defaults(func=expire_silences)
+    listing = sub.add_parser("list", help="silences in force")
+    _add_url_option(listing, suppress=True)
+    _add_output_option(listing)
+    listing.add_argument("--all", action="store_true", help="include expired silences")
+    listing.set_defaults(func=list_silences)
+    return parser
+
+
+def _default_author() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name in minimal containers
+        return "hostagent"
+
+
+def silence_main(argv: List[str]) -> int:
+    """``hostagent silence add|expire|list``; returns the exit status."""
+    return _run(silence_parser(), argv)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["silence"]:
+        sys.exit(silence_main(sys.argv[2:]))
+    sys.exit(alerts_main(sys.argv[1:] if sys.argv[1:2] != ["alerts"] else sys.argv[2:]))
