@@ -16,7 +16,7 @@ import os
 import stat
 import sys
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Iterator, Optional, Sequence, Tuple
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src"))
 
@@ -25,64 +25,68 @@ from prometheus_client.core import Metric  # noqa: E402
 from hostagent import cli  # noqa: E402
 from hostagent.collectors.base import BaseCollector, MetricSpec, Option, register  # noqa: E402
 
+if TYPE_CHECKING:
+    from support import Server
+
 FLAKY_RUNS = MetricSpec("host_faulttest_flaky_runs", "gauge", "Successful runs of the flaky test collector.")
 STUCK_RUNS = MetricSpec("host_faulttest_stuck_runs", "gauge", "Successful runs of the stuck test collector.")
 
 
-class FlakyCollector(BaseCollector):
-    """Raises while the control file says ``raise``."""
+class _CountingCollector(BaseCollector):
+    """Exports how many runs succeeded; subclasses decide how a run fails."""
 
-    name = "flaky"
-    help = "test only: fails on command"
     default_enabled = False
-    options = {"control": Option.string("", "File whose content 'raise' makes the run fail.")}
-    metrics = (FLAKY_RUNS,)
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.runs = 0
 
     def sample(self) -> int:
+        self.fault()
+        self.runs += 1
+        return self.runs
+
+    def fault(self) -> None:
+        """Raise or block here, as the test commands."""
+
+    def families(self, sample: int) -> Iterator[Metric]:
+        yield self.metrics[0].single(sample)
+
+
+class FlakyCollector(_CountingCollector):
+    """Raises while the control file says ``raise``."""
+
+    name = "flaky"
+    help = "test only: fails on command"
+    options = {"control": Option.string("", "File whose content 'raise' makes the run fail.")}
+    metrics = (FLAKY_RUNS,)
+
+    def fault(self) -> None:
         path = self.config["control"]
         if path and os.path.exists(path):
             with open(path) as f:
                 if f.read().strip() == "raise":
                     raise RuntimeError("told to fail by the control file")
-        self.runs += 1
-        return self.runs
-
-    def families(self, sample: int) -> Iterator[Metric]:
-        yield FLAKY_RUNS.single(sample)
 
 
-class StuckCollector(BaseCollector):
+class StuckCollector(_CountingCollector):
     """Blocks in open(2) on its FIFO while one exists."""
 
     name = "stuck"
     help = "test only: hangs on command"
-    default_enabled = False
     options = {"fifo": Option.string("", "FIFO to read; the run blocks until a writer opens it.")}
     metrics = (STUCK_RUNS,)
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.runs = 0
-
-    def sample(self) -> int:
+    def fault(self) -> None:
         path = self.config["fifo"]
         if path and os.path.exists(path) and stat.S_ISFIFO(os.stat(path).st_mode):
             with open(path, "rb") as fifo:
                 fifo.read()
-        self.runs += 1
-        return self.runs
-
-    def families(self, sample: int) -> Iterator[Metric]:
-        yield STUCK_RUNS.single(sample)
 
 
-def fault_server(tmp: Path, config_text: str, port: Optional[int] = None, extra_args: Sequence[str] = ()) -> "Server":
+def fault_server(tmp: Path, config_text: str, port: Optional[int] = None, extra_args: Sequence[str] = ()) -> Server:
     """This script as a real agent subprocess on 127.0.0.1:port (not started)."""
-    from support import Server, agent_server
+    from support import agent_server  # the test tree's helpers, not needed to run the agent
 
     server = agent_server(tmp, config_text, port, extra_args)
     server.argv[1] = os.path.abspath(__file__)
