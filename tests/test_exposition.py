@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -99,17 +100,67 @@ def test_render_is_cached_until_change_or_max_age():
     clock, col, agent, expo = make()
     agent.run_once()
     first = expo.body()[0]
-    expo.body()
-    expo.body(compressed=True)
-    assert expo.renders == 1
-    clock.now += 0.5
     assert expo.body()[0] is first and expo.renders == 1
-    agent.run_once()  # a new snapshot: render again
+    expo.body(compressed=True)  # a variant nobody asked for yet: one refresh
+    assert expo.renders == 2
+    expo.body(compressed=True)
     expo.body()
     assert expo.renders == 2
-    clock.now += 1.0  # process metrics age out after max_age
+    clock.now += 4.9
+    expo.body()
+    assert expo.renders == 2
+    agent.run_once()  # a new snapshot: render again
     expo.body()
     assert expo.renders == 3
+    clock.now += 5.0  # the agent's own process metrics age out after max_age
+    expo.body()
+    assert expo.renders == 4
+
+
+def test_a_snapshot_is_rendered_once_and_reused():
+    clock, col, agent, expo = make()
+    agent.run_once()
+    expo.body()
+    part = expo._parts[("devices", False)][1]
+    clock.now += 6  # a refresh for the dynamic part only
+    body = expo.body()[0]
+    assert expo._parts[("devices", False)][1] is part and part in body
+    agent.run_once()
+    expo.body()
+    assert expo._parts[("devices", False)][1] is not part
+
+
+def test_renderer_thread_refreshes_on_change_and_staleness_so_scrapes_never_render():
+    col = Devices(["sda"])
+    agent = Agent([Runner("devices", col, 0.3)])
+    expo = Exposition(agent, build_registry(agent))
+    agent.run_once()
+    expo.start()
+    try:
+        expo.body()
+        col.devices = ["sdb"]
+        agent.run_once()  # notifies the renderer
+        deadline = time.monotonic() + 2
+        while b'device="sdb"' not in expo.body()[0] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        renders = expo.renders
+        for _ in range(50):
+            body = expo.body()[0]
+        assert b'device="sdb"' in body and b'device="sda"' not in body
+        assert expo.renders == renders  # fifty scrapes, no render among them
+        time.sleep(1.0)  # no more runs: the snapshot goes stale after 0.9 s
+        assert b"host_test_value" not in expo.body()[0]
+        assert b'hostagent_collector_up{collector="devices"} 0.0' in expo.body()[0]
+    finally:
+        expo.stop()
+
+
+def test_stale_snapshot_does_not_make_every_refresh_expire_at_once():
+    clock, col, agent, expo = make(interval=1.0)
+    agent.run_once()
+    clock.now += 10  # long stale: its past deadline must not count
+    expo.body()
+    assert expo._published.valid_until == clock.now + expo.max_age
 
 
 def test_cache_expires_when_a_snapshot_goes_stale():
@@ -126,11 +177,12 @@ def test_gzip_and_openmetrics_variants():
     plain = expo.body()[0]
     zipped, ctype = expo.body(compressed=True)
     assert gzip.decompress(zipped) == plain and ctype.startswith("text/plain")
-    om, om_type = expo.body(openmetrics=True)
+    zipped_om = expo.body(openmetrics=True, compressed=True)[0]
+    om, om_type = expo.body(openmetrics=True)  # made in the same refresh
     assert om_type.startswith("application/openmetrics-text")
-    assert om.endswith(b"# EOF\n")
+    assert om.endswith(b"# EOF\n") and om.count(b"# EOF") == 1
     assert b"host_test_bytes_total{device=\"sda\"} 1024.0" in om
-    assert gzip.decompress(expo.body(openmetrics=True, compressed=True)[0]) == om
+    assert gzip.decompress(zipped_om) == om
 
 
 def test_disabled_collector_is_reported_but_not_served():

@@ -183,6 +183,7 @@ class Agent:
         self.runners: List[Runner] = list(runners)
         self.clock = clock
         self.version = 0
+        self.listeners: List[Callable[[], None]] = []  # told after every change
         self._lock = threading.Lock()
         for runner in self.runners:
             runner._on_change = self._changed
@@ -195,6 +196,8 @@ class Agent:
     def _changed(self) -> None:
         with self._lock:
             self.version += 1
+        for listener in self.listeners:
+            listener()
 
     def start(self) -> None:
         for runner in self.runners:

@@ -202,10 +202,12 @@ def serve(config: cfgmod.Config, agent: Agent, web_security: Tuple[object, objec
         addresses = server.bind()
     except OSError as exc:
         log.error("cannot listen on %s: %s", web["listen_address"], exc.strerror or exc)
+        server.stop()
         return 1
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: request_stop(0))
     agent.start()
+    exposition.start()
     server.start()
     scheme = "https" if ssl_context else "http"
     log.info(
@@ -224,6 +226,7 @@ def serve(config: cfgmod.Config, agent: Agent, web_security: Tuple[object, objec
             selfmon.check()
     log.info("shutting down")
     server.stop()
+    exposition.stop()
     stuck = agent.stop(SHUTDOWN_TIMEOUT)
     log.info("stopped")
     if stuck:

@@ -1,10 +1,9 @@
 """From snapshots to the bytes a scrape gets.
 
-A private registry holds one custom collector that yields the fresh snapshots'
-families plus the agent's own metrics, and prometheus-client's process and
-platform collectors. The rendered bytes (text, OpenMetrics, each optionally
-gzipped) are cached and reused until a snapshot changes, one goes stale, or
-``max_age`` passes (the agent's own process metrics keep moving).
+The fresh snapshots' families, plus a private registry with the agent's own
+metrics and prometheus-client's process and platform collectors, rendered as
+text or OpenMetrics, optionally gzipped. A scrape is handed bytes made before
+it arrived; see ``Exposition``.
 """
 
 from __future__ import annotations
@@ -12,8 +11,8 @@ from __future__ import annotations
 import gzip
 import platform
 import threading
-from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from prometheus_client.core import Metric
@@ -50,20 +49,15 @@ AGENT_METRICS: Tuple[MetricSpec, ...] = (
 )
 
 
-class SnapshotCollector:
-    """prometheus-client custom collector serving the agent's snapshots."""
+class AgentCollector:
+    """prometheus-client custom collector for the agent's own health metrics."""
 
     def __init__(self, agent: Agent, extra: Callable[[], List[Metric]] = list):
         self.agent = agent
         self.extra = extra
 
     def collect(self) -> Iterator[Metric]:
-        now = self.agent.clock()
-        for runner in self.agent.active():
-            snap = runner.fresh_snapshot(now)
-            if snap is not None:
-                yield from snap.families
-        yield from self.agent_families(now)
+        yield from self.agent_families(self.agent.clock())
         yield from self.extra()
 
     def agent_families(self, now: float) -> Iterator[Metric]:
@@ -86,54 +80,171 @@ class SnapshotCollector:
 
 
 def build_registry(agent: Agent, extra: Callable[[], List[Metric]] = list) -> CollectorRegistry:
-    """The private registry behind /metrics."""
+    """The private registry for what changes outside snapshots: the agent's
+    health, ``extra`` (self-monitoring), process and platform metrics."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SnapshotCollector(agent, extra))
+    registry.register(AgentCollector(agent, extra))
     registry.register(ProcessCollector(registry=None))
     registry.register(PlatformCollector(registry=None))
     return registry
 
 
-@dataclass
-class _Rendered:
+class _Fixed:
+    """A fixed list of families, in the shape prometheus-client renders."""
+
+    def __init__(self, families: Iterable[Metric]):
+        self.families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
+
+
+_EOF = b"# EOF\n"
+
+
+def render(source: object, openmetrics: bool) -> bytes:
+    """Families as text-format bytes, or OpenMetrics bytes without '# EOF'."""
+    if not openmetrics:
+        return generate_latest(source)  # type: ignore[arg-type]
+    data = generate_openmetrics(source)  # type: ignore[arg-type]
+    return data[: -len(_EOF)] if data.endswith(_EOF) else data
+
+
+Key = Tuple[bool, bool]  # (openmetrics, gzip)
+
+
+@dataclass(frozen=True)
+class _Published:
     version: int
     made_at: float
     valid_until: float
-    bodies: Dict[Tuple[bool, bool], bytes] = field(default_factory=dict)
+    bodies: Dict[Key, bytes]
 
 
 class Exposition:
-    """Rendered bytes for the current snapshots, made once per change."""
+    """Bytes for /metrics, rendered once per change, never by a waiting scrape.
 
-    def __init__(self, agent: Agent, registry: CollectorRegistry, max_age: float = 1.0):
+    Each snapshot is rendered once, when it first needs to be, and its bytes
+    reused until the collector replaces it. A refresh joins those parts with
+    the small dynamic part (agent health, process metrics) and publishes every
+    variant a client has asked for. With ``start()`` a renderer thread
+    refreshes after each change, when a snapshot goes stale, and every
+    ``max_age`` seconds; without it (``--once``, tests) ``body()`` refreshes
+    when the published bytes are out of date.
+    """
+
+    def __init__(self, agent: Agent, registry: CollectorRegistry, max_age: float = 5.0, compresslevel: int = 1):
         self.agent = agent
         self.registry = registry
         self.max_age = max_age
-        self._lock = threading.Lock()
-        self._cache: Optional[_Rendered] = None
-        self.renders = 0  # how many times bytes were made (tests and bench read it)
+        self.compresslevel = compresslevel
+        self.renders = 0  # refreshes so far (tests and the benchmark read it)
+        self._published: Optional[_Published] = None
+        self._parts: Dict[Tuple[str, bool], Tuple[object, bytes]] = {}
+        self._wanted: Set[Key] = {(False, False)}
+        self._render_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._dirty = False
+        self._stopping = False
+        self._thread: Optional[threading.Thread] = None
 
-    def _valid(self, cache: Optional[_Rendered], now: float) -> bool:
-        return cache is not None and cache.version == self.agent.version and now < cache.valid_until
+    # -- rendering -----------------------------------------------------------
+
+    def _part(self, name: str, snap: object, families: Iterable[Metric], openmetrics: bool) -> bytes:
+        cached = self._parts.get((name, openmetrics))
+        if cached is not None and cached[0] is snap:
+            return cached[1]
+        data = render(_Fixed(families), openmetrics)
+        self._parts[(name, openmetrics)] = (snap, data)
+        return data
+
+    def _assemble(self, openmetrics: bool, now: float) -> bytes:
+        parts = []
+        for runner in self.agent.active():
+            snap = runner.fresh_snapshot(now)
+            if snap is not None:
+                parts.append(self._part(runner.name, snap, snap.families, openmetrics))
+        parts.append(render(self.registry, openmetrics))
+        if openmetrics:
+            parts.append(_EOF)
+        return b"".join(parts)
+
+    def refresh(self) -> None:
+        """Render every wanted variant for the current snapshots and publish."""
+        with self._render_lock:
+            now = self.agent.clock()
+            # The version is read first: a change during the render leaves the
+            # published version behind, so the change is rendered again.
+            version = self.agent.version
+            deadlines = [d for d in (r.stale_deadline() for r in self.agent.active()) if d > now]
+            valid_until = min([now + self.max_age] + deadlines)
+            with self._cond:
+                wanted = sorted(self._wanted)
+            bodies: Dict[Key, bytes] = {}
+            for openmetrics, compressed in wanted:
+                plain = bodies.get((openmetrics, False))
+                if plain is None:
+                    plain = bodies[(openmetrics, False)] = self._assemble(openmetrics, now)
+                if compressed:
+                    bodies[(openmetrics, True)] = gzip.compress(plain, compresslevel=self.compresslevel)
+            # Forget parts of collectors that are gone or stale.
+            live = {(r.name, om) for r in self.agent.active() if r.fresh_snapshot(now) is not None for om in (False, True)}
+            for key in [k for k in self._parts if k not in live]:
+                del self._parts[key]
+            self._published = _Published(version, now, valid_until, bodies)
+            self.renders += 1
+
+    def _usable(self, pub: Optional[_Published], key: Key, now: float) -> bool:
+        if pub is None or key not in pub.bodies:
+            return False
+        if self._thread is not None and self._thread.is_alive():
+            # The renderer is (or will be in a moment) at work on any change.
+            return now < pub.valid_until + 1.0
+        return pub.version == self.agent.version and now < pub.valid_until
 
     def body(self, openmetrics: bool = False, compressed: bool = False) -> Tuple[bytes, str]:
-        """Bytes and content type; renders only when the cache is outdated."""
-        now = self.agent.clock()
-        with self._lock:
-            cache = self._cache
-            if not self._valid(cache, now):
-                # Read the version before rendering: a change during the render
-                # then makes the next scrape render again.
-                stale_at = min((r.stale_deadline() for r in self.agent.active()), default=now + self.max_age)
-                cache = self._cache = _Rendered(self.agent.version, now, min(now + self.max_age, stale_at))
-            plain = cache.bodies.get((openmetrics, False))
-            if plain is None:
-                plain = cache.bodies[(openmetrics, False)] = self._render(openmetrics)
-            data = plain
-            if compressed:
-                data = cache.bodies.get((openmetrics, True)) or cache.bodies.setdefault((openmetrics, True), gzip.compress(plain, compresslevel=6))
-        return data, OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
+        """The published bytes and content type for this variant."""
+        key = (openmetrics, compressed)
+        pub = self._published
+        if not self._usable(pub, key, self.agent.clock()):
+            with self._cond:
+                self._wanted.add(key)
+            self.refresh()
+            pub = self._published
+        assert pub is not None
+        return pub.bodies[key], OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
 
-    def _render(self, openmetrics: bool) -> bytes:
-        self.renders += 1
-        return generate_openmetrics(self.registry) if openmetrics else generate_latest(self.registry)
+    # -- the renderer thread -------------------------------------------------
+
+    def notify(self) -> None:
+        """A snapshot changed: the renderer should refresh."""
+        with self._cond:
+            self._dirty = True
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._dirty and not self._stopping:
+                    pub = self._published
+                    wait = (pub.valid_until if pub else 0.0) - self.agent.clock()
+                    if wait <= 0:
+                        break
+                    self._cond.wait(wait)
+                if self._stopping:
+                    return
+                self._dirty = False
+            self.refresh()
+
+    def start(self) -> None:
+        self.agent.listeners.append(self.notify)
+        self.refresh()
+        self._thread = threading.Thread(target=self._loop, name="exposition", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join(2)

@@ -178,9 +178,11 @@ class HTTPServer:
         ready.wait(10)
 
     def stop(self, timeout: float = 2.0) -> None:
-        if self._thread is None:
+        if self._thread is None:  # never started (e.g. bind failed)
             for s in self.sockets:
                 s.close()
+            self._loop.close()
+            self._pool.shutdown(wait=False)
             return
 
         async def shutdown() -> None:
