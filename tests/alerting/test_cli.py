@@ -280,5 +280,10 @@ def test_parse_time_handles_nanoseconds_and_zulu() -> None:
     assert parse_time("2024-05-01T12:00:00.5+02:00") == dt.datetime(2024, 5, 1, 10, 0, 0, 500000, tzinfo=dt.timezone.utc)
 
 
+def test_one_line() -> None:
+    assert cli.one_line("  a\n b  ") == "a b"
+    assert cli.one_line("x" * 100, 10) == "xxxxxxx..."
+
+
 def test_human_duration() -> None:
     assert [cli.human_duration(dt.timedelta(seconds=s)) for s in (5, 125, 3 * 3600 + 300, 3 * 86400 + 7200)] == ["5s", "2m", "3h05m", "3d2h"]

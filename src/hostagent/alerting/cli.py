@@ -111,7 +111,7 @@ def matcher_text(matcher: Mapping[str, Any]) -> str:
 def one_line(text: str, limit: int = 80) -> str:
     """Collapse whitespace and cut long text for a table cell."""
     flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def _alert_state(alert: Mapping[str, Any]) -> str:
@@ -217,7 +217,7 @@ def silence_table(silences: List[Mapping[str, Any]], now: dt.datetime) -> str:
     return table(["SILENCE ID", "STATE", "MATCHERS", "ENDS", "CREATED BY", "COMMENT"], rows)
 
 
-def test_alert(client: Alertmanager, args: argparse.Namespace) -> int:
+def send_test_alert(client: Alertmanager, args: argparse.Namespace) -> int:
     """Post a synthetic alert (or its resolution) through Alertmanager's routing."""
     duration = parse_duration(args.duration, "--duration")
     now = _now()
@@ -227,7 +227,6 @@ def test_alert(client: Alertmanager, args: argparse.Namespace) -> int:
         "annotations": {
             "summary": f"Test alert ({args.severity}) for {args.instance}: notification channels work",
             "description": "Sent by `hostagent alerts test` to check notification delivery end to end. No action needed.",
-            "value": "test",
         },
         "generatorURL": "",
     }
@@ -265,7 +264,7 @@ def alerts_parser() -> argparse.ArgumentParser:
     test.add_argument("--instance", default=socket.gethostname(), help="instance label (default: this host's name)")
     test.add_argument("--duration", default="5m", help="how long the alert fires before it resolves by itself (default: 5m)")
     test.add_argument("--resolve", action="store_true", help="resolve the test alert with these labels now")
-    test.set_defaults(func=test_alert)
+    test.set_defaults(func=send_test_alert)
     return parser
 
 
