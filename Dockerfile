@@ -1,0 +1,31 @@
+# The hostagent agent. docker-compose.yml runs it in the host's PID and
+# network namespaces with the host's root mounted read-only at /host, so it
+# reports the host, not the container.
+FROM python:3.11.9-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /build
+COPY pyproject.toml README.md ./
+COPY src ./src
+RUN pip install . \
+    && rm -rf /build \
+    && groupadd --system --gid 10001 hostagent \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin hostagent
+
+COPY config/agent.yaml /etc/hostagent/agent.yaml
+ENV HOSTAGENT_CONFIG=/etc/hostagent/agent.yaml
+
+WORKDIR /
+USER 10001:10001
+EXPOSE 9100
+
+# Uses the image's own Python: slim images have no curl or wget. Follows the
+# default listen address; change both together.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:9100/-/healthy', timeout=4).status == 200 else 1)"]
+
+ENTRYPOINT ["hostagent"]

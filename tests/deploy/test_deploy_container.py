@@ -1,0 +1,100 @@
+"""The agent image: Dockerfile rules, and the agent run the way the container runs it.
+
+There is no container engine here, so the image is not built; instead the
+real agent runs with docker-compose.yml's environment against a stand-in for
+the /host mount, and the image's HEALTHCHECK command is run against it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+import requests
+import yaml
+from support import REPO, agent_server, free_port
+
+DOCKERFILE = (REPO / "Dockerfile").read_text()
+
+
+def instructions() -> List[tuple]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined."""
+    text = re.sub(r"\\\n\s*", " ", DOCKERFILE)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    return [tuple(ln.split(None, 1)) for ln in lines]
+
+
+def args_of(name: str) -> List[str]:
+    return [a for n, a in instructions() if n == name]
+
+
+def healthcheck_argv() -> List[str]:
+    (check,) = args_of("HEALTHCHECK")
+    options, _, command = check.partition(" CMD ")
+    assert re.search(r"--interval=\d+s", options) and re.search(r"--timeout=\d+s", options)
+    return json.loads(command)
+
+
+def test_image_rules() -> None:
+    (user,) = args_of("USER")
+    assert not re.match(r"(0|root)\b", user), "the agent must not run as root"
+    assert args_of("EXPOSE") == ["9100"]
+    (entry,) = args_of("ENTRYPOINT")
+    assert json.loads(entry) == ["hostagent"]
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert re.search(r'^hostagent = "hostagent\.cli:main"$', pyproject, re.M), "ENTRYPOINT needs the hostagent script"
+    assert healthcheck_argv()[0] == "python"
+    env = " ".join(args_of("ENV"))
+    assert "HOSTAGENT_CONFIG=/etc/hostagent/agent.yaml" in env
+
+
+def test_build_context_has_what_the_dockerfile_copies() -> None:
+    allowed = [ln[1:].rstrip("/") for ln in (REPO / ".dockerignore").read_text().splitlines() if ln.startswith("!")]
+    lines = (REPO / ".dockerignore").read_text().splitlines()
+    assert "*" in lines, ".dockerignore should list what goes in, not what stays out"
+    for copy in args_of("COPY"):
+        *sources, _ = copy.split()
+        for src in sources:
+            assert src.rstrip("/") in allowed, f"COPY {src} is excluded by .dockerignore"
+            assert (REPO / src).exists(), f"COPY {src}: no such file"
+
+
+@pytest.fixture()
+def host_root(tmp_path: Path) -> Path:
+    """A stand-in for the container's /host: the real root, entry by entry."""
+    root = tmp_path / "host"
+    root.mkdir()
+    for entry in os.listdir("/"):
+        (root / entry).symlink_to(Path("/") / entry)
+    return root
+
+
+def compose_agent_env(host_root: Path) -> Dict[str, str]:
+    """docker-compose.yml's agent environment with /host moved to ``host_root``."""
+    env = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]["agent"]["environment"]
+    assert all(v == "/host" or v.startswith("/host/") for v in env.values())
+    return {k: str(host_root) + v[len("/host") :] for k, v in env.items()}
+
+
+def test_agent_runs_with_the_container_settings(tmp_path: Path, host_root: Path) -> None:
+    env = compose_agent_env(host_root)
+    with agent_server(tmp_path, "", env=env).start() as agent:
+        body = requests.get(agent.base_url + "/metrics", timeout=10).text
+        # Collectors read the host through the configured paths and all succeed.
+        ups = re.findall(r'^hostagent_collector_up\{collector="(\w+)"\} (\S+)$', body, re.M)
+        assert len(ups) >= 8 and all(v == "1.0" for _, v in ups), ups
+        assert re.search(r'^host_filesystem_size_bytes\{[^}]*mountpoint="/"[^}]*\} [1-9]', body, re.M)
+        assert re.search(r'^host_process_resident_memory_bytes\{[^}]*username="root"', body, re.M)
+        assert re.search(r"^host_cpu_seconds_total\{", body, re.M)
+
+        port = agent.base_url.rsplit(":", 1)[1]
+        argv = [sys.executable if a == "python" else a.replace(":9100/", f":{port}/") for a in healthcheck_argv()]
+        assert subprocess.run(argv, timeout=10).returncode == 0
+    closed = [a.replace(f":{port}/", f":{free_port()}/") for a in argv]
+    assert subprocess.run(closed, capture_output=True, timeout=10).returncode != 0
