@@ -156,6 +156,16 @@ def machine_summary() -> str:
     return f"{model}, {os.cpu_count()} cores, {mem / (1024 * MiB):.1f} GiB RAM, Linux {os.uname().release}"
 
 
+def checkout_revision() -> str:
+    """The checkout's commit, marked when tracked files in src/ differ from it."""
+    try:
+        rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "diff", "--quiet", "HEAD", "--", "src"], timeout=10).returncode != 0
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (rev or "unknown") + (" with local changes in src/" if dirty else "")
+
+
 # --------------------------------------------------------------------------
 # Servers under test
 
