@@ -174,8 +174,8 @@ def test_cache_expires_when_a_snapshot_goes_stale():
 def test_gzip_and_openmetrics_variants():
     clock, col, agent, expo = make()
     agent.run_once()
-    plain = expo.body()[0]
     zipped, ctype = expo.body(compressed=True)
+    plain = expo.body()[0]  # made in the same refresh as the gzip variant
     assert gzip.decompress(zipped) == plain and ctype.startswith("text/plain")
     zipped_om = expo.body(openmetrics=True, compressed=True)[0]
     om, om_type = expo.body(openmetrics=True)  # made in the same refresh

@@ -13,7 +13,7 @@ ONLY = ["--no-collector.filesystem", "--no-collector.diskio", "--no-collector.ne
 
 
 def test_stop_action_exits_with_status_3_when_memory_is_over_the_limit(tmp_path):
-    config = INTERVALS + "limits: {check_interval: 1, max_rss_bytes: 1048576, action: stop}\n"
+    config = INTERVALS + "limits: {check_interval: 1, max_rss_bytes: 1048576, max_cpu_percent: 1000, action: stop}\n"
     agent = agent_server(tmp_path, config, extra_args=ONLY).start()
     try:
         code = agent.proc.wait(15)
