@@ -1,0 +1,194 @@
+"""Render Prometheus alert rules from config/alerting.yaml.
+
+``hostagent rules`` writes prometheus/rules/hostagent-alerts.rules.yml;
+``hostagent rules --check`` exits 1 when that file differs from what the
+current thresholds make. Sample run::
+
+    $ hostagent rules
+    wrote prometheus/rules/hostagent-alerts.rules.yml (27 rules)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import jinja2
+import yaml
+
+from hostagent.alerting import thresholds
+from hostagent.alerting.thresholds import AlertingConfig, AlertThreshold, Level, ThresholdsError
+
+REPO = thresholds.DEFAULT_PATH.parents[1]
+RULES_DIR = REPO / "prometheus" / "rules"
+OUTPUT_NAME = "hostagent-alerts.rules.yml"
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "rules"
+
+# Which rule group each alert key goes to, in output order. Every key needs a
+# macro of the same name in expressions.promql.j2.
+GROUPS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
+    ("hostagent-agent", ("agent_down", "collector_failing", "collector_stale")),
+    ("hostagent-cpu", ("cpu_usage", "load_per_core", "cpu_iowait")),
+    ("hostagent-memory", ("memory_usage", "memory_available", "swap_usage")),
+    ("hostagent-filesystem", ("filesystem_usage", "filesystem_inodes", "filesystem_device_error", "filesystem_readonly")),
+    ("hostagent-disk", ("disk_io_utilisation",)),
+    (
+        "hostagent-network",
+        ("network_receive_errors", "network_transmit_errors", "network_interface_down", "tcp_time_wait", "tcp_connections"),
+    ),
+)
+OPERATORS = {"above": ">", "below": "<"}
+
+
+class GenerateError(Exception):
+    """The rules cannot be made; the message says why."""
+
+
+def environment() -> jinja2.Environment:
+    """The Jinja environment for the rule templates."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["yaml_value"] = yaml_value
+    return env
+
+
+def yaml_value(text: str, indent: int) -> str:
+    """``text`` as a YAML scalar at ``indent``: plain when that reads back the
+    same, else a literal block for several lines, else double-quoted."""
+    pad = " " * indent
+    candidates = ["|-\n" + "\n".join(pad + line if line else "" for line in text.split("\n"))] if "\n" in text else [text]
+    for candidate in candidates:
+        try:
+            if yaml.safe_load(f"k: {candidate}") == {"k": text}:
+                return candidate
+        except yaml.YAMLError:
+            pass
+    return json.dumps(text)
+
+
+def number(value: float) -> str:
+    """A threshold as PromQL writes it: 0.85, 268435456."""
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def anchor(alert: str) -> str:
+    """The docs/alerts.md anchor of an alert's runbook section (its heading)."""
+    return alert.lower()
+
+
+def rule(alert: AlertThreshold, level: Level, expr: str, runbook_base_url: str) -> Dict[str, Any]:
+    """One alerting rule, as Prometheus reads it."""
+    return {
+        "alert": alert.alert,
+        "expr": expr,
+        "for": level.for_,
+        "labels": {"severity": level.severity},
+        "annotations": {
+            "summary": thresholds.render_text(alert.summary, alert, level),
+            "description": thresholds.render_text(alert.description, alert, level),
+            "runbook_url": f"{runbook_base_url}#{anchor(alert.alert)}",
+        },
+    }
+
+
+def build(config: AlertingConfig, env: Optional[jinja2.Environment] = None) -> Dict[str, Any]:
+    """The rule file's content: groups of rules, one rule per alert level."""
+    env = env or environment()
+    expressions = env.get_template("expressions.promql.j2").module
+    known = {key for _, keys in GROUPS for key in keys}
+    unknown = sorted(set(config.alerts) - known)
+    if unknown:
+        raise GenerateError(
+            f"config/alerting.yaml: alerts.{unknown[0]}: no rule expression for this key "
+            f"(known keys: {', '.join(sorted(known))})"
+        )
+    groups: List[Dict[str, Any]] = []
+    for name, keys in GROUPS:
+        rules = []
+        for key in keys:
+            alert = config.alerts.get(key)
+            if alert is None:  # removed from the file: the alert is off
+                continue
+            macro = getattr(expressions, key, None)
+            if macro is None:
+                raise GenerateError(f"{TEMPLATES / 'expressions.promql.j2'}: no macro {key}(op, threshold)")
+            for level in alert.levels:
+                expr = str(macro(op=OPERATORS[alert.direction], threshold=number(level.threshold))).strip()
+                rules.append(rule(alert, level, expr, config.runbook_base_url))
+        if rules:
+            groups.append({"name": name, "rules": rules})
+    return {"groups": groups}
+
+
+def render(config: AlertingConfig) -> str:
+    """The rule file's text; checked to read back as exactly what build() made."""
+    env = environment()
+    content = build(config, env)
+    text = env.get_template("alerts.rules.yml.j2").render(groups=content["groups"])
+    if yaml.safe_load(text) != content:
+        raise GenerateError("rendered rules do not read back as built (a template quoting bug)")
+    return text
+
+
+def count_rules(text: str) -> int:
+    """How many rules a rendered file holds."""
+    return sum(len(g["rules"]) for g in yaml.safe_load(text)["groups"])
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """`hostagent rules [--check]`: write or check the generated alert rules."""
+    parser = argparse.ArgumentParser(
+        prog="hostagent rules",
+        description="Generate Prometheus alert rules from config/alerting.yaml.",
+    )
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if the rule file is not current")
+    parser.add_argument("--config", type=Path, default=thresholds.DEFAULT_PATH, help="thresholds file (default: %(default)s)")
+    parser.add_argument("--output-dir", type=Path, default=RULES_DIR, help="where rule files go (default: %(default)s)")
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        text = render(thresholds.load_config(args.config))
+    except (ThresholdsError, GenerateError) as exc:
+        print(f"hostagent rules: {exc}", file=sys.stderr)
+        return 2
+    target = args.output_dir / OUTPUT_NAME
+    current = target.read_text() if target.is_file() else None
+    shown = _shown(target)
+    if args.check:
+        if current != text:
+            why = "missing" if current is None else "out of date"
+            print(f"hostagent rules: {shown} is {why}; run `hostagent rules` to regenerate it", file=sys.stderr)
+            return 1
+        print(f"{shown} is up to date")
+        return 0
+    if current == text:
+        print(f"{shown} is up to date ({count_rules(text)} rules)")
+        return 0
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    except OSError as exc:
+        print(f"hostagent rules: cannot write {shown}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {shown} ({count_rules(text)} rules)")
+    return 0
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the repository when it is inside it."""
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
