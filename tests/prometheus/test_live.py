@@ -1,0 +1,139 @@
+"""The shipped Prometheus config and rules in a real Prometheus scraping a real
+agent: targets come from file_sd, every rule evaluates without error, and
+every recording rule yields series from the agent's real metrics."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import requests
+import yaml
+
+from support import REPO, agent_server, prom_query, prometheus_server, require_tool
+
+PROM_DIR = REPO / "prometheus"
+AGENT_CONFIG = """\
+collectors:
+  cpu: {interval: 1}
+  memory: {interval: 1}
+  filesystem: {interval: 1}
+  diskio: {interval: 1}
+  network: {interval: 1}
+  connections: {interval: 1}
+  processes: {interval: 1, top_n: 3}
+  system: {interval: 1}
+"""
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def shipped_copy(tmp: Path) -> str:
+    """The prometheus/ directory copied to tmp, the config at 1s intervals and
+    otherwise unchanged; returns the config text."""
+    shutil.copytree(PROM_DIR / "rules", tmp / "rules")
+    shutil.copytree(PROM_DIR / "targets", tmp / "targets")
+    doc = yaml.safe_load((PROM_DIR / "prometheus.yml").read_text())
+    doc["global"].update(scrape_interval="1s", evaluation_interval="1s")
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def api(base: str, path: str) -> dict:
+    body = requests.get(base + path, timeout=10).json()
+    assert body["status"] == "success", body
+    return body["data"]
+
+
+def recording_rules() -> Dict[str, str]:
+    rules = {}
+    for path in sorted((PROM_DIR / "rules").glob("*.rules.yml")):
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            rules.update({r["record"]: r["expr"] for r in group["rules"] if "record" in r})
+    return rules
+
+
+def wait_for(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what} (last: {last})")
+
+
+def test_shipped_config_and_rules_against_a_real_agent(tmp_path):
+    require_tool("prometheus")
+    prom_dir = tmp_path / "prom"
+    prom_dir.mkdir()
+    config_text = shipped_copy(prom_dir)
+    with agent_server(tmp_path, AGENT_CONFIG).start() as agent:
+        instance = agent.base_url.split("//", 1)[1]
+        # Adding a host is adding a target file: no change to prometheus.yml.
+        (prom_dir / "targets" / "test-agent.yml").write_text(f'- targets: ["{instance}"]\n')
+        with prometheus_server(prom_dir, config_text).start() as prom:
+            base = prom.base_url
+            sel = f'{{job="hostagent", instance="{instance}"}}'
+
+            wait_for(lambda: prom_query(base, f"up{sel} == 1"), 30, f"a successful scrape of {instance}")
+
+            targets = api(base, "/api/v1/targets")["activeTargets"]
+            by_job: Dict[str, List[str]] = {}
+            for target in targets:
+                by_job.setdefault(target["labels"]["job"], []).append(target["labels"]["instance"])
+            assert sorted(by_job["hostagent"]) == sorted(["localhost:9100", instance])
+            assert by_job["prometheus"] == ["localhost:9090"]
+            assert by_job["alertmanager"] == ["localhost:9093"]
+
+            # Every recording rule has series for the agent, once rates have two samples.
+            rules = recording_rules()
+            swap = prom_query(base, f"host_swap_total_bytes{sel}")
+            expected = {name for name in rules if not (name.startswith("instance:host_swap") and float(swap[0]["value"][1]) == 0)}
+
+            def missing() -> List[str]:
+                return sorted(n for n in expected if not prom_query(base, f'{n}{{instance="{instance}"}}'))
+
+            deadline = time.monotonic() + 30
+            while missing() and time.monotonic() < deadline:
+                time.sleep(1)
+            assert missing() == [], "recording rules without series from the real agent"
+
+            # Sanity of values on a real host: ratios are ratios.
+            for name in expected:
+                if re.search(r"(utilisation|usage):ratio|:rate5m$", name) and "bytes" not in name and "packets" not in name:
+                    for sample in prom_query(base, f'{name}{{instance="{instance}"}}'):
+                        value = float(sample["value"][1])
+                        assert -1e-9 <= value <= 1 + 1e-9, f"{name} = {value}"
+
+            # Every rule of every shipped group has evaluated cleanly.
+            def groups():
+                data = api(base, "/api/v1/rules")["groups"]
+                return data if all(r.get("lastEvaluation", "").startswith("20") for g in data for r in g["rules"]) else None
+
+            loaded = wait_for(groups, 15, "every rule to be evaluated")
+            shipped = {g["name"] for p in (PROM_DIR / "rules").glob("*.rules.yml") for g in yaml.safe_load(p.read_text())["groups"]}
+            assert {g["name"] for g in loaded} == shipped
+            unhealthy = [(r["name"], r.get("lastError")) for g in loaded for r in g["rules"] if r["health"] != "ok"]
+            assert unhealthy == []
+
+            # The shipped static target localhost:9100 has no agent here, so
+            # HostagentDown goes pending for it (and only for it).
+            if not port_in_use(9100):
+                def pending():
+                    alerts = api(base, "/api/v1/alerts")["alerts"]
+                    return [a for a in alerts if a["labels"]["alertname"] == "HostagentDown"]
+
+                down = wait_for(pending, 15, "HostagentDown for localhost:9100")
+                assert [(a["labels"]["instance"], a["labels"]["severity"], a["state"]) for a in down] == [
+                    ("localhost:9100", "critical", "pending")
+                ]
+                assert down[0]["annotations"]["runbook_url"] == "docs/alerts.md#hostagentdown"
