@@ -16,7 +16,8 @@ import socket
 import ssl
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+import queue
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Dict, List, Optional, Tuple
 
@@ -85,6 +86,73 @@ Handler = Callable[[Request], Response]
 Authenticator = Callable[[Request], Awaitable[Optional[Response]]]
 
 
+class HandlerPool:
+    """At most ``size`` daemon threads running calls; one idle for ``linger``
+    seconds exits, so a burst of scrapes leaves no threads behind.
+
+    Daemon threads, because a call stuck in a system call must not hold up
+    the agent's exit."""
+
+    def __init__(self, size: int, linger: float = 5.0, name: str = "http-handler"):
+        self.size = size
+        self.linger = linger
+        self.name = name
+        self._queue: "queue.SimpleQueue[Optional[Tuple[Future, Callable, object]]]" = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0  # threads waiting for a call
+        self._pending = 0  # calls queued and not yet taken
+        self._started = 0
+
+    @property
+    def threads(self) -> int:
+        return self._threads
+
+    def submit(self, func: Callable[[object], object], arg: object) -> Future:
+        future: Future = Future()
+        with self._lock:
+            self._queue.put((future, func, arg))
+            self._pending += 1
+            if self._pending > self._idle and self._threads < self.size:
+                self._threads += 1
+                self._started += 1
+                threading.Thread(target=self._work, name=f"{self.name}-{self._started}", daemon=True).start()
+        return future
+
+    def close(self) -> None:
+        """Idle threads exit now, busy ones after their call."""
+        with self._lock:
+            for _ in range(self._threads):
+                self._queue.put(None)
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            try:
+                item = self._queue.get(timeout=self.linger)
+            except queue.Empty:
+                item = False
+            with self._lock:
+                self._idle -= 1
+                if item is False:
+                    if self._pending:
+                        continue  # a call arrived as the wait ended: take it
+                    self._threads -= 1
+                    return
+                if item is None:
+                    self._threads -= 1
+                    return
+                self._pending -= 1
+            future, func, arg = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(func(arg))
+            except BaseException as exc:  # handed to the awaiting request
+                future.set_exception(exc)
+
+
 @dataclass
 class Limits:
     max_requests: int = 40
@@ -114,7 +182,8 @@ class HTTPServer:
         self.ssl_context = ssl_context
         self.authenticate = authenticate
         self.log_requests = log_requests
-        self.in_flight = 0
+        self.in_flight = 0  # handlers running now, on pool threads
+        self._count_lock = threading.Lock()
         self.connections = 0
         self.rejected_busy = 0
         self._loop = asyncio.new_event_loop()
@@ -122,7 +191,7 @@ class HTTPServer:
         self._thread: Optional[threading.Thread] = None
         self._conn_tasks: set = set()
         # Threads are started on demand and never exceed max_requests.
-        self._pool = ThreadPoolExecutor(max_workers=limits.max_requests, thread_name_prefix="http-handler")
+        self._pool = HandlerPool(limits.max_requests)
         self.sockets: List[socket.socket] = []
 
     # -- lifecycle -----------------------------------------------------------
@@ -182,7 +251,7 @@ class HTTPServer:
             for s in self.sockets:
                 s.close()
             self._loop.close()
-            self._pool.shutdown(wait=False)
+            self._pool.close()
             return
 
         async def shutdown() -> None:
@@ -199,7 +268,7 @@ class HTTPServer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout)
         self._thread = None
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.close()
 
     # -- connections ---------------------------------------------------------
 
@@ -295,23 +364,34 @@ class HTTPServer:
         if self.in_flight >= self.limits.max_requests:
             self.rejected_busy += 1
             return text_response(503, "too many requests in flight", headers=[("Retry-After", "1")])
-        self.in_flight += 1
+        if self.authenticate is not None:
+            refused = await self.authenticate(request)
+            if refused is not None:
+                return refused
         try:
-            if self.authenticate is not None:
-                refused = await self.authenticate(request)
-                if refused is not None:
-                    return refused
-            try:
-                # Off the loop: a slow handler holds a pool thread, not every connection.
-                response = await asyncio.get_running_loop().run_in_executor(self._pool, self.handler, request)
-            except Exception:  # a bug must not take the server down
-                log.exception("error handling %s %s", request.method, request.path)
-                return text_response(500, "internal error")
-            if "content-length" in request.headers or "transfer-encoding" in request.headers:
-                response.close = True  # bodies are not read; do not reuse the stream
-            return response
+            # Off the loop: a slow handler holds a pool thread, not every connection.
+            response = await asyncio.wrap_future(self._pool.submit(self._handle, request))
+        except Exception:  # a bug must not take the server down
+            log.exception("error handling %s %s", request.method, request.path)
+            return text_response(500, "internal error")
+        if "content-length" in request.headers or "transfer-encoding" in request.headers:
+            response.close = True  # bodies are not read; do not reuse the stream
+        return response
+
+    def _handle(self, request: Request) -> Response:
+        """Run the handler on a pool thread, counted in flight while it runs.
+
+        Counting here rather than on the loop keeps a busy loop or a slow
+        thread wake-up from looking like busy handlers: only handlers that
+        hold a thread count. Requests waiting for a thread are bounded by
+        max_connections, as a connection has one request at a time."""
+        with self._count_lock:
+            self.in_flight += 1
+        try:
+            return self.handler(request)
         finally:
-            self.in_flight -= 1
+            with self._count_lock:
+                self.in_flight -= 1
 
     async def _send(self, writer: asyncio.StreamWriter, response: Response, request: Optional[Request], started: float) -> bool:
         """Write the response; True if the connection may serve another."""

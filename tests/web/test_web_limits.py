@@ -14,7 +14,7 @@ import pytest
 import requests
 from web.rawhttp import closed_within, get, read_response, request
 
-from hostagent.web import MAX_HEADERS, MAX_REQUEST_LINE, Limits, Request, Response
+from hostagent.web import MAX_HEADERS, MAX_REQUEST_LINE, HandlerPool, Limits, Request, Response
 
 # Generous bound for "at once" on a shared 2-core machine.
 PROMPT = 0.5
@@ -267,3 +267,23 @@ def test_many_concurrent_keepalive_clients_all_succeed(serve):
         results = list(pool.map(client, range(20)))
     # 20 clients can never have more than 20 requests in flight: no 503s.
     assert sum(results) == 400, results
+
+
+def test_handler_pool_is_bounded_and_retires_idle_threads():
+    pool = HandlerPool(3, linger=0.3, name="pool-test")
+    release = threading.Event()
+    futures = [pool.submit(lambda i: (release.wait(10), i)[1], i) for i in range(10)]
+    assert wait_until(lambda: sum(f.running() for f in futures) == 3)
+    assert pool.threads == 3
+    assert len([t for t in threading.enumerate() if t.name.startswith("pool-test")]) == 3
+    release.set()
+    assert [f.result(5) for f in futures] == list(range(10))
+    # A burst leaves nothing behind once the threads have been idle a while.
+    assert wait_until(lambda: pool.threads == 0 and not [t for t in threading.enumerate() if t.name.startswith("pool-test")], 3)
+    # And the pool starts threads again when work comes back.
+    assert pool.submit(lambda x: x * 2, 21).result(5) == 42
+    failing = pool.submit(lambda x: 1 / x, 0)
+    with pytest.raises(ZeroDivisionError):
+        failing.result(5)
+    pool.close()
+    assert wait_until(lambda: pool.threads == 0)
