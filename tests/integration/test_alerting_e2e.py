@@ -58,9 +58,10 @@ class Inbox:
             self.items.append((path, body))
             self._cond.notify_all()
 
-    def at(self, path: str) -> List[Dict[str, Any]]:
+    def at(self, path: Optional[str] = None) -> List[Dict[str, Any]]:
+        """What arrived so far at ``path`` (everywhere when None)."""
         with self._cond:
-            return [body for p, body in self.items if p == path]
+            return [body for p, body in self.items if path is None or p == path]
 
     def wait(self, path: str, match: Callable[[Dict[str, Any]], bool], timeout: float = 20.0) -> Dict[str, Any]:
         """The first notification at ``path`` that ``match`` accepts."""
@@ -187,6 +188,32 @@ SYNTHETIC = [
 ]
 
 
+def check_synthetic(box: Inbox, am_url: str) -> None:
+    """What the SYNTHETIC alerts produced, seconds after their group_wait."""
+    critical = box.wait("/hook/pager", has_alert("E2EInhibited", "firing"))
+    assert [a["labels"]["severity"] for a in critical["alerts"]] == ["critical"]
+    box.wait("/hook/pager", has_alert("HostagentDown", "firing"))
+    grouped = box.wait("/hook/chat", lambda n: n["groupLabels"] == {"alertname": "E2EGrouped", "instance": "h3:9100"})
+    assert sorted(a["labels"]["mountpoint"] for a in grouped["alerts"]) == ["/", "/var"]
+    other = box.wait("/hook/chat", lambda n: n["groupLabels"] == {"alertname": "E2EGrouped", "instance": "h4:9100"})
+    assert [a["labels"]["mountpoint"] for a in other["alerts"]] == ["/"]
+    info = box.wait("/hook/low-noise", has_alert("E2EInfo", "firing"))
+    assert names(info) == ["E2EInfo"]
+
+    # Muted alerts were never delivered anywhere, though their groups'
+    # group_wait passed long ago, and Alertmanager reports them suppressed.
+    delivered = {a["labels"]["alertname"] + "/" + a["labels"]["severity"] for n in box.at() for a in n.get("alerts", [])}
+    assert "E2EInhibited/warning" not in delivered and "E2EOnDownHost/warning" not in delivered
+    assert {"E2EInhibited/critical", "HostagentDown/critical", "E2EGrouped/warning", "E2EInfo/info"} <= delivered
+    states = {
+        (a["labels"]["alertname"], a["labels"]["severity"]): a["status"]["state"]
+        for a in requests.get(am_url + "/api/v2/alerts", timeout=10).json()
+    }
+    assert states[("E2EInhibited", "warning")] == "suppressed"
+    assert states[("E2EOnDownHost", "warning")] == "suppressed"
+    assert states[("E2EInhibited", "critical")] == "active"
+
+
 def test_alert_delivery_resolution_inhibition_and_grouping(tmp_path: Path, inbox: Tuple[Inbox, str]) -> None:
     require_tool("prometheus")
     require_tool("alertmanager")
@@ -211,6 +238,7 @@ def test_alert_delivery_resolution_inhibition_and_grouping(tmp_path: Path, inbox
             # 1. A rule the host surely breaks fires and reaches the warning
             #    channels with its labels and annotations.
             fired = box.wait("/hook/chat", has_alert("E2EMemoryPresent", "firing"))
+            fired_at = time.monotonic()
             [alert] = fired["alerts"]
             assert alert["labels"]["severity"] == "warning"
             assert alert["labels"]["instance"] == agent_addr
@@ -236,7 +264,16 @@ def test_alert_delivery_resolution_inhibition_and_grouping(tmp_path: Path, inbox
                 assert slack["username"] == "hostagent"
                 assert slack.get("channel") == channel
 
-            # 2. The condition goes away: the agent stops, Prometheus marks its
+            # 2. Meanwhile the synthetic alerts were routed, muted and grouped.
+            check_synthetic(box, am.base_url)
+
+            # An unchanged firing group is flushed every second (group_interval
+            # 1s) but notified only once, until repeat_interval.
+            time.sleep(max(0.0, 3.0 - (time.monotonic() - fired_at)))
+            firing_notices = [n for n in box.at("/hook/chat") if has_alert("E2EMemoryPresent", "firing")(n)]
+            assert len(firing_notices) == 1, firing_notices
+
+            # 3. The condition goes away: the agent stops, Prometheus marks its
             #    series stale at the next scrape, the rule stops matching and a
             #    resolved notice follows.
             agent.stop()
@@ -247,29 +284,5 @@ def test_alert_delivery_resolution_inhibition_and_grouping(tmp_path: Path, inbox
             assert slack["attachments"][0]["title"] == f"[RESOLVED] E2EMemoryPresent on {agent_addr}"
             assert slack["attachments"][0]["color"] == "good"
             assert "*RESOLVED* Memory of" in slack["attachments"][0]["text"]
-
-        # 3. What the synthetic alerts produced, seconds after group_wait.
-        critical = box.wait("/hook/pager", has_alert("E2EInhibited", "firing"))
-        assert [a["labels"]["severity"] for a in critical["alerts"]] == ["critical"]
-        box.wait("/hook/pager", has_alert("HostagentDown", "firing"))
-        grouped = box.wait("/hook/chat", lambda n: n["groupLabels"] == {"alertname": "E2EGrouped", "instance": "h3:9100"})
-        assert sorted(a["labels"]["mountpoint"] for a in grouped["alerts"]) == ["/", "/var"]
-        other = box.wait("/hook/chat", lambda n: n["groupLabels"] == {"alertname": "E2EGrouped", "instance": "h4:9100"})
-        assert [a["labels"]["mountpoint"] for a in other["alerts"]] == ["/"]
-        info = box.wait("/hook/low-noise", has_alert("E2EInfo", "firing"))
-        assert names(info) == ["E2EInfo"]
-
-        # Muted alerts were never delivered anywhere, though their groups'
-        # group_wait passed long ago, and Alertmanager reports them suppressed.
-        delivered = {a["labels"]["alertname"] + "/" + a["labels"]["severity"] for _, n in box.items if "alerts" in n for a in n["alerts"]}
-        assert "E2EInhibited/warning" not in delivered and "E2EOnDownHost/warning" not in delivered
-        assert {"E2EInhibited/critical", "HostagentDown/critical", "E2EGrouped/warning", "E2EInfo/info"} <= delivered
-        states = {
-            (a["labels"]["alertname"], a["labels"]["severity"]): a["status"]["state"]
-            for a in requests.get(am.base_url + "/api/v2/alerts", timeout=10).json()
-        }
-        assert states[("E2EInhibited", "warning")] == "suppressed"
-        assert states[("E2EOnDownHost", "warning")] == "suppressed"
-        assert states[("E2EInhibited", "critical")] == "active"
 
     assert time.monotonic() - started < 60
