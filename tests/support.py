@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import pytest
 import requests
@@ -68,6 +68,18 @@ def wait_http(url: str, timeout: float = 15.0, status: int = 200, proc: Optional
             last = exc
         time.sleep(0.1)
     raise AssertionError(f"{url} did not answer {status} within {timeout}s (last: {last})")
+
+
+def wait_until(check: Callable[[], object], timeout: float, what: str, every: float = 0.05) -> object:
+    """Call ``check`` until it returns something truthy; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 def samples_of(families: Iterable) -> Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]:

@@ -14,7 +14,7 @@ from typing import Dict, List
 import requests
 import yaml
 
-from support import REPO, agent_server, prom_query, prometheus_server, require_tool
+from support import REPO, agent_server, prom_query, prometheus_server, require_tool, wait_until
 
 PROM_DIR = REPO / "prometheus"
 AGENT_CONFIG = """\
@@ -60,17 +60,6 @@ def recording_rules() -> Dict[str, str]:
     return rules
 
 
-def wait_for(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what} (last: {last})")
-
-
 def test_shipped_config_and_rules_against_a_real_agent(tmp_path):
     require_tool("prometheus")
     prom_dir = tmp_path / "prom"
@@ -84,7 +73,7 @@ def test_shipped_config_and_rules_against_a_real_agent(tmp_path):
             base = prom.base_url
             sel = f'{{job="hostagent", instance="{instance}"}}'
 
-            wait_for(lambda: prom_query(base, f"up{sel} == 1"), 30, f"a successful scrape of {instance}")
+            wait_until(lambda: prom_query(base, f"up{sel} == 1"), 30, f"a successful scrape of {instance}")
 
             targets = api(base, "/api/v1/targets")["activeTargets"]
             by_job: Dict[str, List[str]] = {}
@@ -119,7 +108,7 @@ def test_shipped_config_and_rules_against_a_real_agent(tmp_path):
                 data = api(base, "/api/v1/rules")["groups"]
                 return data if all(r.get("lastEvaluation", "").startswith("20") for g in data for r in g["rules"]) else None
 
-            loaded = wait_for(groups, 15, "every rule to be evaluated")
+            loaded = wait_until(groups, 15, "every rule to be evaluated")
             shipped = {g["name"] for p in (PROM_DIR / "rules").glob("*.rules.yml") for g in yaml.safe_load(p.read_text())["groups"]}
             assert {g["name"] for g in loaded} == shipped
             unhealthy = [(r["name"], r.get("lastError")) for g in loaded for r in g["rules"] if r["health"] != "ok"]
@@ -132,7 +121,7 @@ def test_shipped_config_and_rules_against_a_real_agent(tmp_path):
                     alerts = api(base, "/api/v1/alerts")["alerts"]
                     return [a for a in alerts if a["labels"]["alertname"] == "HostagentDown"]
 
-                down = wait_for(pending, 15, "HostagentDown for localhost:9100")
+                down = wait_until(pending, 15, "HostagentDown for localhost:9100")
                 assert [(a["labels"]["instance"], a["labels"]["severity"], a["state"]) for a in down] == [
                     ("localhost:9100", "critical", "pending")
                 ]
