@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, Iterator, Optional, Sequence, Tuple
 
@@ -86,7 +87,9 @@ class StuckCollector(_CountingCollector):
 
 def fault_server(tmp: Path, config_text: str, port: Optional[int] = None, extra_args: Sequence[str] = ()) -> Server:
     """This script as a real agent subprocess on 127.0.0.1:port (not started)."""
-    from support import agent_server  # the test tree's helpers, not needed to run the agent
+    from support import (
+        agent_server,  # the test tree's helpers, not needed to run the agent
+    )
 
     server = agent_server(tmp, config_text, port, extra_args)
     server.argv[1] = os.path.abspath(__file__)
@@ -102,6 +105,38 @@ def scrape(base_url: str, timeout: float = 5.0) -> Dict[Tuple[str, Tuple[Tuple[s
     resp = requests.get(base_url + "/metrics", timeout=timeout)
     resp.raise_for_status()
     return samples_of(text_string_to_metric_families(resp.text))
+
+
+def listening(pid: int) -> "list[Tuple[str, int]]":
+    """(address, port) of the TCP sockets the process listens on."""
+    import psutil
+
+    conns = psutil.Process(pid).net_connections(kind="inet")
+    return sorted((c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN)
+
+
+def run_refused(argv: Sequence[str], timeout: float = 20.0) -> Tuple[int, str, str]:
+    """Run an agent that should refuse to start: (exit status, stdout, stderr),
+    failing if it ever listened on a socket while it decided."""
+    import subprocess
+
+    import psutil
+
+    proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while proc.poll() is None:
+            try:
+                bound = listening(proc.pid)
+            except psutil.NoSuchProcess:
+                break
+            assert not bound, f"listened on {bound} before its configuration was checked"
+            time.sleep(0.01)
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, out, err
 
 
 def release(fifo: str) -> bool:

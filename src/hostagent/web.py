@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import queue
 import socket
 import ssl
 import threading
 import time
-import queue
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Dict, List, Optional, Tuple

@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 
 import psutil
-import pytest
 import requests
-from faultagent import fault_server, release, scrape
+from faultagent import fault_server, scrape
 from prometheus_client.parser import text_string_to_metric_families
 from support import samples_of
 
@@ -46,12 +45,13 @@ def counter(samples, metric: str, name: str) -> float:
     return samples[(metric, (("collector", name),))]
 
 
-def poll(predicate, timeout: float, what: str):
+def scrape_until(base_url: str, predicate, what: str, timeout: float = 10.0):
+    """Scrape until ``predicate(samples)`` holds; return those samples."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
+        samples = scrape(base_url)
+        if predicate(samples):
+            return samples
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
@@ -66,22 +66,21 @@ def test_raising_collector_goes_down_and_recovers_alone(tmp_path):
 
         control.write_text("raise")
 
-        def down():
-            s = scrape(server.base_url)
+        def down(s) -> bool:
             # The rest of the agent is untouched meanwhile.
             assert up(s, "cpu") == 1 and up(s, "memory") == 1
             assert any(k[0].startswith("host_memory_") for k in s)
-            return s if up(s, "flaky") == 0 else None
+            return up(s, "flaky") == 0
 
-        s = poll(down, 10, "flaky up=0")
+        s = scrape_until(server.base_url, down, "flaky up=0")
         assert counter(s, "hostagent_collector_errors_total", "flaky") >= 3
         # Keep failing a while: the log must not grow with every failure.
-        s = poll(lambda: (lambda s: s if counter(s, "hostagent_collector_errors_total", "flaky") >= 8 else None)(scrape(server.base_url)), 10, "8 errors")
+        s = scrape_until(server.base_url, lambda s: counter(s, "hostagent_collector_errors_total", "flaky") >= 8, "8 errors")
         assert up(s, "flaky") == 0
         errors = counter(s, "hostagent_collector_errors_total", "flaky")
 
         control.write_text("ok")
-        s = poll(lambda: (lambda s: s if up(s, "flaky") == 1 else None)(scrape(server.base_url)), 10, "flaky up=1")
+        s = scrape_until(server.base_url, lambda s: up(s, "flaky") == 1, "flaky up=1")
         assert counter(s, "hostagent_collector_errors_total", "flaky") >= errors  # a counter never goes back
         assert ("host_faulttest_flaky_runs", ()) in s
         assert requests.get(server.base_url + "/-/ready", timeout=5).status_code == 200
@@ -103,7 +102,7 @@ def test_hung_collector_leaves_the_rest_serving_and_shutdown_works(tmp_path):
         server.start()
         assert ("host_faulttest_stuck_runs", ()) in scrape(server.base_url)
         os.mkfifo(fifo)  # the next run of stuck blocks in open(2)
-        poll(lambda: (lambda s: s if up(s, "stuck") == 0 else None)(scrape(server.base_url)), 10, "stuck up=0")
+        scrape_until(server.base_url, lambda s: up(s, "stuck") == 0, "stuck up=0")
 
         before = scrape(server.base_url)
         started = time.monotonic()

@@ -9,8 +9,8 @@ import sys
 import time
 
 import bcrypt
-import psutil
 import requests
+from faultagent import listening, run_refused
 from support import REPO, agent_server, free_port
 
 PASSWORD = "agent-Passw0rd-7f3a"
@@ -29,10 +29,6 @@ collectors:
   connections:
     enabled: false
 """
-
-
-def listening(pid: int):
-    return sorted((c.laddr.ip, c.laddr.port) for c in psutil.Process(pid).net_connections(kind="inet") if c.status == psutil.CONN_LISTEN)
 
 
 def test_tls_and_basic_auth_agent_keeps_secrets_out_of_logs_and_metrics(tmp_path, certs, monkeypatch):
@@ -74,7 +70,7 @@ def test_tls_and_basic_auth_agent_keeps_secrets_out_of_logs_and_metrics(tmp_path
         holder.wait()
     assert server.proc.returncode == 0, log
     assert "listening on 127.0.0.1:%d (https, basic auth)" % port in log
-    assert f"GET /metrics 200" in log and "GET /metrics 401" in log, log
+    assert "GET /metrics 200" in log and "GET /metrics 401" in log, log
     for text in (log, metrics.text, landing.text, openmetrics.text):
         for secret in (PASSWORD, WRONG, hashed, hashed[7:], "TOPSECRET"):
             assert secret not in text
@@ -94,24 +90,7 @@ def test_bad_web_config_stops_the_agent_before_it_binds(tmp_path):
     web = tmp_path / "web.yml"
     web.write_text("basic_auth_users:\n  prometheus: hunter2-not-a-hash\n")
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "run_agent.py"), "--config", "/dev/null", f"--web.listen-address=127.0.0.1:{port}", f"--web.config.file={web}"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        # Watch for a listening socket while the agent decides.
-        while proc.poll() is None:
-            try:
-                assert not listening(proc.pid), "bound before the web config was checked"
-            except psutil.NoSuchProcess:
-                break
-            time.sleep(0.01)
-        out, err = proc.communicate(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 2, err
+    code, out, err = run_refused([sys.executable, str(REPO / "run_agent.py"), "--config", "/dev/null", f"--web.listen-address=127.0.0.1:{port}", f"--web.config.file={web}"])
+    assert code == 2, err
     assert "basic_auth_users.prometheus: not a bcrypt hash" in err
     assert "Traceback" not in err and "hunter2" not in err + out

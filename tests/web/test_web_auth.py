@@ -10,12 +10,11 @@ from typing import List
 import bcrypt
 import pytest
 import requests
+from web.rawhttp import get, request
 
 from hostagent import webconfig
 from hostagent.config import ConfigError
 from hostagent.webconfig import BasicAuth, load_web_config
-
-from web.rawhttp import get, request
 
 PASSWORD = "s3cret-Passw0rd"
 HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()

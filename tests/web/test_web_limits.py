@@ -14,7 +14,14 @@ import pytest
 import requests
 from web.rawhttp import closed_within, get, read_response, request
 
-from hostagent.web import MAX_HEADERS, MAX_REQUEST_LINE, HandlerPool, Limits, Request, Response
+from hostagent.web import (
+    MAX_HEADERS,
+    MAX_REQUEST_LINE,
+    HandlerPool,
+    Limits,
+    Request,
+    Response,
+)
 
 # Generous bound for "at once" on a shared 2-core machine.
 PROMPT = 0.5

@@ -9,11 +9,10 @@ from typing import Optional
 
 import pytest
 import requests
+from web.rawhttp import closed_within, get, read_response
 
 from hostagent.web import Limits
 from hostagent.webconfig import load_web_config
-
-from web.rawhttp import closed_within, get, read_response
 
 
 def tls_config(tmp_path: Path, certs, extra: str = "") -> Path:
