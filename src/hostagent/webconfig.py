@@ -21,6 +21,7 @@ import binascii
 import difflib
 import hashlib
 import hmac
+import logging
 import re
 import ssl
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -33,6 +34,14 @@ from .web import Request, Response, text_response
 TLS_KEYS = ("cert_file", "key_file", "client_auth_type", "client_ca_file", "min_version", "max_version", "cipher_suites", "curve_preferences", "prefer_server_cipher_suites")
 TOP_KEYS = ("tls_server_config", "basic_auth_users", "http_server_config")
 HTTP_KEYS = ("http2", "headers")
+# Accepted so existing node_exporter files load, but not applied: Go's cipher
+# and curve names have no direct equivalent in Python's ssl module, and this
+# server speaks HTTP/1.1 only. Each use is warned about at start.
+IGNORED_KEYS = ("tls_server_config.cipher_suites", "tls_server_config.curve_preferences",
+                "tls_server_config.prefer_server_cipher_suites", "http_server_config.http2",
+                "http_server_config.headers")  # fmt: skip
+
+log = logging.getLogger("hostagent.web")
 VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1, "TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
 # Client auth types Python's ssl module can enforce. Requesting a certificate
 # without verifying it has no equivalent there, so those types are refused.
@@ -56,6 +65,8 @@ def _tls_context(tls: Mapping[str, Any], problems: List[str]) -> Optional[ssl.SS
     for key in tls:
         if key not in TLS_KEYS:
             problems.append(_unknown(prefix, str(key), TLS_KEYS))
+        elif prefix + key in IGNORED_KEYS:
+            _warn_ignored(prefix + key)
     cert, key = tls.get("cert_file"), tls.get("key_file")
     if not cert or not key:
         problems.append(f"{prefix}cert_file and {prefix}key_file: both are required for TLS")
@@ -98,6 +109,10 @@ def _tls_context(tls: Mapping[str, Any], problems: List[str]) -> Optional[ssl.SS
             problems.append(f"{prefix}client_ca_file: cannot load {ca}: {exc}")
             return None
     return ctx
+
+
+def _warn_ignored(key: str) -> None:
+    log.warning("web config: %s is accepted for compatibility but not applied", key)
 
 
 class BasicAuth:
@@ -182,6 +197,9 @@ def load_web_config(path: str) -> Tuple[Optional[ssl.SSLContext], Optional[Basic
             problems.append("http_server_config: must be a mapping")
         else:
             problems += [_unknown("http_server_config.", str(k), HTTP_KEYS) for k in http if k not in HTTP_KEYS]
+            for key in http:
+                if f"http_server_config.{key}" in IGNORED_KEYS:
+                    _warn_ignored(f"http_server_config.{key}")
     auth = None
     users = data.get("basic_auth_users")
     if users is not None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import logging
+import ssl
+import subprocess
 from pathlib import Path
 from typing import List
 
 import bcrypt
 import pytest
 import requests
+from support import REPO, require_tool
 from web.rawhttp import get, request
 
 from hostagent import webconfig
@@ -182,3 +185,44 @@ def test_secrets_in_the_wrong_place_are_not_echoed(tmp_path):
     assert HASH not in problems_of(tmp_path, f"basic_auth_users:\n  '{HASH}': alice\n")
     assert HASH not in problems_of(tmp_path, f"'{HASH}'\n")
     assert "a bcrypt hash is used as a user name" in problems_of(tmp_path, f"basic_auth_users:\n  '{HASH}':\n")
+
+
+def test_compatible_but_unapplied_settings_are_warned_about(tmp_path, certs, caplog):
+    text = (
+        f"tls_server_config:\n  cert_file: {certs.server_cert}\n  key_file: {certs.server_key}\n"
+        "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]\n"
+        "http_server_config:\n  headers:\n    X-Frame-Options: deny\n"
+    )
+    with caplog.at_level(logging.WARNING, logger="hostagent.web"):
+        ctx, _ = load_web_config(write(tmp_path, text))
+    assert ctx is not None
+    warned = [r.getMessage() for r in caplog.records]
+    assert "web config: tls_server_config.cipher_suites is accepted for compatibility but not applied" in warned
+    assert "web config: http_server_config.headers is accepted for compatibility but not applied" in warned
+
+
+def doc_blocks(lang: str) -> List[str]:
+    text = (REPO / "docs" / "security.md").read_text()
+    return [part.split("```", 1)[0] for part in text.split(f"```{lang}\n")[1:]]
+
+
+def test_documented_web_config_loads(tmp_path, certs):
+    block = next(b for b in doc_blocks("yaml") if "tls_server_config" in b)
+    for doc_path, real in (("/etc/hostagent/tls.crt", certs.server_cert), ("/etc/hostagent/tls.key", certs.server_key),
+                           ("/etc/hostagent/clients-ca.crt", certs.client_ca)):  # fmt: skip
+        block = block.replace(doc_path, str(real))
+    ctx, auth = load_web_config(write(tmp_path, block))
+    assert ctx is not None and ctx.verify_mode == ssl.CERT_REQUIRED and ctx.minimum_version == ssl.TLSVersion.TLSv1_2
+    assert auth is not None and list(auth.users) == ["prometheus"]
+
+
+def test_documented_scrape_config_passes_promtool(tmp_path, certs):
+    promtool = require_tool("promtool")
+    block = next(b for b in doc_blocks("yaml") if "scrape_configs" in b)
+    password = tmp_path / "password"
+    password.write_text("x\n")
+    block = block.replace("/etc/prometheus/hostagent-ca.crt", str(certs.ca)).replace("/etc/prometheus/hostagent.password", str(password))
+    config = tmp_path / "prometheus.yml"
+    config.write_text(block)
+    proc = subprocess.run([promtool, "check", "config", str(config)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -294,3 +294,13 @@ def test_handler_pool_is_bounded_and_retires_idle_threads():
         failing.result(5)
     pool.close()
     assert wait_until(lambda: pool.threads == 0)
+
+
+def test_request_bodies_are_not_read_and_end_the_connection(serve):
+    running = serve()
+    with running.connect() as sock:
+        sock.sendall(b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nGET / HTTP/1.1")
+        status, headers, _ = read_response(sock)
+        assert headers["connection"] == "close"
+        # The body was never parsed as a second request: the server hung up.
+        assert closed_within(sock, 2.0) is not None
