@@ -257,9 +257,12 @@ class HTTPServer:
         async def shutdown() -> None:
             for srv in self._servers:
                 srv.close()
-            for task in list(self._conn_tasks):
+            tasks = list(self._conn_tasks)
+            for task in tasks:
                 task.cancel()
-            await asyncio.sleep(0)
+            if tasks:
+                # Let them unwind and close their sockets before the loop stops.
+                await asyncio.wait(tasks, timeout=timeout / 2)
 
         try:
             asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(timeout)

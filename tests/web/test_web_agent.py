@@ -64,11 +64,15 @@ def test_tls_and_basic_auth_agent_keeps_secrets_out_of_logs_and_metrics(tmp_path
             except requests.exceptions.ConnectionError:
                 pass
             openmetrics = requests.get(base + "/metrics", auth=("prometheus", PASSWORD), headers={"Accept": "application/openmetrics-text"}, timeout=10)
+            with requests.Session() as held:  # a keep-alive TLS connection open at the stop
+                assert held.get(base + "/-/ready", auth=("prometheus", PASSWORD), timeout=10).status_code == 200
+                server.stop()
         log = server.log()
     finally:
         holder.kill()
         holder.wait()
     assert server.proc.returncode == 0, log
+    assert "ERROR" not in log and "Traceback" not in log, log
     assert "listening on 127.0.0.1:%d (https, basic auth)" % port in log
     assert "GET /metrics 200" in log and "GET /metrics 401" in log, log
     for text in (log, metrics.text, landing.text, openmetrics.text):
@@ -78,12 +82,17 @@ def test_tls_and_basic_auth_agent_keeps_secrets_out_of_logs_and_metrics(tmp_path
 
 def test_agent_listens_where_configured_and_nowhere_else(tmp_path):
     port = free_port()
-    with agent_server(tmp_path, CONFIG, port=port) as server:
+    with agent_server(tmp_path, CONFIG, port=port) as server, requests.Session() as held:
         server.start()
         assert listening(server.proc.pid) == [("127.0.0.1", port)]
         # Known paths refuse other methods; unknown paths are 404.
-        assert requests.post(server.base_url + "/metrics", timeout=5).status_code == 405
-        assert requests.get(server.base_url + "/secret", timeout=5).status_code == 404
+        assert held.post(server.base_url + "/metrics", timeout=5).status_code == 405
+        assert held.get(server.base_url + "/secret", timeout=5).status_code == 404
+        assert held.get(server.base_url + "/metrics", timeout=5).status_code == 200
+        # Stopped with that keep-alive connection still open.
+        assert server.stop() == 0
+    log = server.log()
+    assert "ERROR" not in log and "Traceback" not in log, log
 
 
 def test_bad_web_config_stops_the_agent_before_it_binds(tmp_path):
