@@ -284,12 +284,6 @@ def test_agent_refuses_invalid_config_before_binding(tmp_path, monkeypatch, text
     assert "Traceback" not in err + out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Option.seconds/Option.number accept .inf and values past threading.TIMEOUT_MAX: the agent starts, "
-    "then the collector's thread dies (interval) or every run fails (statvfs_timeout) with OverflowError from "
-    "Event.wait; collectors/base.py _check_positive_number should require a finite value <= threading.TIMEOUT_MAX",
-)
 @pytest.mark.parametrize("setting", ["collectors.cpu.interval: .inf", "collectors.cpu.interval: 1.0e+12", "collectors.filesystem.statvfs_timeout: .inf"])
 def test_numbers_the_agent_cannot_wait_for_are_refused(tmp_path, setting):
     dotted, value = setting.split(": ")

@@ -9,6 +9,7 @@ pure function of that data, so tests feed it hand-made samples.
 from __future__ import annotations
 
 import abc
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Dict, Iterable, Mapping, Optional, Tuple, Type
@@ -75,12 +76,24 @@ def _check_int(lo: Optional[int], hi: Optional[int]) -> Callable[[Any], Any]:
     return check
 
 
+MAX_SECONDS = 86400.0  # one day: longer waits are mistakes, and threads cannot wait forever
+
+
 def _check_positive_number(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise OptionError(f"must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise OptionError(f"must be a finite number, got {value!r}")
     if not value > 0:
         raise OptionError(f"must be greater than 0, got {value!r}")
     return float(value)
+
+
+def _check_seconds(value: Any) -> Any:
+    value = _check_positive_number(value)
+    if value > MAX_SECONDS:
+        raise OptionError(f"must be at most {MAX_SECONDS:g} seconds (one day), got {value!r}")
+    return value
 
 
 def _check_regex(value: Any) -> Any:
@@ -119,7 +132,7 @@ class Option:
 
     @classmethod
     def seconds(cls, default: float, doc: str) -> "Option":
-        return cls(default, doc, _check_positive_number)
+        return cls(default, doc, _check_seconds)
 
     @classmethod
     def regex(cls, default: Optional[str], doc: str) -> "Option":
