@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import bcrypt
 
 from .config import ConfigError, read_yaml
-from .web import Request, Response, text_response
+from .web import HandlerPool, Request, Response, text_response
 
 TLS_KEYS = ("cert_file", "key_file", "client_auth_type", "client_ca_file", "min_version", "max_version", "cipher_suites", "curve_preferences", "prefer_server_cipher_suites")
 TOP_KEYS = ("tls_server_config", "basic_auth_users", "http_server_config")
@@ -40,6 +40,8 @@ HTTP_KEYS = ("http2", "headers")
 IGNORED_KEYS = ("tls_server_config.cipher_suites", "tls_server_config.curve_preferences",
                 "tls_server_config.prefer_server_cipher_suites", "http_server_config.http2",
                 "http_server_config.headers")  # fmt: skip
+
+BCRYPT_THREADS = 2
 
 log = logging.getLogger("hostagent.web")
 VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1, "TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
@@ -124,20 +126,29 @@ class BasicAuth:
         # unknown name takes as long as a wrong password for a known one.
         cost = max((int(h[4:6]) for h in self.users.values()), default=10)
         self._dummy_hash = bcrypt.hashpw(b"not a user", bcrypt.gensalt(rounds=cost))
+        # bcrypt is slow on purpose: a few threads at most, whatever the load.
+        self._bcrypt = HandlerPool(BCRYPT_THREADS, name="bcrypt")
         # sha256(user, password) of credentials that passed bcrypt once; the
         # plain password is never kept.
         self._verified: Dict[bytes, str] = {}
+
+    def _check_pair(self, creds: Tuple[str, bytes]) -> bool:
+        return self.check(*creds)
 
     @staticmethod
     def _digest(user: str, password: bytes) -> bytes:
         return hashlib.sha256(user.encode("utf-8") + b"\0" + password).digest()
 
+    def remembered(self, user: str, password: bytes) -> bool:
+        """True if these credentials passed bcrypt before: one SHA-256, no bcrypt."""
+        cached = self._verified.get(self._digest(user, password))
+        return cached is not None and hmac.compare_digest(cached, user)
+
     def check(self, user: str, password: bytes) -> bool:
         """Constant-work check: unknown users still cost one bcrypt comparison."""
-        digest = self._digest(user, password)
-        cached = self._verified.get(digest)
-        if cached is not None and hmac.compare_digest(cached, user):
+        if self.remembered(user, password):
             return True
+        digest = self._digest(user, password)
         hashed = self.users.get(user)
         ok = bcrypt.checkpw(password, hashed if hashed is not None else self._dummy_hash) and hashed is not None
         if ok:
@@ -165,10 +176,10 @@ class BasicAuth:
 
     async def __call__(self, request: Request) -> Optional[Response]:
         creds = self.parse(request.header("authorization"))
-        if creds is not None:
-            loop = asyncio.get_running_loop()
-            if await loop.run_in_executor(None, self.check, *creds):
-                return None
+        # Remembered credentials skip the bcrypt queue, so a flood of wrong
+        # passwords cannot hold up a scraper that authenticated before.
+        if creds is not None and (self.remembered(*creds) or await asyncio.wrap_future(self._bcrypt.submit(self._check_pair, creds))):
+            return None
         return text_response(401, "unauthorized", headers=[("WWW-Authenticate", 'Basic realm="hostagent", charset="UTF-8"')])
 
 

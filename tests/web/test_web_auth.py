@@ -6,6 +6,8 @@ import base64
 import logging
 import ssl
 import subprocess
+import threading
+import time
 from pathlib import Path
 from typing import List
 
@@ -13,7 +15,7 @@ import bcrypt
 import pytest
 import requests
 from support import REPO, require_tool
-from web.rawhttp import get, request
+from web.rawhttp import get, read_response, request
 
 from hostagent import webconfig
 from hostagent.config import ConfigError
@@ -226,3 +228,34 @@ def test_documented_scrape_config_passes_promtool(tmp_path, certs):
     config.write_text(block)
     proc = subprocess.run([promtool, "check", "config", str(config)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_wrong_password_flood_does_not_delay_a_known_scraper(serve, tmp_path, monkeypatch):
+    running = auth_server(serve, tmp_path)
+    with requests.Session() as scraper:
+        scraper.auth = ("alice", PASSWORD)
+        assert scraper.get(running.url + "/metrics", timeout=5).status_code == 200  # verified once
+        gate = threading.Event()
+        real = bcrypt.checkpw
+
+        def slow_checkpw(password: bytes, hashed: bytes) -> bool:
+            gate.wait(10)  # every bcrypt check from now on is stuck
+            return real(password, hashed)
+
+        monkeypatch.setattr(webconfig.bcrypt, "checkpw", slow_checkpw)
+        flood = [running.connect(timeout=15) for _ in range(8)]
+        try:
+            for sock in flood:
+                sock.sendall(get("/metrics", f"Authorization: {basic('alice', 'guess')}\r\n"))
+            time.sleep(0.2)
+            started = time.monotonic()
+            assert scraper.get(running.url + "/metrics", timeout=5).status_code == 200
+            assert time.monotonic() - started < 0.5
+            # The bcrypt work is bounded: two threads, the rest wait their turn.
+            assert running.server.authenticate._bcrypt.threads == webconfig.BCRYPT_THREADS
+            gate.set()
+            assert all(read_response(sock)[0] == 401 for sock in flood)
+        finally:
+            gate.set()
+            for sock in flood:
+                sock.close()
