@@ -15,7 +15,7 @@ import psutil
 import requests
 from faultagent import fault_server, scrape
 from prometheus_client.parser import text_string_to_metric_families
-from support import samples_of
+from support import samples_of, wait_until
 
 from hostagent.agent import Agent, Runner
 from hostagent.cli import SHUTDOWN_TIMEOUT
@@ -47,13 +47,12 @@ def counter(samples, metric: str, name: str) -> float:
 
 def scrape_until(base_url: str, predicate, what: str, timeout: float = 10.0):
     """Scrape until ``predicate(samples)`` holds; return those samples."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def check():
         samples = scrape(base_url)
-        if predicate(samples):
-            return samples
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        return samples if predicate(samples) else None
+
+    return wait_until(check, timeout, what)
 
 
 def test_raising_collector_goes_down_and_recovers_alone(tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import requests
 from faultagent import fault_server, release
-from support import free_port
+from support import free_port, wait_until
 
 # The stuck collector's first run blocks on a FIFO until the test releases it.
 CONFIG = """
@@ -44,14 +44,8 @@ def check_not_ready_until_released(base_url: str, fifo: Path) -> None:
     metrics = requests.get(base_url + "/metrics", timeout=5)
     assert metrics.status_code == 200 and "host_cpu" in metrics.text
     assert 'hostagent_collector_up{collector="stuck"} 0.0' in metrics.text
-    deadline = time.monotonic() + 10
-    while not release(fifo):
-        assert time.monotonic() < deadline, "the stuck collector never opened its FIFO"
-        time.sleep(0.05)
-    deadline = time.monotonic() + 10
-    while requests.get(base_url + "/-/ready", timeout=5).status_code != 200:
-        assert time.monotonic() < deadline, "not ready after the last collector reported"
-        time.sleep(0.05)
+    wait_until(lambda: release(fifo), 10, "the stuck collector to open its FIFO")
+    wait_until(lambda: requests.get(base_url + "/-/ready", timeout=5).status_code == 200, 10, "ready once the last collector reported")
 
 
 def test_kill_9_and_restart(tmp_path, capsys):

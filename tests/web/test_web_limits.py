@@ -12,6 +12,7 @@ from typing import List
 import psutil
 import pytest
 import requests
+from support import wait_until
 from web.rawhttp import closed_within, get, read_response, request
 
 from hostagent.web import (
@@ -25,15 +26,6 @@ from hostagent.web import (
 
 # Generous bound for "at once" on a shared 2-core machine.
 PROMPT = 0.5
-
-
-def wait_until(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 def test_request_beyond_max_in_flight_gets_503_at_once(serve):
@@ -51,7 +43,7 @@ def test_request_beyond_max_in_flight_gets_503_at_once(serve):
             sock = running.connect(timeout=20)
             sock.sendall(get("/metrics"))
             socks.append(sock)
-        assert wait_until(lambda: running.server.in_flight == 40), f"in flight: {running.server.in_flight}"
+        wait_until(lambda: running.server.in_flight == 40, 5, "40 requests in flight")
 
         started = time.monotonic()
         status, headers, body = request(running.port, get("/metrics"))
@@ -87,7 +79,7 @@ def test_slow_handler_does_not_hold_other_requests(serve):
     running = serve(handler, Limits(max_requests=4))
     with running.connect(timeout=20) as slow:
         slow.sendall(get("/slow"))
-        assert wait_until(lambda: running.server.in_flight == 1)
+        wait_until(lambda: running.server.in_flight == 1, 5, "the slow request in flight")
         started = time.monotonic()
         assert request(running.port, get("/fast"))[0] == 200
         assert time.monotonic() - started < PROMPT
@@ -134,7 +126,7 @@ def test_idle_connections_are_closed(serve):
         assert status == 200 and headers["connection"] == "keep-alive"
         took = closed_within(sock, 5.0)
         assert took is not None and 1.0 - 0.2 < took < 1.0 + 1.0, took
-    assert wait_until(lambda: running.server.connections == 0)
+    wait_until(lambda: running.server.connections == 0, 5, "every connection closed")
 
 
 def test_scrapes_succeed_while_slow_clients_hold_connections(serve):
@@ -143,7 +135,7 @@ def test_scrapes_succeed_while_slow_clients_hold_connections(serve):
     try:
         for sock in slow:
             sock.sendall(b"GET /metr")  # and nothing more
-        assert wait_until(lambda: running.server.connections == 30)
+        wait_until(lambda: running.server.connections == 30, 5, "30 slow connections open")
         with requests.Session() as session:
             for _ in range(20):
                 started = time.monotonic()
@@ -159,12 +151,12 @@ def test_connections_beyond_max_are_closed_at_once(serve):
     running = serve(limits=Limits(max_connections=5, read_timeout=10.0))
     held = [running.connect() for _ in range(5)]
     try:
-        assert wait_until(lambda: running.server.connections == 5)
+        wait_until(lambda: running.server.connections == 5, 5, "5 connections open")
         with running.connect() as extra:
             took = closed_within(extra, 3.0)
             assert took is not None and took < PROMPT
         held.pop().close()
-        assert wait_until(lambda: running.server.connections == 4)
+        wait_until(lambda: running.server.connections == 4, 5, "one connection closed")
         assert request(running.port, get("/"))[0] == 200
     finally:
         for sock in held:
@@ -234,7 +226,7 @@ def test_garbage_does_not_kill_the_server(serve):
                 status = None  # closed without an answer is fine too
             assert status in (None, 400, 505), (data[:40], status)
     assert request(running.port, get("/"))[0] == 200
-    assert wait_until(lambda: running.server.connections == 0)
+    wait_until(lambda: running.server.connections == 0, 5, "every connection closed")
 
 
 def test_handler_error_is_500_and_server_survives(serve):
@@ -254,8 +246,8 @@ def test_client_that_stops_reading_is_cut_after_write_timeout(serve):
     sock.connect(("127.0.0.1", running.port))
     try:
         sock.sendall(get("/"))
-        assert wait_until(lambda: running.server.connections == 1)
-        assert wait_until(lambda: running.server.connections == 0, timeout=6.0), "stalled reader kept its connection"
+        wait_until(lambda: running.server.connections == 1, 5, "the connection open")
+        wait_until(lambda: running.server.connections == 0, 6.0, "the stalled reader to be cut")
     finally:
         sock.close()
 
@@ -280,20 +272,20 @@ def test_handler_pool_is_bounded_and_retires_idle_threads():
     pool = HandlerPool(3, linger=0.3, name="pool-test")
     release = threading.Event()
     futures = [pool.submit(lambda i: (release.wait(10), i)[1], i) for i in range(10)]
-    assert wait_until(lambda: sum(f.running() for f in futures) == 3)
+    wait_until(lambda: sum(f.running() for f in futures) == 3, 5, "3 calls running")
     assert pool.threads == 3
     assert len([t for t in threading.enumerate() if t.name.startswith("pool-test")]) == 3
     release.set()
     assert [f.result(5) for f in futures] == list(range(10))
     # A burst leaves nothing behind once the threads have been idle a while.
-    assert wait_until(lambda: pool.threads == 0 and not [t for t in threading.enumerate() if t.name.startswith("pool-test")], 3)
+    wait_until(lambda: pool.threads == 0 and not [t for t in threading.enumerate() if t.name.startswith("pool-test")], 3, "idle threads to exit")
     # And the pool starts threads again when work comes back.
     assert pool.submit(lambda x: x * 2, 21).result(5) == 42
     failing = pool.submit(lambda x: 1 / x, 0)
     with pytest.raises(ZeroDivisionError):
         failing.result(5)
     pool.close()
-    assert wait_until(lambda: pool.threads == 0)
+    wait_until(lambda: pool.threads == 0, 5, "the pool to close")
 
 
 def test_request_bodies_are_not_read_and_end_the_connection(serve):
