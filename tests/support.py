@@ -116,13 +116,14 @@ class Server:
         self.ready_path = ready_path
         self.log_path = log
         self.env = env
+        self.ready_status = 200  # 401 for a server behind basic auth
         self.proc: Optional[subprocess.Popen] = None
 
     def start(self, timeout: float = 30.0) -> "Server":
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT, env=self.env)
         try:
-            wait_http(self.base_url + self.ready_path, timeout=timeout, proc=self.proc)
+            wait_http(self.base_url + self.ready_path, timeout=timeout, status=self.ready_status, proc=self.proc)
         except AssertionError as exc:
             self.stop()
             raise AssertionError(f"{exc}\n--- log ---\n{self.log()}") from None

@@ -193,7 +193,7 @@ def serve(config: cfgmod.Config, agent: Agent, web_security: Tuple[object, objec
         host,
         port,
         Routes(agent, exposition),
-        Limits(web["max_requests"], web["max_connections"], web["read_timeout"], web["idle_timeout"]),
+        Limits(web["max_requests"], web["max_connections"], web["read_timeout"], web["idle_timeout"], web["write_timeout"]),
         ssl_context=ssl_context,  # type: ignore[arg-type]
         authenticate=authenticate,  # type: ignore[arg-type]
         log_requests=web["access_log"],

@@ -84,6 +84,7 @@ SECTIONS: Dict[str, Dict[str, Option]] = {
         "max_connections": Option.integer(512, "Most open client connections; more are closed at once.", 1, 100000),
         "read_timeout": Option.seconds(10.0, "Seconds a client has to send a whole request head."),
         "idle_timeout": Option.seconds(120.0, "Seconds an idle keep-alive connection is kept open."),
+        "write_timeout": Option.seconds(30.0, "Seconds a client may take to read a response before it is cut off."),
         "access_log": Option.boolean(False, "Log each request: method, path, status, duration, remote address."),
     },
     "logging": {
@@ -105,6 +106,7 @@ SECTIONS: Dict[str, Dict[str, Option]] = {
 }
 
 COLLECTOR_COMMON = ("enabled", "interval")
+MIN_INTERVAL = 0.1
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,8 @@ class Config:
 def _collector_options(cls: Type[BaseCollector]) -> Dict[str, Option]:
     opts = {
         "enabled": Option.boolean(cls.default_enabled, "Run this collector."),
-        "interval": Option.seconds(cls.default_interval, "Seconds between runs."),
+        # Below a tenth of a second a collector would spin rather than sample.
+        "interval": Option.seconds(cls.default_interval, "Seconds between runs (at least 0.1).", lo=MIN_INTERVAL),
     }
     opts.update(cls.options)
     return opts

@@ -103,7 +103,7 @@ def test_listen_address_accepts(tmp_path, good):
     assert load(tmp_path, f"web: {{listen_address: '{good}'}}\n").web["listen_address"] == good
 
 
-@pytest.mark.parametrize("interval", ["0", "-1", "'soon'", "true", ".inf", ".nan", "86401"])
+@pytest.mark.parametrize("interval", ["0", "-1", "'soon'", "true", ".inf", ".nan", "86401", "1e-9", "0.09"])
 def test_interval_must_be_positive_number(tmp_path, interval):
     found = problems(tmp_path, f"collectors: {{cpu: {{interval: {interval}}}}}\n")
     assert len(found) == 1 and found[0].startswith("collectors.cpu.interval: "), found

@@ -94,7 +94,21 @@ def test_agent_runs_with_the_container_settings(tmp_path: Path, host_root: Path)
         assert re.search(r"^host_cpu_seconds_total\{", body, re.M)
 
         port = agent.base_url.rsplit(":", 1)[1]
-        argv = [sys.executable if a == "python" else a.replace(":9100/", f":{port}/") for a in healthcheck_argv()]
+        argv = [sys.executable if a == "python" else a.replace("127.0.0.1:9100", f"127.0.0.1:{port}") for a in healthcheck_argv()]
         assert subprocess.run(argv, timeout=10).returncode == 0
-    closed = [a.replace(f":{port}/", f":{free_port()}/") for a in argv]
+    closed = [a.replace(f"127.0.0.1:{port}", f"127.0.0.1:{free_port()}") for a in argv]
     assert subprocess.run(closed, capture_output=True, timeout=10).returncode != 0
+
+
+def test_healthcheck_counts_an_agent_behind_basic_auth_as_alive(tmp_path: Path) -> None:
+    import bcrypt
+
+    web = tmp_path / "web.yml"
+    web.write_text("basic_auth_users:\n  prometheus: " + bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode() + "\n")
+    server = agent_server(tmp_path, "", extra_args=[f"--web.config.file={web}", "--no-collector.processes"])
+    server.ready_status = 401
+    with server.start() as agent:
+        assert requests.get(agent.base_url + "/-/healthy", timeout=5).status_code == 401
+        port = agent.base_url.rsplit(":", 1)[1]
+        argv = [sys.executable if a == "python" else a.replace("127.0.0.1:9100", f"127.0.0.1:{port}") for a in healthcheck_argv()]
+        assert subprocess.run(argv, timeout=10).returncode == 0

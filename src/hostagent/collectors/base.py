@@ -89,11 +89,16 @@ def _check_positive_number(value: Any) -> Any:
     return float(value)
 
 
-def _check_seconds(value: Any) -> Any:
-    value = _check_positive_number(value)
-    if value > MAX_SECONDS:
-        raise OptionError(f"must be at most {MAX_SECONDS:g} seconds (one day), got {value!r}")
-    return value
+def _check_seconds(lo: float) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        value = _check_positive_number(value)
+        if value > MAX_SECONDS:
+            raise OptionError(f"must be at most {MAX_SECONDS:g} seconds (one day), got {value!r}")
+        if value < lo:
+            raise OptionError(f"must be at least {lo:g} seconds, got {value!r}")
+        return value
+
+    return check
 
 
 def _check_regex(value: Any) -> Any:
@@ -131,8 +136,9 @@ class Option:
         return cls(default, doc, _check_int(lo, hi))
 
     @classmethod
-    def seconds(cls, default: float, doc: str) -> "Option":
-        return cls(default, doc, _check_seconds)
+    def seconds(cls, default: float, doc: str, lo: float = 0.0) -> "Option":
+        """Seconds, greater than 0 (and at least ``lo``), at most one day."""
+        return cls(default, doc, _check_seconds(lo))
 
     @classmethod
     def regex(cls, default: Optional[str], doc: str) -> "Option":
