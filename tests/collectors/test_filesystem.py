@@ -164,13 +164,41 @@ def test_reads_init_mount_table_under_a_host_rootfs():
     assert got[("host_filesystem_device_error", nfs_labels)] == 1
 
 
-def test_reads_own_mount_table_when_rootfs_is_root():
+def test_reads_init_mount_table_first_when_rootfs_is_root():
     collector = FilesystemCollector({"fs_types_exclude": None}, Paths(procfs=str(FIXTURE_PROC)), statvfs=lambda p: statvfs_result())
     try:
-        points = [s.mount.mountpoint for s in collector.sample()]
+        points = {s.mount.mountpoint for s in collector.sample()}
     finally:
         collector.close()
-    assert points == ["/", "/etc/hosts"]  # from self/mounts, /proc excluded by mount point
+    assert "/mnt/My Photos" in points and "/etc/hosts" not in points  # pid 1's table, not self's
+
+
+def test_falls_back_to_own_mount_table_when_init_is_unreadable(tmp_path):
+    paths = write_mounts(tmp_path, "/", "/srv")
+    collector = FilesystemCollector(paths=paths, statvfs=lambda p: statvfs_result())
+    try:
+        assert [s.mount.mountpoint for s in collector.sample()] == ["/", "/srv"]
+    finally:
+        collector.close()
+
+
+def test_service_sandbox_does_not_make_every_mount_read_only(tmp_path):
+    # systemd's ProtectSystem=strict remounts everything read-only in the
+    # service's own namespace; init's table still says how the host mounts it.
+    proc = tmp_path / "proc"
+    (proc / "1").mkdir(parents=True)
+    (proc / "self").mkdir()
+    (proc / "1" / "mounts").write_text("/dev/vda1 / ext4 rw,relatime 0 0\n/dev/vdb1 /srv xfs ro,relatime 0 0\n")
+    (proc / "self" / "mounts").write_text(
+        "/dev/vda1 / ext4 ro,relatime 0 0\n/dev/vdb1 /srv xfs ro,relatime 0 0\n/dev/vda1 /tmp ext4 ro,relatime 0 0\n"
+    )
+    collector = FilesystemCollector(paths=Paths(procfs=str(proc)), statvfs=lambda p: statvfs_result())
+    try:
+        got = samples_of(collector.families(collector.sample()))
+    finally:
+        collector.close()
+    ro = {dict(labels)["mountpoint"]: v for (name, labels), v in got.items() if name == "host_filesystem_readonly"}
+    assert ro == {"/": 0, "/srv": 1}  # and no private /tmp
 
 
 def test_missing_mount_table_is_a_failure_of_the_run(tmp_path):

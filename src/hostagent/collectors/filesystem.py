@@ -289,15 +289,31 @@ class FilesystemCollector(BaseCollector):
         self._points = NameFilter.from_config(self.config, "mount_points")
         self._types = NameFilter.from_config(self.config, "fs_types")
 
-    def mounts_path(self) -> str:
-        """The mount table to read: init's when the host root is mounted
-        elsewhere (the agent runs in a container), else the agent's own."""
-        pid = "self" if os.path.normpath(self.paths.rootfs) == "/" else "1"
-        return os.path.join(self.paths.procfs, pid, "mounts")
+    def mounts_paths(self) -> Tuple[str, ...]:
+        """Mount tables to try, in order. Init's comes first: a service
+        sandbox (systemd's ProtectSystem, PrivateTmp) rewrites the agent's own
+        table, marking every mount read-only and adding private ones, while
+        init's shows the host as it is. The agent's own is the fallback where
+        init's cannot be read, unless the host root is mounted elsewhere (a
+        container), where only init's describes the host."""
+        init = os.path.join(self.paths.procfs, "1", "mounts")
+        if os.path.normpath(self.paths.rootfs) != "/":
+            return (init,)
+        return (init, os.path.join(self.paths.procfs, "self", "mounts"))
+
+    def read_mount_table(self) -> Tuple[Mount, ...]:
+        candidates = self.mounts_paths()
+        for i, path in enumerate(candidates):
+            try:
+                with open(path, encoding="utf-8", errors="replace") as table:
+                    return parse_mounts(table)
+            except (PermissionError, FileNotFoundError):
+                if i == len(candidates) - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def sample(self) -> Tuple[MountSample, ...]:
-        with open(self.mounts_path(), encoding="utf-8", errors="replace") as table:
-            mounts = select_mounts(parse_mounts(table), self._points, self._types)
+        mounts = select_mounts(self.read_mount_table(), self._points, self._types)
         if self._pool is None:
             self._pool = HangSafePool(self._statvfs, self.config["statvfs_workers"], "hostagent-statvfs")
         paths = {m.mountpoint: host_path(self.paths.rootfs, m.mountpoint) for m in mounts}
