@@ -113,3 +113,26 @@ def test_subcommands_answer_help(sub):
     out = run(sub, "--help")
     assert out.returncode == 0, out.stderr
     assert "usage:" in out.stdout.lower()
+
+
+def test_without_a_config_file_anywhere_the_defaults_are_used(monkeypatch, tmp_path, capsys):
+    # An installed copy has no checkout config/agent.yaml beside it.
+    from hostagent import config as cfgmod
+
+    monkeypatch.delenv("HOSTAGENT_CONFIG", raising=False)
+    monkeypatch.setattr(cfgmod, "DEFAULT_CONFIGS", (str(tmp_path / "none.yaml"), str(tmp_path / "etc.yaml")))
+    assert cli.main(["--check-config"]) == 0
+    assert "configuration OK: (defaults)" in capsys.readouterr().out
+    (tmp_path / "etc.yaml").write_text("collectors: {processes: {enabled: false}}\n")
+    assert cli.main(["--check-config"]) == 0
+    out = capsys.readouterr().out
+    assert f"configuration OK: {tmp_path / 'etc.yaml'}" in out and "processes" not in out.split("collectors:")[1]
+
+
+def test_config_from_environment_variable(tmp_path):
+    cfg = tmp_path / "env.yaml"
+    cfg.write_text("collectors: {cpu: {enabled: false}}\n")
+    out = run("--check-config", env={"HOSTAGENT_CONFIG": str(cfg)})
+    assert out.returncode == 0 and f"configuration OK: {cfg}" in out.stdout
+    missing = run("--check-config", env={"HOSTAGENT_CONFIG": str(tmp_path / "gone.yaml")})
+    assert missing.returncode == 2 and "gone.yaml: does not exist" in missing.stderr

@@ -56,7 +56,11 @@ def build_parser(registry: Dict[str, Type[BaseCollector]]) -> argparse.ArgumentP
         prog="hostagent",
         description="Prometheus-native system resource monitor. Subcommands: " + ", ".join(SUBCOMMANDS) + ".",
     )
-    parser.add_argument("--config", default=os.environ.get("HOSTAGENT_CONFIG", cfgmod.DEFAULT_CONFIG), help="YAML config file (default: %(default)s)")
+    parser.add_argument(
+        "--config",
+        default=os.environ.get("HOSTAGENT_CONFIG"),
+        help=f"YAML config file (default: $HOSTAGENT_CONFIG, else the first of {', '.join(cfgmod.DEFAULT_CONFIGS)} that exists, else built-in defaults)",
+    )
     parser.add_argument("--web.listen-address", dest="listen_address", help="address to listen on, e.g. :9100 or 127.0.0.1:9100")
     parser.add_argument("--web.config.file", dest="web_config_file", help="TLS and basic auth config file")
     parser.add_argument("--web.max-requests", dest="max_requests", help="most requests handled at once")
@@ -135,7 +139,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"hostagent {__version__} (python {platform.python_version()}, psutil {psutil.__version__})")
         return 0
     try:
-        config = cfgmod.load(args.config, registry, os.environ, flag_overrides(args))
+        config = cfgmod.load(args.config or cfgmod.default_config_path(), registry, os.environ, flag_overrides(args))
         web_security = load_web_security(config)
     except cfgmod.ConfigError as exc:
         print(exc, file=sys.stderr)

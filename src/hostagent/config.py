@@ -17,7 +17,17 @@ import yaml
 
 from .collectors.base import BaseCollector, Option, OptionError, Paths
 
-DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "config", "agent.yaml")
+# Used when neither --config nor HOSTAGENT_CONFIG names a file: the checkout's
+# own config/agent.yaml (running from the repository), then the system-wide one.
+DEFAULT_CONFIGS = (
+    os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "config", "agent.yaml"),
+    "/etc/hostagent/agent.yaml",
+)
+
+
+def default_config_path() -> Optional[str]:
+    """The first default config file that exists, or None for built-in defaults."""
+    return next((path for path in DEFAULT_CONFIGS if os.path.isfile(path)), None)
 ENV_PREFIX = "HOSTAGENT_"
 # HOSTAGENT_* variables read by other parts (not agent settings).
 ENV_NOT_SETTINGS = frozenset({"HOSTAGENT_CONFIG", "HOSTAGENT_ALERTMANAGER_URL"})
