@@ -38,7 +38,7 @@ def require_tool(name: str) -> str:
     exe = TOOLS.get(name, name)
     path = shutil.which(exe)
     if path is None:
-        message = f"{exe} not found (install Debian package; `make test` does it)"
+        message = f"{exe} not found (install its Debian package; ./scripts/test does it as root)"
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)

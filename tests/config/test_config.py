@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+from support import REPO
 
 from hostagent import config as cfgmod
 from hostagent.collectors import load_all
@@ -159,14 +163,25 @@ def test_missing_file(tmp_path):
     assert info.value.problems == [f"config file {tmp_path / 'absent.yaml'}: does not exist"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
 def test_unreadable_file(tmp_path):
     path = tmp_path / "secret.yaml"
     path.write_text("{}")
     path.chmod(0)
-    with pytest.raises(cfgmod.ConfigError) as info:
-        cfgmod.load(str(path), REGISTRY, {})
-    assert "permission denied" in info.value.problems[0]
+    if os.geteuid() != 0:
+        with pytest.raises(cfgmod.ConfigError) as info:
+            cfgmod.load(str(path), REGISTRY, {})
+        assert info.value.problems == [f"config file {path}: permission denied"]
+        return
+    # Root reads any file: check as an unprivileged user in a child process.
+    code = (
+        "import os, sys; sys.path.insert(0, sys.argv[2]);"
+        "from hostagent import config as c; from hostagent.collectors import load_all; r = load_all();"
+        "os.setgid(65534); os.setuid(65534)\n"
+        "try:\n    c.load(sys.argv[1], r, {})\n"
+        "except c.ConfigError as e:\n    print(e.problems)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(path), str(REPO / "src")], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == repr([f"config file {path}: permission denied"]), out.stdout + out.stderr
 
 
 def test_directory_instead_of_file(tmp_path):
