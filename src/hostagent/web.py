@@ -116,7 +116,15 @@ class HandlerPool:
             if self._pending > self._idle and self._threads < self.size:
                 self._threads += 1
                 self._started += 1
-                threading.Thread(target=self._work, name=f"{self.name}-{self._started}", daemon=True).start()
+                try:
+                    threading.Thread(target=self._work, name=f"{self.name}-{self._started}", daemon=True).start()
+                except RuntimeError:
+                    # The system refused a thread (a tasks limit): keep the
+                    # count true so the pool can try again later; threads
+                    # already running still take the queued call.
+                    self._threads -= 1
+                    if self._threads == 0:
+                        raise
         return future
 
     def close(self) -> None:

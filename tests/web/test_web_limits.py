@@ -288,6 +288,32 @@ def test_handler_pool_is_bounded_and_retires_idle_threads():
     wait_until(lambda: pool.threads == 0, 5, "the pool to close")
 
 
+def test_handler_pool_keeps_count_when_the_system_refuses_a_thread(monkeypatch):
+    pool = HandlerPool(3, linger=5, name="pool-refused")
+    release = threading.Event()
+    first = pool.submit(lambda i: (release.wait(10), i)[1], 1)
+    wait_until(lambda: first.running(), 5, "the first call to run")
+    real_start = threading.Thread.start
+
+    def refuse(self):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    second = pool.submit(lambda i: i, 2)  # no new thread, but no error: one is running
+    assert pool.threads == 1
+    monkeypatch.setattr(threading.Thread, "start", real_start)
+    release.set()
+    assert (first.result(5), second.result(5)) == (1, 2)  # the running thread took it
+    pool.close()
+    # With no thread at all, the refusal reaches the caller (a 500), counted right.
+    wait_until(lambda: pool.threads == 0, 10, "the pool to close")
+    empty = HandlerPool(2, linger=0.2, name="pool-empty")
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    with pytest.raises(RuntimeError):
+        empty.submit(lambda i: i, 3)
+    assert empty.threads == 0
+
+
 def test_request_bodies_are_not_read_and_end_the_connection(serve):
     running = serve()
     with running.connect() as sock:
