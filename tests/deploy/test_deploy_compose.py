@@ -98,12 +98,12 @@ def test_prometheus_runs_the_repository_config(config: Dict[str, Any]) -> None:
     assert re.fullmatch(r"\d+[KMGT]B", _flag(prom, "storage.tsdb.retention.size"))
     assert "/prometheus" in mounts and _flag(prom, "storage.tsdb.path") == "/prometheus"
     # The addresses in the repository's config are where compose runs things.
-    assert _flag(prom, "web.listen-address") == ":9090"
+    assert _flag(prom, "web.listen-address") == "127.0.0.1:9090"  # unauthenticated lifecycle API: loopback only
     hostagent = next(j for j in repo_config["scrape_configs"] if j["job_name"] == "hostagent")
     assert "localhost:9100" in hostagent["static_configs"][0]["targets"]
     am_targets = repo_config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
     assert am_targets == ["localhost:9093"]
-    assert _flag(config["services"]["alertmanager"], "web.listen-address") == ":9093"
+    assert _flag(config["services"]["alertmanager"], "web.listen-address") == "127.0.0.1:9093"
 
 
 def test_retention_is_configurable(config: Dict[str, Any]) -> None:
