@@ -69,21 +69,19 @@ def _tls_context(tls: Mapping[str, Any], problems: List[str]) -> Optional[ssl.SS
             problems.append(_unknown(prefix, str(key), TLS_KEYS))
         elif prefix + key in IGNORED_KEYS:
             _warn_ignored(prefix + key)
+    before = len(problems)
     cert, key = tls.get("cert_file"), tls.get("key_file")
     if not cert or not key:
         problems.append(f"{prefix}cert_file and {prefix}key_file: both are required for TLS")
-        return None
     auth_type = tls.get("client_auth_type", "NoClientCert") or "NoClientCert"
+    verify = CLIENT_AUTH.get(auth_type)
     if auth_type in UNSUPPORTED_CLIENT_AUTH:
         problems.append(f"{prefix}client_auth_type: {auth_type} (a certificate requested but not verified) is not supported; use VerifyClientCertIfGiven or RequireAndVerifyClientCert with client_ca_file")
-        return None
-    if auth_type not in CLIENT_AUTH:
+    elif verify is None:
         problems.append(f"{prefix}client_auth_type: must be one of {', '.join(list(CLIENT_AUTH) + list(UNSUPPORTED_CLIENT_AUTH))}, got {auth_type!r}")
-        return None
     ca = tls.get("client_ca_file")
-    if CLIENT_AUTH[auth_type] != ssl.CERT_NONE and not ca:
+    if verify not in (None, ssl.CERT_NONE) and not ca:
         problems.append(f"{prefix}client_ca_file: required when client_auth_type is {auth_type}")
-        return None
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     for vkey, attr in (("min_version", "minimum_version"), ("max_version", "maximum_version")):
         name = tls.get(vkey)
@@ -91,25 +89,26 @@ def _tls_context(tls: Mapping[str, Any], problems: List[str]) -> Optional[ssl.SS
             continue
         if name not in VERSIONS:
             problems.append(f"{prefix}{vkey}: must be one of {', '.join(VERSIONS)}, got {name!r}")
-            return None
-        setattr(ctx, attr, VERSIONS[name])
+        else:
+            setattr(ctx, attr, VERSIONS[name])
     if tls.get("min_version") is None:
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        ctx.load_cert_chain(str(cert), str(key))
-    except FileNotFoundError as exc:
-        problems.append(f"{prefix}cert_file/key_file: file not found: {exc.filename or cert}")
-        return None
-    except (ssl.SSLError, OSError) as exc:
-        problems.append(f"{prefix}cert_file/key_file: cannot load certificate and key ({cert}, {key}): {exc}")
-        return None
-    ctx.verify_mode = CLIENT_AUTH[auth_type]
+    # Files are checked even after other problems, so one run reports them all.
+    if cert and key:
+        try:
+            ctx.load_cert_chain(str(cert), str(key))
+        except FileNotFoundError as exc:
+            problems.append(f"{prefix}cert_file/key_file: file not found: {exc.filename or cert}")
+        except (ssl.SSLError, OSError) as exc:
+            problems.append(f"{prefix}cert_file/key_file: cannot load certificate and key ({cert}, {key}): {exc}")
     if ca:
         try:
             ctx.load_verify_locations(cafile=str(ca))
         except (ssl.SSLError, OSError) as exc:
             problems.append(f"{prefix}client_ca_file: cannot load {ca}: {exc}")
-            return None
+    if len(problems) > before or verify is None:
+        return None
+    ctx.verify_mode = verify
     return ctx
 
 

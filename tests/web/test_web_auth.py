@@ -183,6 +183,17 @@ def test_every_problem_is_reported_at_once(tmp_path):
     assert "basic_auth_users.alice" in message and "basic_auth_users.bob" in message and "extra: unknown key" in message
 
 
+def test_every_tls_problem_is_reported_at_once(tmp_path):
+    message = problems_of(
+        tmp_path,
+        f"tls_server_config:\n  cert_file: {tmp_path}/none.crt\n  key_file: {tmp_path}/none.key\n"
+        "  min_version: TLS99\n  client_auth_type: Sometimes\n",
+    )
+    assert "(3 problems)" in message, message
+    assert "min_version: must be one of" in message and "client_auth_type: must be one of" in message
+    assert "cert_file/key_file: file not found" in message
+
+
 def test_secrets_in_the_wrong_place_are_not_echoed(tmp_path):
     assert HASH not in problems_of(tmp_path, f"basic_auth_users:\n  '{HASH}': alice\n")
     assert HASH not in problems_of(tmp_path, f"'{HASH}'\n")
