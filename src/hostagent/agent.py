@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
-from prometheus_client.core import Metric
+from .promclient import Metric
 
 from .collectors.base import BaseCollector
 

@@ -16,6 +16,7 @@ Exit status: 0 fine, 1 failure at run time, 2 bad configuration or usage,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
@@ -24,7 +25,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Dict, List, Optional, Sequence, Tuple, Type
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Type
 
 import psutil
 
@@ -36,7 +37,6 @@ from .collectors import load_all
 from .collectors.base import BaseCollector
 from .exposition import Exposition, build_registry
 from .selfmon import SelfMonitor, process_usage
-from .web import HTTPServer, Limits, Routes
 
 log = logging.getLogger("hostagent")
 
@@ -166,6 +166,20 @@ def load_web_security(config: cfgmod.Config) -> Tuple[object, object]:
     return load_web_config(path)
 
 
+@contextlib.contextmanager
+def _openssl_hidden() -> Iterator[None]:
+    """Imports inside find no ``ssl`` module; no change if it is loaded already."""
+    if "ssl" in sys.modules:
+        yield
+        return
+    sys.modules["ssl"] = None  # type: ignore[assignment]  # `import ssl` raises ImportError
+    try:
+        yield
+    finally:
+        if "ssl" in sys.modules and sys.modules["ssl"] is None:
+            del sys.modules["ssl"]
+
+
 def run_once(agent: Agent) -> int:
     failed = agent.run_once()
     for runner in agent.runners:
@@ -188,10 +202,17 @@ def serve(config: cfgmod.Config, agent: Agent, web_security: Tuple[object, objec
     selfmon = None
     if config.limits["enabled"]:
         selfmon = SelfMonitor(config.limits, agent, process_usage(), request_stop)
+    ssl_context, authenticate = web_security
+    if ssl_context is None:
+        # Plain HTTP: asyncio treats ssl as optional, so OpenSSL (about 4 MiB
+        # resident) is never loaded.
+        with _openssl_hidden():
+            from .web import HTTPServer, Limits, Routes
+    else:
+        from .web import HTTPServer, Limits, Routes
     registry = build_registry(agent, extra=lambda: list(selfmon.families()) if selfmon else [])
     exposition = Exposition(agent, registry)
     host, port = cfgmod.parse_listen_address(config.web["listen_address"])
-    ssl_context, authenticate = web_security
     web = config.web
     server = HTTPServer(
         host,

@@ -14,17 +14,20 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
-from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
-from prometheus_client.core import Metric
-from prometheus_client.exposition import generate_latest
-from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
-from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from .promclient import (
+    OPENMETRICS_CONTENT_TYPE,
+    TEXT_CONTENT_TYPE,
+    CollectorRegistry,
+    Metric,
+    PlatformCollector,
+    ProcessCollector,
+    generate_openmetrics,
+    generate_text,
+)
 
 from . import __version__
 from .agent import Agent
 from .collectors.base import MetricSpec
-
-TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 COLLECTOR_UP = MetricSpec("hostagent_collector_up", "gauge", "1 if the collector's last runs succeeded and its data is fresh, 0 after 3 consecutive failures or once stale.", ("collector",))
 COLLECTOR_ERRORS = MetricSpec("hostagent_collector_errors_total", "counter", "Runs of the collector that failed.", ("collector",))
@@ -105,7 +108,7 @@ _EOF = b"# EOF\n"
 def render(source: object, openmetrics: bool) -> bytes:
     """Families as text-format bytes, or OpenMetrics bytes without '# EOF'."""
     if not openmetrics:
-        return generate_latest(source)  # type: ignore[arg-type]
+        return generate_text(source)
     data = generate_openmetrics(source)  # type: ignore[arg-type]
     return data[: -len(_EOF)] if data.endswith(_EOF) else data
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, List, Mapping, Optional, Tuple
 
 import psutil
-from prometheus_client.core import Metric
+from .promclient import Metric
 
 from .agent import Agent
 from .collectors.base import MetricSpec

@@ -14,12 +14,14 @@ import html
 import logging
 import queue
 import socket
-import ssl
 import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Awaitable, Callable, Dict, List, Optional, Tuple
+
+if TYPE_CHECKING:  # at run time ssl is loaded only when TLS is on (see cli.serve)
+    import ssl
 
 from . import __version__
 
@@ -309,7 +311,7 @@ class HTTPServer:
                 keep = await self._send(writer, response, request, started)
                 if not keep:
                     break
-        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, OSError):
+        except (ConnectionError, asyncio.IncompleteReadError, OSError):  # ssl.SSLError is an OSError
             pass  # the client went away or spoke garbage: nothing to answer
         except asyncio.CancelledError:
             pass

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Dict, Iterable, Mapping, Optional, Tuple, Type
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from ..promclient import CounterMetricFamily, GaugeMetricFamily, Metric
 
 # --------------------------------------------------------------------------
 # Metric declarations

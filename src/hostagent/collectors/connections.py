@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from typing import Dict, Iterable, Iterator, NamedTuple, Optional, Tuple
 
-from prometheus_client.core import Metric
+from ..promclient import Metric
 
 from .base import BaseCollector, MetricSpec, register
 

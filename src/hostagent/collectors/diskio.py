@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Iterator, Mapping, NamedTuple, Tuple
 
 import psutil
-from prometheus_client.core import Metric
+from ..promclient import Metric
 
 from .base import BaseCollector, MetricSpec, NameFilter, register
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import psutil
-from prometheus_client.core import Metric
+from ..promclient import Metric
 
 from .base import BaseCollector, MetricSpec, register
 

@@ -30,7 +30,7 @@ from time import monotonic
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Tuple
 
 import psutil
-from prometheus_client.core import Metric
+from ..promclient import Metric
 
 from .base import BaseCollector, MetricSpec, Option, Paths, register
 from .memory import fraction

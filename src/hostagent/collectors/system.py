@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import psutil
-from prometheus_client.core import Metric
+from ..promclient import Metric
 
 from .base import BaseCollector, MetricSpec, register
 
