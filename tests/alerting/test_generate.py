@@ -17,6 +17,7 @@ from hostagent.alerting import generate, thresholds
 from support import REPO, require_tool
 
 COMMITTED = REPO / "prometheus" / "rules" / generate.OUTPUT_NAME
+TRENDS = REPO / "prometheus" / "rules" / generate.TRENDS_NAME
 
 
 def shipped() -> Dict[str, Any]:
@@ -45,7 +46,41 @@ def test_committed_rules_are_what_the_generator_makes():
 
 def test_check_passes_on_the_repository(capsys):
     assert generate.main(["--check"]) == 0
-    assert "hostagent-alerts.rules.yml is up to date" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "hostagent-alerts.rules.yml is up to date" in out
+    assert "hostagent-trends.rules.yml is up to date" in out
+
+
+def test_committed_trends_are_what_the_generator_makes():
+    expected = generate.render_trends(thresholds.load_config())
+    assert TRENDS.read_text() == expected, "prometheus/rules is stale: run `hostagent rules`"
+
+
+def test_trends_take_runbook_links_from_the_file_and_keep_prometheus_templates(tmp_path):
+    doc = shipped()
+    doc["runbook_base_url"] = "https://git.example.com/ops/hostagent/blob/main/docs/alerts.md"
+    text = generate.render_trends(thresholds.load_config(write_config(tmp_path, doc)))
+    rules = rules_of(text)
+    assert sorted(rules) == ["HostCpuUsageAnomaly", "HostFilesystemWillFillIn24Hours", "HostNetworkThroughputAnomaly"]
+    for name, made in rules.items():
+        for rule in made:
+            assert rule["annotations"]["runbook_url"] == doc["runbook_base_url"] + "#" + name.lower()
+    # Jinja leaves Prometheus' own {{ }} alone; only the links are filled in.
+    assert TRENDS.read_text().replace("docs/alerts.md#", doc["runbook_base_url"] + "#") == text
+    assert "{{ $labels.instance }}" in rules["HostCpuUsageAnomaly"][0]["annotations"]["summary"]
+
+
+def test_a_hand_written_alert_without_a_generated_runbook_link_is_refused(tmp_path, monkeypatch):
+    source = (generate.TEMPLATES / "trends.rules.yml.j2").read_text()
+    broken = source.replace('[[ runbook_url("HostCpuUsageAnomaly") ]]', "docs/alerts.md#hostcpuusageanomaly")
+    assert broken != source
+    (tmp_path / "trends.rules.yml.j2").write_text(broken)
+    monkeypatch.setattr(generate, "TEMPLATES", tmp_path)
+    doc = shipped()
+    doc["runbook_base_url"] = "https://git.example.com/ops/hostagent/blob/main/docs/alerts.md"
+    config = thresholds.load_config(write_config(tmp_path, doc))
+    with pytest.raises(generate.GenerateError, match=r'alert HostCpuUsageAnomaly must have runbook_url: \[\[ runbook_url\("HostCpuUsageAnomaly"\) \]\]'):
+        generate.render_trends(config)
 
 
 def test_every_key_of_the_shipped_file_becomes_rules():
@@ -85,17 +120,41 @@ def test_thresholds_durations_severities_and_texts_come_from_the_file(tmp_path):
     assert critical["annotations"]["runbook_url"] == doc["runbook_base_url"] + "#hosthighcpuusage"
 
 
-def test_direction_below_compares_with_less_than_and_bytes_read_back_exactly(tmp_path):
+def test_direction_below_compares_with_less_than_and_numbers_read_back_exactly(tmp_path):
     doc = shipped()
     doc["alerts"]["memory_available"]["levels"] = [
-        {"severity": "critical", "threshold": 104857600, "for": "5m"},
-        {"severity": "warning", "threshold": 1073741824.5, "for": "5m"},
+        {"severity": "critical", "threshold": 0.025, "for": "5m"},
+        {"severity": "warning", "threshold": 0.125, "for": "5m"},
     ]
     text = generate.render(thresholds.load_config(write_config(tmp_path, doc)))
     critical, warning = rules_of(text)["HostLowAvailableMemory"]
-    assert critical["expr"] == "host_memory_available_bytes < 104857600"
-    assert warning["expr"] == "host_memory_available_bytes < 1073741824.5"
-    assert "below 100MiB" in critical["annotations"]["description"]
+    assert critical["expr"] == "instance:host_memory_and_swap_available:ratio < 0.025"
+    assert warning["expr"] == "instance:host_memory_and_swap_available:ratio < 0.125"
+    assert "below 2.5%" in critical["annotations"]["description"]
+
+
+def test_value_annotation_is_written_where_the_alert_has_one(tmp_path):
+    rules = rules_of(COMMITTED.read_text())
+    for key, alert in thresholds.load().items():
+        for made in rules[alert.alert]:
+            assert made["annotations"].get("value", "") == alert.value_template(), key
+    assert rules["HostHighCpuUsage"][0]["annotations"]["value"] == "{{ $value | humanizePercentage }}"
+    assert "value" not in rules["HostagentDown"][0]["annotations"]
+    doc = shipped()
+    doc["alerts"]["load_per_core"]["value"] = "{{ $value | humanize }} per core, over {threshold}"
+    text = generate.render(thresholds.load_config(write_config(tmp_path, doc)))
+    assert rules_of(text)["HostHighLoad"][0]["annotations"]["value"] == "{{ $value | humanize }} per core, over 2"
+
+
+def test_collector_alerts_leave_switched_off_collectors_to_their_own_alert():
+    rules = rules_of(COMMITTED.read_text())
+    [failing] = rules["HostagentCollectorFailing"]
+    [stale] = rules["HostagentCollectorStale"]
+    [disabled] = rules["HostagentCollectorDisabled"]
+    assert failing["expr"].endswith("\nand hostagent_collector_enabled == 1")
+    assert stale["expr"].endswith("\nand hostagent_collector_enabled == 1")
+    assert disabled["expr"] == "hostagent_collector_enabled < 1"
+    assert disabled["labels"] == {"severity": "info"}
 
 
 def test_removing_an_optional_alert_turns_it_off(tmp_path):
@@ -148,6 +207,13 @@ def test_write_then_check_then_stale_then_missing(tmp_path, capsys):
     assert generate.main(["--check", "--output-dir", str(out)]) == 1
     assert f"{target} is missing" in capsys.readouterr().err
     assert not target.exists()
+
+    trends = out / generate.TRENDS_NAME
+    assert trends.read_text() == TRENDS.read_text()
+    trends.write_text(trends.read_text().replace("> 0.25", "> 0.5"))
+    assert generate.main(["--output-dir", str(out)]) == 0
+    assert f"wrote {trends}" in capsys.readouterr().out
+    assert trends.read_text() == TRENDS.read_text()
 
 
 def test_generated_file_from_a_changed_config_passes_promtool(tmp_path):

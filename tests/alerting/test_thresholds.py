@@ -57,9 +57,34 @@ def test_shipped_values_are_read_as_written():
     assert cpu.alert == "HostHighCpuUsage"
     assert cpu.unit == "percentunit"
     assert cpu.direction == "above"
-    assert cpu.levels == (Level("warning", 0.85, "10m"), Level("critical", 0.95, "10m"))
+    assert cpu.levels == (Level("warning", 0.8, "5m"), Level("critical", 0.95, "5m"))
     assert "{{ $labels.instance }}" in cpu.summary
-    assert load()["memory_available"].direction == "below"
+    available = load()["memory_available"]
+    assert available.direction == "below" and available.unit == "percentunit"
+    assert available.levels == (Level("critical", 0.05, "5m"), Level("warning", 0.1, "5m"))
+
+
+def test_shipped_thresholds_are_the_ones_users_asked_for():
+    """CPU 80/95 for 5 minutes, memory 85/95, disk 85/95."""
+    alerts = load()
+    for key, warning, critical in (("cpu_usage", 0.8, 0.95), ("memory_usage", 0.85, 0.95), ("filesystem_usage", 0.85, 0.95)):
+        by_severity = {lv.severity: lv.threshold for lv in alerts[key].levels}
+        assert by_severity == {"warning": warning, "critical": critical}, key
+    assert {lv.for_ for lv in alerts["cpu_usage"].levels} == {"5m"}
+
+
+def test_value_annotation_follows_the_unit_unless_the_file_says_otherwise(tmp_path):
+    alerts = load()
+    assert alerts["cpu_usage"].value_template() == "{{ $value | humanizePercentage }}"
+    assert alerts["collector_stale"].value_template() == "{{ $value | humanizeDuration }}"
+    assert alerts["tcp_connections"].value_template() == "{{ $value | humanize }}"
+    assert alerts["agent_down"].value_template() == ""  # a state: its value says nothing
+    doc = shipped()
+    doc["alerts"]["memory_available"]["unit"] = "bytes"
+    doc["alerts"]["memory_available"]["levels"] = [{"severity": "critical", "threshold": 268435456, "for": "5m"}]
+    assert load_doc(tmp_path, doc)["memory_available"].value_template() == "{{ $value | humanize1024 }}B"
+    doc["alerts"]["load_per_core"]["value"] = '{{ $value | printf "%.2f" }} per core'
+    assert load_doc(tmp_path, doc)["load_per_core"].value_template() == '{{ $value | printf "%.2f" }} per core'
 
 
 def test_load_uses_the_given_path(tmp_path):
@@ -86,12 +111,12 @@ def test_levels_come_out_ascending_by_threshold(tmp_path):
 def test_below_alerts_put_the_most_severe_level_lowest(tmp_path):
     doc = shipped()
     doc["alerts"]["memory_available"]["levels"] = [
-        {"severity": "warning", "threshold": 1073741824, "for": "5m"},
-        {"severity": "critical", "threshold": 268435456, "for": "5m"},
+        {"severity": "warning", "threshold": 0.2, "for": "5m"},
+        {"severity": "critical", "threshold": 0.02, "for": "5m"},
     ]
     levels = load_doc(tmp_path, doc)["memory_available"].levels
     assert [lv.severity for lv in levels] == ["critical", "warning"]
-    doc["alerts"]["memory_available"]["levels"][0]["threshold"] = 1
+    doc["alerts"]["memory_available"]["levels"][0]["threshold"] = 0.01
     assert "alerts.memory_available.levels: a more severe level must have a lower threshold" in error_of(tmp_path, doc)
 
 
@@ -121,10 +146,12 @@ def test_results_are_immutable():
         (lambda d: d["alerts"]["cpu_usage"].update(alert="HostHighMemoryUsage"), "alerts.memory_usage.alert: 'HostHighMemoryUsage' is already the name of alerts.cpu_usage"),
         (lambda d: d["alerts"]["cpu_usage"].pop("summary"), "alerts.cpu_usage.summary: must be a non-empty string, got None"),
         (lambda d: d["alerts"]["cpu_usage"].update(description="above {treshold}"), "alerts.cpu_usage.description: unknown placeholder {treshold}"),
+        (lambda d: d["alerts"]["cpu_usage"].update(value=0.9), "alerts.cpu_usage.value: must be a Prometheus template string, or \"\" for no value annotation, got float 0.9"),
+        (lambda d: d["alerts"]["cpu_usage"].update(value="{{ $value }} of {limit}"), "alerts.cpu_usage.value: unknown placeholder {limit}"),
         (lambda d: d["alerts"]["cpu_usage"].update(levels=[]), "alerts.cpu_usage.levels: must be a non-empty list"),
         (lambda d: d["alerts"]["cpu_usage"].update(levels=["warning"]), "alerts.cpu_usage.levels[0]: must be a mapping with severity, threshold and for, got str 'warning'"),
         (lambda d: d["alerts"]["cpu_usage"]["levels"][1].update(severity="warning"), "alerts.cpu_usage.levels: each severity may appear once"),
-        (lambda d: d["alerts"]["cpu_usage"]["levels"][1].update(threshold=0.85), "alerts.cpu_usage.levels: thresholds must differ between levels"),
+        (lambda d: d["alerts"]["cpu_usage"]["levels"][1].update(threshold=0.8), "alerts.cpu_usage.levels: thresholds must differ between levels"),
         (lambda d: d["alerts"]["cpu_usage"]["levels"][1].update(threshold=0.5), "alerts.cpu_usage.levels: a more severe level must have a higher threshold"),
         (lambda d: d["alerts"].pop("cpu_iowait"), "alerts.cpu_iowait: missing"),
         (lambda d: d["alerts"].update({"Bad-Key": d["alerts"]["cpu_usage"]}), "alerts.Bad-Key: key must be lowercase letters, digits and '_'"),
@@ -188,13 +215,13 @@ def test_render_text_fills_placeholders_and_keeps_prometheus_templates():
     alert = load()["cpu_usage"]
     level = alert.levels[1]
     text = thresholds.render_text("{{ $labels.instance }} above {threshold} for {for}; {{ $value }}", alert, level)
-    assert text == "{{ $labels.instance }} above 95% for 10m; {{ $value }}"
+    assert text == "{{ $labels.instance }} above 95% for 5m; {{ $value }}"
 
 
 def test_every_shipped_text_only_uses_known_placeholders():
     for alert in load().values():
         for level in alert.levels:
-            for text in (alert.summary, alert.description):
+            for text in (alert.summary, alert.description, alert.value_template()):
                 rendered = thresholds.render_text(text, alert, level)
                 assert "{threshold}" not in rendered and "{for}" not in rendered
 

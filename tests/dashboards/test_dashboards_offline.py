@@ -275,6 +275,47 @@ def test_threshold_colours_follow_alert_levels() -> None:
     # An alert that fires below its threshold: red under it, green from it up.
     up = _thresholded(BOARDS["agent"])["Collectors up"]
     assert up == [{"color": "orange", "value": None}, {"color": "green", "value": 1.0}]
+    # An info alert: blue, not orange, while a collector is switched off.
+    enabled = _thresholded(BOARDS["agent"])["Collectors enabled"]
+    assert enabled == [{"color": "blue", "value": None}, {"color": "green", "value": 1.0}]
+
+
+# One filesystem byte count over another: a share of space computed anew.
+SHARE_OF_BYTES = r"host_filesystem_\w+_bytes(?:\{[^}]*\})?\s*/\s*\(*\s*host_filesystem_\w+_bytes"
+
+
+def test_filesystem_usage_has_one_definition_on_every_dashboard() -> None:
+    """Space used is the agent's df-style ratio, as the alert compares it: no
+    panel derives its own share from the byte counts, and the Filesystems
+    table's "used" column is the same series as the bars and the graph."""
+    exprs = [q.expr for q in ALL_QUERIES]
+    for expr in exprs:
+        assert not re.search(SHARE_OF_BYTES, expr), expr
+    used = {q.panel: q.expr for q in ALL_QUERIES if q.expr.startswith("host_filesystem_usage_ratio")}
+    assert set(used) == {"Root filesystem", "Space used per mount", "Filesystems", "Space used"}
+    assert used["Space used"] == used["Space used per mount"] == used["Filesystems"] == boards.filesystem_used()
+    disk = {p["title"]: p for p in BOARDS["disk"]["panels"]}
+    renamed = disk["Filesystems"]["transformations"]
+    assert '"Value #C": "used"' in str(renamed).replace("'", '"')
+    alert_expr = yaml.safe_load((REPO / "prometheus" / "rules" / "hostagent-alerts.rules.yml").read_text())
+    fs_rules = [r["expr"] for g in alert_expr["groups"] for r in g["rules"] if r.get("alert") == "HostFilesystemAlmostFull"]
+    assert fs_rules and all(e.startswith("host_filesystem_usage_ratio ") for e in fs_rules)
+
+
+def test_network_throughput_is_decimal_and_disk_throughput_binary() -> None:
+    """As docs/dashboards.md says: network rates in SI bytes/s, disk and swap in IEC."""
+    units = {}
+    for board in BOARDS.values():
+        for title, refs in _units_by_query(board).items():
+            units.update({(board["uid"], title, ref): unit for ref, unit in refs.items()})
+    network = {k: u for k, u in units.items() if k[0] == "hostagent-network" and k[1] in ("Network bytes", "Interfaces")}
+    assert network[("hostagent-network", "Network bytes", "A")] == "Bps"
+    assert network[("hostagent-network", "Interfaces", "B")] == "Bps"
+    assert units[("hostagent-overview", "Network", "A")] == "Bps"
+    assert units[("hostagent-disk", "Disk throughput", "A")] == "binBps"
+    assert units[("hostagent-memory", "Swap activity", "A")] == "binBps"
+    # No other throughput unit anywhere.
+    assert {u for u in units.values() if u.endswith("Bps")} == {"Bps", "binBps"}
 
 
 def test_editing_alerting_yaml_changes_the_dashboards(tmp_path) -> None:
@@ -288,7 +329,7 @@ def test_editing_alerting_yaml_changes_the_dashboards(tmp_path) -> None:
     memory = _thresholded(boards.memory(thresholds.load(path)))
     expected = [{"color": "green", "value": None}, {"color": "blue", "value": 0.5}, {"color": "red", "value": 0.7}]
     assert memory["Memory usage"] == expected
-    assert memory["Available memory"] != expected  # other alerts keep theirs
+    assert memory["Memory and swap available"] != expected  # other alerts keep theirs
 
 
 def test_every_required_threshold_colours_a_panel() -> None:

@@ -151,15 +151,17 @@ def test_host_variables_list_the_agent(stack: Tuple[str, str, float]) -> None:
     assert found == {"job": ["hostagent"], "instance": [instance]}
 
 
-# Dashboard expression -> the recorded series its alert compares with the
-# thresholds. Evaluated over the rules' 5m window, both must agree exactly, so
-# a panel changes colour where the alert condition holds.
+# Dashboard expression -> the series its alert compares with the thresholds
+# (a recording rule, or the agent's own metric). Evaluated over the rules' 5m
+# window, both must agree exactly, so a panel changes colour where the alert
+# condition holds.
 SAME_AS_ALERT = {
     boards.cpu_usage(): "instance:host_cpu_utilisation:rate5m",
     boards.cpu_iowait(): "instance:host_cpu_iowait:rate5m",
     boards.load_per_core(5): "instance:host_load5_per_cpu:ratio",
     'host_memory_usage_ratio{job=~"$job",instance=~"$instance"}': "instance:host_memory_utilisation:ratio",
-    boards.filesystem_used(): "instance_mountpoint:host_filesystem_usage:ratio",
+    boards.memory_and_swap_available(): "instance:host_memory_and_swap_available:ratio",
+    boards.filesystem_used(): "host_filesystem_usage_ratio",
     boards.inodes_used(): "instance_mountpoint:host_filesystem_inodes_usage:ratio",
     'rate(host_disk_io_time_seconds_total{job=~"$job",instance=~"$instance"}[$__rate_interval])': "instance_device:host_disk_io_time_seconds:rate5m",
     boards.packets_failed("receive"): "instance_device:host_network_receive_failed:ratio_rate5m",

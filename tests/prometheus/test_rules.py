@@ -1,5 +1,6 @@
 """Prometheus config and rules: promtool checks, promtool unit tests, coverage
-of every alert by those tests, runbooks, and the metric names the rules use."""
+of every alert by those tests, runbooks, the metric names the rules use, one
+definition of each quantity, and the cost of day-long windows."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Dict, Iterator, List, Set, Tuple
 import pytest
 import yaml
 
+from hostagent.alerting import generate, thresholds
 from support import REPO, require_tool
 
 PROM_DIR = REPO / "prometheus"
@@ -20,6 +22,8 @@ TEST_DIR = Path(__file__).resolve().parent
 TEST_FILES = sorted(TEST_DIR.glob("*.test.yml"))
 ALERTS_DOC = REPO / "docs" / "alerts.md"
 SEVERITIES = {"info", "warning", "critical"}
+# The runbook base the promtool test files are written with (the default).
+TESTS_RUNBOOK_BASE = thresholds.DEFAULT_RUNBOOK_BASE_URL
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess:
@@ -54,10 +58,50 @@ def test_promtool_check_rules():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def promtool_copy(test_file: Path, out_dir: Path, base: str, rules_dir: Path = RULES_DIR) -> Path:
+    """``test_file`` for promtool with runbook links under ``base`` and rule
+    files read from ``rules_dir``: the test files are written for the
+    default base, and a deployment sets its own."""
+    doc = yaml.safe_load(test_file.read_text())
+    doc["rule_files"] = [str(rules_dir / Path(name).name) for name in doc["rule_files"]]
+    for case in doc["tests"]:
+        for check in case.get("alert_rule_test", []):
+            for alert in check.get("exp_alerts") or []:
+                notes = alert.get("exp_annotations", {})
+                old_base, _, anchor = notes.get("runbook_url", "").partition("#")
+                assert old_base == TESTS_RUNBOOK_BASE, f"{test_file.name}: runbook_url {notes.get('runbook_url')!r}"
+                notes["runbook_url"] = f"{base}#{anchor}"
+    copy = out_dir / test_file.name
+    copy.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return copy
+
+
 @pytest.mark.parametrize("test_file", TEST_FILES, ids=lambda p: p.name)
-def test_promtool_unit_tests(test_file):
-    result = promtool("test", "rules", str(test_file))
+def test_promtool_unit_tests(test_file, tmp_path):
+    base = thresholds.load_config().runbook_base_url
+    result = promtool("test", "rules", str(promtool_copy(test_file, tmp_path, base)))
     assert result.returncode == 0, f"promtool test rules {test_file.name} failed:\n{result.stdout}{result.stderr}"
+
+
+def test_promtool_unit_tests_follow_a_changed_runbook_base_url(tmp_path):
+    """Setting runbook_base_url to a web address, as docs/alerts.md says,
+    moves every runbook link, hand-written alerts' too, and the tests follow."""
+    doc = yaml.safe_load(thresholds.DEFAULT_PATH.read_text())
+    doc["runbook_base_url"] = "https://git.example.com/ops/hostagent/blob/main/docs/alerts.md"
+    config = tmp_path / "alerting.yaml"
+    config.write_text(yaml.safe_dump(doc, sort_keys=False))
+    rules = tmp_path / "rules"
+    assert generate.main(["--config", str(config), "--output-dir", str(rules)]) == 0
+    (rules / "hostagent-recording.rules.yml").write_text((RULES_DIR / "hostagent-recording.rules.yml").read_text())
+    for path in rules.glob("*.rules.yml"):
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                if "alert" in rule:
+                    assert rule["annotations"]["runbook_url"].startswith(doc["runbook_base_url"] + "#"), rule["alert"]
+    for name in ("agent.test.yml", "trends.test.yml"):
+        copy = promtool_copy(TEST_DIR / name, tmp_path, doc["runbook_base_url"], rules)
+        result = promtool("test", "rules", str(copy))
+        assert result.returncode == 0, f"{name} with a changed runbook base:\n{result.stdout}{result.stderr}"
 
 
 @pytest.mark.parametrize("test_file", TEST_FILES, ids=lambda p: p.name)
@@ -99,6 +143,7 @@ def test_every_alert_level_has_a_promtool_test_that_fires_it_and_one_that_does_n
 
 def test_every_alert_has_severity_texts_and_runbook():
     anchors = doc_anchors()
+    runbook_base = thresholds.load_config().runbook_base_url
     for rule in alert_rules():
         name = rule["alert"]
         assert rule["labels"]["severity"] in SEVERITIES, name
@@ -106,7 +151,7 @@ def test_every_alert_has_severity_texts_and_runbook():
         assert {"summary", "description", "runbook_url"} <= set(notes), name
         assert "{{ $labels.instance }}" in notes["summary"] + notes["description"], name
         base, _, anchor = notes["runbook_url"].partition("#")
-        assert base == "docs/alerts.md", f"{name}: runbook_url {notes['runbook_url']}"
+        assert base == runbook_base, f"{name}: runbook_url {notes['runbook_url']} is not under runbook_base_url"
         assert anchor == name.lower(), f"{name}: runbook anchor {anchor}"
         assert anchor in anchors, f"{name}: docs/alerts.md has no heading for #{anchor}"
 
@@ -191,3 +236,93 @@ def test_alerts_doc_states_the_shipped_thresholds_of_each_alert():
         for level in alert.levels:
             stated = f"{level.severity} {alert.direction} {thresholds.humanize(level.threshold, alert.unit)} for {level.for_}"
             assert stated in section, f"docs/alerts.md, {alert.alert}: expected '{stated}'"
+
+
+# --------------------------------------------------------------------------
+# Cost: long windows are read in steps, day-long ones once a minute
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def seconds(duration: str) -> float:
+    """A Prometheus duration in seconds: '1d' -> 86400, '1h30m' -> 5400."""
+    parts = re.findall(r"(\d+)(ms|[smhdwy])", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, f"not a duration: {duration!r}"
+    return sum(int(n) * _UNITS[u] for n, u in parts)
+
+
+def test_seconds():
+    assert [seconds(d) for d in ("5m", "1d", "1h30m", "6h")] == [300, 86400, 5400, 21600]
+    with pytest.raises(AssertionError):
+        seconds("5x")
+
+
+def test_long_windows_are_read_from_5_minute_points_and_day_long_ones_once_a_minute():
+    """A range over an hour at full resolution reads 240+ points per series at
+    every evaluation (5760 for a day at a 15s scrape). Read instead in steps
+    of 5 minutes or more (a subquery), or over a series recorded only every 5
+    minutes or more, it holds at most 288; and a day need not be read every
+    15s."""
+    recorded_every = {
+        rule["record"]: seconds(group.get("interval", "15s")) for _, group in rule_groups() for rule in group["rules"] if "record" in rule
+    }
+    long_ranges = 0
+    for path, group in rule_groups():
+        interval = seconds(group.get("interval", "15s"))
+        for rule in group["rules"]:
+            name = rule.get("alert") or rule["record"]
+            for series, window, step in re.findall(r"([\w:]*)(?:\{[^}]*\})?\[(\w+)(?::(\w*))?\]", rule["expr"]):
+                if seconds(window) <= 3600:
+                    continue
+                long_ranges += 1
+                coarse = (step and seconds(step) >= 300) or (not step and recorded_every.get(series, 0) >= 300)
+                assert coarse, f"{path.name}: {name} reads {series}[{window}] at full resolution"
+                if seconds(window) >= 86400:
+                    assert interval >= 60, f"{path.name}: {name} reads a day every {interval:g}s (group {group['name']})"
+    assert long_ranges >= 9, "the day-long baselines and histories are gone?"
+
+
+def test_state_alerts_read_the_recorded_day_not_the_raw_one():
+    """Per mount and per interface there are many series: the day is read
+    one series at a time from 5-minute points, not from a subquery that
+    holds every series' points at once."""
+    exprs = dict(expressions())
+    assert exprs["instance_mountpoint:host_filesystem_readonly:min_over_time_1d"] == (
+        "min_over_time(instance_mountpoint:host_filesystem_readonly:min_over_time_5m[1d])"
+    )
+    assert exprs["instance_device:host_network_up:max_over_time_1d"] == "max_over_time(instance_device:host_network_up:max_over_time_5m[1d])"
+    assert "instance_mountpoint:host_filesystem_readonly:min_over_time_1d" in exprs["HostFilesystemRemountedReadOnly"]
+    assert "instance_device:host_network_up:max_over_time_1d" in exprs["HostNetworkInterfaceDown"]
+
+
+# --------------------------------------------------------------------------
+# One definition of each quantity
+
+
+# One filesystem byte count over another: a share of space computed anew.
+SHARE_OF_BYTES = r"host_filesystem_\w+_bytes(?:\{[^}]*\})?\s*/\s*\(*\s*host_filesystem_\w+_bytes"
+
+
+def test_filesystem_usage_is_the_agents_df_style_ratio_everywhere():
+    """Space used is host_filesystem_usage_ratio (used / (used + avail), as
+    df shows it) in every rule; no rule derives another share from the
+    byte counts, so alerts, dashboards and df agree."""
+    exprs = dict(expressions())
+    for name in ("HostFilesystemAlmostFull", "HostFilesystemWillFillIn24Hours"):
+        assert exprs[name].startswith("host_filesystem_usage_ratio "), name
+    for name, expr in exprs.items():
+        assert not re.search(SHARE_OF_BYTES, expr), (
+            f"{name} computes its own share of filesystem bytes: {expr}"
+        )
+
+
+def test_inode_usage_has_one_definition():
+    """Inodes used is 1 - free / total (df -i), in one recording rule."""
+    recorded = {
+        rule["record"]: rule["expr"] for _, g in rule_groups() for rule in g["rules"] if "record" in rule and "host_filesystem_files" in rule["expr"]
+    }
+    assert recorded == {
+        "instance_mountpoint:host_filesystem_inodes_usage:ratio": "1 - host_filesystem_files_free / (host_filesystem_files > 0)"
+    }
+    users = [name for name, expr in expressions() if "host_filesystem_files" in expr]
+    assert users == ["instance_mountpoint:host_filesystem_inodes_usage:ratio"]

@@ -1,11 +1,14 @@
 """Render Prometheus alert rules from config/alerting.yaml.
 
-``hostagent rules`` writes prometheus/rules/hostagent-alerts.rules.yml;
-``hostagent rules --check`` exits 1 when that file differs from what the
-current thresholds make. Sample run::
+``hostagent rules`` writes prometheus/rules/hostagent-alerts.rules.yml (the
+threshold alerts) and prometheus/rules/hostagent-trends.rules.yml (the
+hand-written trend and anomaly alerts of templates/rules/trends.rules.yml.j2,
+with runbook links from the same file); ``hostagent rules --check`` exits 1
+when either differs from what the current configuration makes. Sample run::
 
     $ hostagent rules
-    wrote prometheus/rules/hostagent-alerts.rules.yml (27 rules)
+    wrote prometheus/rules/hostagent-alerts.rules.yml (30 rules)
+    prometheus/rules/hostagent-trends.rules.yml is up to date (4 rules)
 """
 
 from __future__ import annotations
@@ -25,12 +28,13 @@ from hostagent.alerting.thresholds import AlertingConfig, AlertThreshold, Level,
 REPO = thresholds.DEFAULT_PATH.parents[1]
 RULES_DIR = REPO / "prometheus" / "rules"
 OUTPUT_NAME = "hostagent-alerts.rules.yml"
+TRENDS_NAME = "hostagent-trends.rules.yml"
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "rules"
 
 # Which rule group each alert key goes to, in output order. Every key needs a
 # macro of the same name in expressions.promql.j2.
 GROUPS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
-    ("hostagent-agent", ("agent_down", "collector_failing", "collector_stale")),
+    ("hostagent-agent", ("agent_down", "collector_failing", "collector_disabled", "collector_stale")),
     ("hostagent-cpu", ("cpu_usage", "load_per_core", "cpu_iowait")),
     ("hostagent-memory", ("memory_usage", "memory_available", "swap_usage")),
     ("hostagent-filesystem", ("filesystem_usage", "filesystem_inodes", "filesystem_device_error", "filesystem_readonly")),
@@ -47,7 +51,7 @@ class GenerateError(Exception):
     """The rules cannot be made; the message says why."""
 
 
-def environment() -> jinja2.Environment:
+def environment(**delimiters: str) -> jinja2.Environment:
     """The Jinja environment for the rule templates."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
@@ -56,6 +60,7 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,
+        **delimiters,
     )
     env.filters["yaml_value"] = yaml_value
     return env
@@ -85,18 +90,26 @@ def anchor(alert: str) -> str:
     return alert.lower()
 
 
+def runbook_url(base: str, alert: str) -> str:
+    """Where an alert's runbook section is."""
+    return f"{base}#{anchor(alert)}"
+
+
 def rule(alert: AlertThreshold, level: Level, expr: str, runbook_base_url: str) -> Dict[str, Any]:
     """One alerting rule, as Prometheus reads it."""
+    annotations = {
+        "summary": thresholds.render_text(alert.summary, alert, level),
+        "description": thresholds.render_text(alert.description, alert, level),
+    }
+    if alert.value_template():
+        annotations["value"] = thresholds.render_text(alert.value_template(), alert, level)
+    annotations["runbook_url"] = runbook_url(runbook_base_url, alert.alert)
     return {
         "alert": alert.alert,
         "expr": expr,
         "for": level.for_,
         "labels": {"severity": level.severity},
-        "annotations": {
-            "summary": thresholds.render_text(alert.summary, alert, level),
-            "description": thresholds.render_text(alert.description, alert, level),
-            "runbook_url": f"{runbook_base_url}#{anchor(alert.alert)}",
-        },
+        "annotations": annotations,
     }
 
 
@@ -139,6 +152,30 @@ def render(config: AlertingConfig) -> str:
     return text
 
 
+def render_trends(config: AlertingConfig) -> str:
+    """The hand-written trend and anomaly rules, with runbook links from
+    ``config``; every alert in them must take its link from there."""
+    # [[ ]] for Jinja: {{ }} is Prometheus' own template syntax in annotations.
+    env = environment(variable_start_string="[[", variable_end_string="]]")
+    template = env.get_template("trends.rules.yml.j2")
+    text = template.render(runbook_url=lambda alert: yaml_value(runbook_url(config.runbook_base_url, alert), 10))
+    where = TEMPLATES / "trends.rules.yml.j2"
+    try:
+        content = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise GenerateError(f"{where}: does not render to valid YAML: {exc}") from None
+    for group in content["groups"]:
+        for item in group["rules"]:
+            if "alert" in item and item.get("annotations", {}).get("runbook_url") != runbook_url(config.runbook_base_url, item["alert"]):
+                raise GenerateError(f"{where}: alert {item['alert']} must have runbook_url: [[ runbook_url(\"{item['alert']}\") ]]")
+    return text
+
+
+def outputs(config: AlertingConfig) -> Dict[str, str]:
+    """File name -> text of every rule file the generator writes."""
+    return {OUTPUT_NAME: render(config), TRENDS_NAME: render_trends(config)}
+
+
 def count_rules(text: str) -> int:
     """How many rules a rendered file holds."""
     return sum(len(g["rules"]) for g in yaml.safe_load(text)["groups"])
@@ -150,19 +187,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         prog="hostagent rules",
         description="Generate Prometheus alert rules from config/alerting.yaml.",
     )
-    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if the rule file is not current")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a rule file is not current")
     parser.add_argument("--config", type=Path, default=thresholds.DEFAULT_PATH, help="thresholds file (default: %(default)s)")
     parser.add_argument("--output-dir", type=Path, default=RULES_DIR, help="where rule files go (default: %(default)s)")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
-        text = render(thresholds.load_config(args.config))
+        texts = outputs(thresholds.load_config(args.config))
     except (ThresholdsError, GenerateError) as exc:
         print(f"hostagent rules: {exc}", file=sys.stderr)
         return 2
-    target = args.output_dir / OUTPUT_NAME
+    status = 0
+    for name, text in texts.items():
+        status = max(status, _write_or_check(args.output_dir / name, text, args.check))
+    return status
+
+
+def _write_or_check(target: Path, text: str, check: bool) -> int:
+    """Write (or with ``check`` compare) one rule file; main()'s exit status."""
     current = target.read_text() if target.is_file() else None
     shown = _shown(target)
-    if args.check:
+    if check:
         if current != text:
             why = "missing" if current is None else "out of date"
             print(f"hostagent rules: {shown} is {why}; run `hostagent rules` to regenerate it", file=sys.stderr)

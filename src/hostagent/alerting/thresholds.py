@@ -5,7 +5,7 @@ summary and description. The rule generator and the dashboards both read it
 through ``load()``::
 
     >>> load()["cpu_usage"].levels[0]
-    Level(severity='warning', threshold=0.85, for_='10m')
+    Level(severity='warning', threshold=0.8, for_='5m')
 """
 
 from __future__ import annotations
@@ -44,7 +44,14 @@ _PLACEHOLDER = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
 PLACEHOLDERS: Tuple[str, ...] = ("threshold", "for")
 
 _TOP_FIELDS = ("runbook_base_url", "alerts")
-_ALERT_FIELDS = ("alert", "unit", "direction", "summary", "description", "levels")
+_ALERT_FIELDS = ("alert", "unit", "direction", "summary", "description", "value", "levels")
+# The `value` annotation when the file gives none: the current value in the unit.
+VALUE_TEMPLATES: Dict[str, str] = {
+    "percentunit": "{{ $value | humanizePercentage }}",
+    "bytes": "{{ $value | humanize1024 }}B",
+    "s": "{{ $value | humanizeDuration }}",
+    "short": "{{ $value | humanize }}",
+}
 _LEVEL_FIELDS = ("severity", "threshold", "for")
 
 
@@ -72,6 +79,11 @@ class AlertThreshold:
     summary: str
     description: str
     direction: str = "above"  # "below": fires while the value is under the threshold
+    value: Optional[str] = None  # None: VALUE_TEMPLATES[unit]; "": no value annotation
+
+    def value_template(self) -> str:
+        """The `value` annotation's template; empty when the alert has none."""
+        return VALUE_TEMPLATES[self.unit] if self.value is None else self.value
 
 
 @dataclass(frozen=True)
@@ -161,14 +173,24 @@ def _parse_alert(key: Any, body: Any, errors: List[str]) -> Optional[AlertThresh
         if not isinstance(text, str) or not text.strip():
             errors.append(f"{where}.{field}: must be a non-empty string, got {text!r}")
             continue
-        for placeholder in _PLACEHOLDER.findall(text):
-            if placeholder not in PLACEHOLDERS:
-                errors.append(f"{where}.{field}: unknown placeholder {{{placeholder}}} (known: {{threshold}}, {{for}})")
+        _check_placeholders(text, f"{where}.{field}", errors)
         texts[field] = text.strip()
+    value = body.get("value")
+    if value is not None and not isinstance(value, str):
+        errors.append(f"{where}.value: must be a Prometheus template string, or \"\" for no value annotation, got {_kind(value)}")
+    elif value is not None:
+        value = value.strip()
+        _check_placeholders(value, f"{where}.value", errors)
     levels = _parse_levels(body.get("levels"), where, direction, errors)
     if len(errors) > before:
         return None
-    return AlertThreshold(key, name, unit, levels, texts["summary"], texts["description"], direction)
+    return AlertThreshold(key, name, unit, levels, texts["summary"], texts["description"], direction, value)
+
+
+def _check_placeholders(text: str, where: str, errors: List[str]) -> None:
+    for placeholder in _PLACEHOLDER.findall(text):
+        if placeholder not in PLACEHOLDERS:
+            errors.append(f"{where}: unknown placeholder {{{placeholder}}} (known: {{threshold}}, {{for}})")
 
 
 def _parse_levels(raw: Any, where: str, direction: str, errors: List[str]) -> Tuple[Level, ...]:

@@ -50,6 +50,7 @@ UIDS = {
 }
 FLAG_STEPS = [{"color": "green", "value": None}, {"color": "red", "value": 1}]  # 1 = bad
 UP_DOWN = [{"type": "value", "options": {"0": {"text": "DOWN", "color": "red", "index": 0}, "1": {"text": "UP", "color": "green", "index": 1}}}]
+ON_OFF = [{"type": "value", "options": {"0": {"text": "OFF", "color": "blue", "index": 0}, "1": {"text": "ON", "color": "green", "index": 1}}}]
 
 
 def _alert(th: Thresholds, key: str) -> Any:
@@ -92,9 +93,15 @@ def load_per_core(minutes: int) -> str:
     return _per_core(f"host_load{minutes}{sel()}")
 
 
-def filesystem_used() -> str:
-    """Share of each filesystem not available to unprivileged users."""
-    return f"1 - host_filesystem_avail_bytes{sel()} / (host_filesystem_size_bytes{sel()} > 0)"
+def filesystem_used(*matchers: str) -> str:
+    """Share of each filesystem used, as df shows it: used / (used + available to users)."""
+    return f"host_filesystem_usage_ratio{sel(*matchers)}"
+
+
+def memory_and_swap_available() -> str:
+    """Memory and swap still available to new work, as a share of memory plus swap."""
+    available = f"host_memory_available_bytes{sel()} + host_swap_free_bytes{sel()}"
+    return f"({available}) / ((host_memory_total_bytes{sel()} + host_swap_total_bytes{sel()}) > 0)"
 
 
 def packets_failed(direction: str) -> str:
@@ -161,8 +168,8 @@ def overview(th: Thresholds) -> Json:
         ),
         stat(
             "Root filesystem",
-            "Share of the root filesystem's space not available to users.",
-            [Query(f"1 - host_filesystem_avail_bytes{sel(ROOT_MOUNT)} / host_filesystem_size_bytes{sel(ROOT_MOUNT)}", "/")],
+            "Share of the root filesystem used, as df shows it.",
+            [Query(filesystem_used(ROOT_MOUNT), "/")],
             "percentunit",
             alert=_alert(th, "filesystem_usage"),
             lo=0,
@@ -267,11 +274,13 @@ def memory(th: Thresholds) -> Json:
         row(HOST, repeat="instance"),
         stat("Total memory", "Physical memory of the host.", [Query(f"host_memory_total_bytes{sel()}", "total")], "bytes", w=5),
         stat(
-            "Available memory",
-            "Memory available to new work without swapping. Colours: low-memory alert thresholds.",
-            [Query(f"host_memory_available_bytes{sel()}", "available")],
-            "bytes",
+            "Memory and swap available",
+            "Memory and swap still available to new work, as a share of memory plus swap: what is left before the OOM killer. Colours: low-memory alert thresholds.",
+            [Query(memory_and_swap_available(), "available")],
+            "percentunit",
             alert=_alert(th, "memory_available"),
+            lo=0,
+            hi=1,
             w=5,
         ),
         stat("Memory usage", "Share of memory in use (total - available).", [Query(f"host_memory_usage_ratio{sel()}", "used")], "percentunit", alert=mem, lo=0, hi=1, w=5),
@@ -327,11 +336,11 @@ def disk(th: Thresholds) -> Json:
     fill = f"(host_filesystem_avail_bytes{sel()} / -deriv(host_filesystem_avail_bytes{sel()}[6h])) > 0"
     panels: List[Json] = [
         row(HOST, repeat="instance"),
-        bargauge("Space used per mount", "Share of each filesystem's space in use. Colours: filesystem alert thresholds.", [Query(filesystem_used(), "{{mountpoint}}")], "percentunit", alert=space, lo=0, hi=1),
-        bargauge("Inodes used per mount", "Share of each filesystem's inodes in use. Colours: inode alert thresholds.", [Query(inodes_used(), "{{mountpoint}}")], "percentunit", alert=_alert(th, "filesystem_inodes"), lo=0, hi=1),
+        bargauge("Space used per mount", "Share of each filesystem used, as df shows it. Colours: filesystem alert thresholds.", [Query(filesystem_used(), "{{mountpoint}}")], "percentunit", alert=space, lo=0, hi=1),
+        bargauge("Inodes used per mount", "Share of each filesystem's inodes in use, as df -i shows it. Colours: inode alert thresholds.", [Query(inodes_used(), "{{mountpoint}}")], "percentunit", alert=_alert(th, "filesystem_inodes"), lo=0, hi=1),
         table(
             "Filesystems",
-            "Size, available space, usage (as df shows it) and state of every mounted filesystem.",
+            "Size, available space, share used (as df shows it, like the bars and the alert) and state of every mounted filesystem.",
             series(
                 ("host_filesystem_size_bytes", ""),
                 ("host_filesystem_avail_bytes", ""),
@@ -351,7 +360,7 @@ def disk(th: Thresholds) -> Json:
             [Query(fill, "{{mountpoint}}")],
             "s",
         ),
-        timeseries("Space used", "Share of each filesystem's space not available to users, over time. Bands: filesystem alert thresholds.", [Query(filesystem_used(), "{{mountpoint}}")], "percentunit", alert=space, lo=0, hi=1),
+        timeseries("Space used", "Share of each filesystem used, as df shows it, over time. Bands: filesystem alert thresholds.", [Query(filesystem_used(), "{{mountpoint}}")], "percentunit", alert=space, lo=0, hi=1),
         timeseries(
             "Disk utilisation",
             "Share of time each disk had I/O in flight (rate of io_time); near 100% the disk is saturated. Bands: disk alert thresholds.",
@@ -505,6 +514,11 @@ def processes(th: Thresholds) -> Json:
     return dashboard(UIDS["processes"], "hostagent / Processes", "What runs on each host: the top processes by CPU and memory, process states and threads.", panels)
 
 
+def _collector_state(title: str, description: str, metric: str, alert: Any, mappings: List[Json]) -> Json:
+    """A half-width stat of one 0/1 gauge per collector, named by ``mappings``."""
+    return stat(title, description, [Query(f"{metric}{sel()}", "{{collector}}")], "short", alert=alert, mappings=mappings, w=12)
+
+
 def agent(th: Thresholds) -> Json:
     """The agent's own health: collectors, its CPU and memory, scrapes."""
     panels: List[Json] = [
@@ -520,14 +534,19 @@ def agent(th: Thresholds) -> Json:
             h=6,
         ),
         row(HOST, repeat="instance"),
-        stat(
+        _collector_state(
             "Collectors up",
-            "Whether each collector's last runs succeeded. Colours: collector alert thresholds.",
-            [Query(f"hostagent_collector_up{sel()}", "{{collector}}")],
-            "short",
-            alert=_alert(th, "collector_failing"),
-            mappings=UP_DOWN,
-            w=24,
+            "Whether each collector's last runs succeeded; a collector switched off is down too. Colours: collector alert thresholds.",
+            "hostagent_collector_up",
+            _alert(th, "collector_failing"),
+            UP_DOWN,
+        ),
+        _collector_state(
+            "Collectors enabled",
+            "Whether each collector is scheduled; OFF once self-monitoring switched it off to keep the agent within its limits. Colours: switched-off alert thresholds.",
+            "hostagent_collector_enabled",
+            _alert(th, "collector_disabled"),
+            ON_OFF,
         ),
         timeseries(
             "Time since last success",
