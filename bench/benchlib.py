@@ -38,6 +38,11 @@ class BenchError(Exception):
     """A set-up problem (missing tool, server that does not start); the message says which."""
 
 
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so started servers are stopped on the way out."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 def agent_python() -> str:
     """The checkout's virtualenv Python if there is one, else this one."""
     return str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
@@ -160,10 +165,12 @@ def checkout_revision() -> str:
     """The checkout's commit, marked when tracked files in src/ differ from it."""
     try:
         rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "diff", "--quiet", "HEAD", "--", "src"], timeout=10).returncode != 0
+        dirty = subprocess.run(["git", "-C", str(REPO), "diff", "--quiet", "HEAD", "--", "src"], capture_output=True, timeout=10).returncode != 0
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return (rev or "unknown") + (" with local changes in src/" if dirty else "")
+    if not rev:
+        return "unknown (not a git checkout)"
+    return rev + (" with local changes in src/" if dirty else "")
 
 
 # --------------------------------------------------------------------------
