@@ -6,6 +6,7 @@ Python 3.9+; the agent itself runs with the checkout's virtualenv.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import signal
@@ -64,6 +65,14 @@ def parse_duration(text: str) -> float:
     if value <= 0:
         raise ValueError(f"duration must be greater than 0: {text!r}")
     return value
+
+
+def duration_arg(text: str) -> float:
+    """parse_duration for argparse, which then shows the reason on bad input."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def percentile(values: Sequence[float], q: float) -> float:
