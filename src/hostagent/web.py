@@ -18,7 +18,7 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Awaitable, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, TypeVar, Awaitable, Callable, Dict, List, Optional, Tuple
 
 if TYPE_CHECKING:  # at run time ssl is loaded only when TLS is on (see cli.serve)
     import ssl
@@ -27,6 +27,9 @@ from . import __version__
 
 log = logging.getLogger("hostagent.web")
 access_log = logging.getLogger("hostagent.access")
+
+_HAS_TIMEOUT = hasattr(asyncio, "timeout")  # asyncio.timeout() is new in 3.11
+T = TypeVar("T")
 
 MAX_REQUEST_LINE = 8 * 1024
 MAX_HEADER_BYTES = 16 * 1024
@@ -170,6 +173,14 @@ class Limits:
     read_timeout: float = 10.0
     idle_timeout: float = 120.0
     write_timeout: float = 30.0  # a client that stops reading its response is cut
+
+
+async def _within(awaitable: Awaitable[T], seconds: float) -> T:
+    """Await with a deadline; on Python 3.11+ without a task per wait."""
+    if _HAS_TIMEOUT:
+        async with asyncio.timeout(seconds):  # type: ignore[attr-defined]
+            return await awaitable
+    return await asyncio.wait_for(awaitable, seconds)
 
 
 class HTTPServer:
@@ -326,13 +337,13 @@ class HTTPServer:
     async def _read_request(self, reader: asyncio.StreamReader, wait: float, remote: str) -> Optional[Request]:
         """Parse one request head, or None when the client closed or idled out."""
         try:
-            first_byte = await asyncio.wait_for(reader.read(1), wait)
+            first_byte = await _within(reader.read(1), wait)
         except asyncio.TimeoutError:
             return None
         if not first_byte:
             return None
         try:
-            return await asyncio.wait_for(self._read_head(reader, first_byte, remote), self.limits.read_timeout)
+            return await _within(self._read_head(reader, first_byte, remote), self.limits.read_timeout)
         except asyncio.TimeoutError:
             raise HTTPError(408, "request head not received in time") from None
 
@@ -382,8 +393,12 @@ class HTTPServer:
             if refused is not None:
                 return refused
         try:
-            # Off the loop: a slow handler holds a pool thread, not every connection.
-            response = await asyncio.wrap_future(self._pool.submit(self._handle, request))
+            if getattr(self.handler, "never_blocks", False):
+                # The thread hop would cost more than the handler itself.
+                response = self._handle(request)
+            else:
+                # Off the loop: a slow handler holds a pool thread, not every connection.
+                response = await asyncio.wrap_future(self._pool.submit(self._handle, request))
         except Exception:  # a bug must not take the server down
             log.exception("error handling %s %s", request.method, request.path)
             return text_response(500, "internal error")
@@ -451,6 +466,10 @@ def _wants_gzip(accept_encoding: str) -> bool:
 
 class Routes:
     """The agent's endpoints, as a Handler."""
+
+    # Every route hands out bytes made beforehand or a small page: the server
+    # runs it on the event loop rather than a pool thread.
+    never_blocks = True
 
     def __init__(self, agent: "object", exposition: "object", started_wall: Optional[float] = None):
         self.agent = agent
