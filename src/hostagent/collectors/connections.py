@@ -94,6 +94,9 @@ class ConnectionsCollector(BaseCollector):
     """Counts TCP and UDP sockets (IPv4 and IPv6) by state."""
 
     name = "connections"
+    # The kernel walks its whole socket hash table for /proc/net/tcp (several
+    # ms even with few sockets); connection counts change slowly enough for 30 s.
+    default_interval = 30.0
     help = "TCP and UDP socket counts by state, from /proc/net"
     metrics = (CONNECTIONS,)
 

@@ -164,6 +164,9 @@ class ProcessesCollector(BaseCollector):
     """Process counts, threads and the top processes by CPU and memory."""
 
     name = "processes"
+    # Walking every process is the agent's dearest read; a top list does not
+    # need fresher figures than every 30 s.
+    default_interval = 30.0
     help = "Process counts by state, total threads, and the top processes by CPU and by resident memory"
     options = {
         "top_n": Option.integer(20, "How many processes to export by CPU and by memory (the union is exported).", 1, 100),
