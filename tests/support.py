@@ -33,6 +33,14 @@ TOOLS = {
 }
 
 
+def fast_agent_config(top_n: int = 5) -> str:
+    """Agent YAML with every collector running each second, for live tests."""
+    names = ("cpu", "memory", "filesystem", "diskio", "network", "connections", "system")
+    lines = ["collectors:"] + [f"  {name}: {{interval: 1}}" for name in names]
+    lines.append(f"  processes: {{interval: 1, top_n: {top_n}}}")
+    return "\n".join(lines) + "\n"
+
+
 def require_tool(name: str) -> str:
     """Path of an external program; a failure under CI, a skip elsewhere."""
     exe = TOOLS.get(name, name)

@@ -9,19 +9,9 @@ import time
 
 import requests
 
-from support import agent_server, require_tool
+from support import agent_server, fast_agent_config, require_tool
 
-FAST = """
-collectors:
-  cpu: {interval: 1}
-  memory: {interval: 1}
-  filesystem: {interval: 1}
-  diskio: {interval: 1}
-  network: {interval: 1}
-  connections: {interval: 1}
-  processes: {interval: 1, top_n: 5}
-  system: {interval: 1}
-"""
+FAST = fast_agent_config(top_n=5)
 
 
 def test_serves_lints_and_stops_cleanly_on_sigterm(tmp_path):

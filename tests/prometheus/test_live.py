@@ -15,20 +15,10 @@ import requests
 import yaml
 
 from hostagent.alerting import thresholds
-from support import REPO, agent_server, prom_query, prometheus_server, require_tool, wait_until
+from support import REPO, agent_server, fast_agent_config, prom_query, prometheus_server, require_tool, wait_until
 
 PROM_DIR = REPO / "prometheus"
-AGENT_CONFIG = """\
-collectors:
-  cpu: {interval: 1}
-  memory: {interval: 1}
-  filesystem: {interval: 1}
-  diskio: {interval: 1}
-  network: {interval: 1}
-  connections: {interval: 1}
-  processes: {interval: 1, top_n: 3}
-  system: {interval: 1}
-"""
+AGENT_CONFIG = fast_agent_config(top_n=3)
 
 
 def port_in_use(port: int) -> bool:
