@@ -106,13 +106,13 @@ def test_render_is_cached_until_change_or_max_age():
     expo.body(compressed=True)
     expo.body()
     assert expo.renders == 2
-    clock.now += 4.9
+    clock.now += expo.max_age - 0.1
     expo.body()
     assert expo.renders == 2
     agent.run_once()  # a new snapshot: render again
     expo.body()
     assert expo.renders == 3
-    clock.now += 5.0  # the agent's own process metrics age out after max_age
+    clock.now += expo.max_age  # the agent's own process metrics age out after max_age
     expo.body()
     assert expo.renders == 4
 
@@ -122,7 +122,7 @@ def test_a_snapshot_is_rendered_once_and_reused():
     agent.run_once()
     expo.body()
     part = expo._parts[("devices", False)][1]
-    clock.now += 6  # a refresh for the dynamic part only
+    clock.now += expo.max_age + 1  # a refresh for the dynamic part only
     body = expo.body()[0]
     assert expo._parts[("devices", False)][1] is part and part in body
     agent.run_once()
@@ -167,7 +167,7 @@ def test_cache_expires_when_a_snapshot_goes_stale():
     clock, col, agent, expo = make(interval=0.1)
     agent.run_once()
     expo.body()
-    clock.now += 0.31  # stale before max_age (1 s) passes
+    clock.now += 0.31  # stale long before max_age passes
     assert not any(k[0] == "host_test_value" for k in parse(expo.body()[0]))
 
 
@@ -193,3 +193,14 @@ def test_disabled_collector_is_reported_but_not_served():
     assert not any(k[0] == "host_test_value" for k in got)
     assert got[("hostagent_collector_enabled", (("collector", "devices"),))] == 0.0
     assert got[("hostagent_collector_up", (("collector", "devices"),))] == 0.0
+
+
+def test_only_variants_someone_asked_for_are_rendered():
+    clock, col, agent, expo = make()
+    agent.run_once()
+    expo.body(openmetrics=True, compressed=True)  # what Prometheus asks for
+    agent.run_once()
+    expo.body(openmetrics=True, compressed=True)
+    assert set(expo._published.bodies) == {(True, False), (True, True)}  # no plain text made
+    expo.body()  # a curl
+    assert set(expo._published.bodies) == {(True, False), (True, True), (False, False)}

@@ -136,7 +136,7 @@ class Exposition:
     when the published bytes are out of date.
     """
 
-    def __init__(self, agent: Agent, registry: CollectorRegistry, max_age: float = 5.0, compresslevel: int = 1):
+    def __init__(self, agent: Agent, registry: CollectorRegistry, max_age: float = 15.0, compresslevel: int = 1):
         self.agent = agent
         self.registry = registry
         self.max_age = max_age
@@ -144,7 +144,10 @@ class Exposition:
         self.renders = 0  # refreshes so far (tests and the benchmark read it)
         self._published: Optional[_Published] = None
         self._parts: Dict[Tuple[str, bool], Tuple[object, bytes]] = {}
-        self._wanted: Set[Key] = {(False, False)}
+        # Only variants someone has asked for are rendered: Prometheus wants
+        # gzipped OpenMetrics, curl plain text; rendering both on every
+        # change would double the work.
+        self._wanted: Set[Key] = set()
         self._render_lock = threading.Lock()
         self._cond = threading.Condition()
         self._dirty = False

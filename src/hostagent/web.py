@@ -278,7 +278,10 @@ class HTTPServer:
         async def shutdown() -> None:
             for srv in self._servers:
                 srv.close()
-            tasks = list(self._conn_tasks)
+            # Every task, not only connections already being served: one
+            # accepted a moment ago may not have started yet.
+            me = asyncio.current_task()
+            tasks = [task for task in asyncio.all_tasks() if task is not me]
             for task in tasks:
                 task.cancel()
             if tasks:
