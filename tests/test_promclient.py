@@ -97,3 +97,14 @@ def test_heavy_submodules_import_cleanly_after_the_light_ones():
         "print(b'g 2.0' in generate_latest(r))"
     )
     assert out == "True"
+
+
+def test_a_release_with_other_modules_is_imported_the_ordinary_way():
+    out = run_python(
+        "import hostagent.promclient as p, sys\n"
+        "p._PARTS = p._PARTS + ('no_such_module.py',)\n"
+        "del sys.modules['prometheus_client']\n"
+        "p._install_placeholder()\n"
+        "print('prometheus_client' in sys.modules)"
+    )
+    assert out == "False"  # no placeholder: the next import runs the real package

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 import types
 from typing import Any, Dict, Iterable, List
 
 PACKAGE = "prometheus_client"
+# The modules loaded below, as files of the package.
+_PARTS = ("metrics_core.py", "openmetrics/exposition.py", "platform_collector.py", "process_collector.py", "registry.py", "utils.py")
 
 
 class _Placeholder(types.ModuleType):
@@ -48,6 +51,11 @@ def _install_placeholder() -> None:
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or spec.submodule_search_locations is None:
         raise ImportError(f"{PACKAGE} is not installed")
+    root = list(spec.submodule_search_locations)[0]
+    if not all(os.path.isfile(os.path.join(root, *part.split("/"))) for part in _PARTS):
+        # A release whose modules moved: import it the ordinary way, which
+        # costs memory but works the same.
+        return
     placeholder = _Placeholder(PACKAGE)
     placeholder.__path__ = list(spec.submodule_search_locations)
     placeholder.__spec__ = spec
