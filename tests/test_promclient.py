@@ -99,6 +99,18 @@ def test_heavy_submodules_import_cleanly_after_the_light_ones():
     assert out == "True"
 
 
+def test_the_package_becomes_whole_in_place_with_its_submodules():
+    out = run_python(
+        "import hostagent.promclient, sys\n"
+        "import prometheus_client as pc\n"
+        "pc.Gauge\n"
+        "import prometheus_client.openmetrics.exposition\n"
+        "print(pc is sys.modules['prometheus_client'], callable(prometheus_client.openmetrics.exposition.generate_latest),"
+        " all(hasattr(pc, m) for m in ('openmetrics', 'utils', 'samples', 'validation', 'registry')), hasattr(pc, 'twisted'))"
+    )
+    assert out == "True True True False"
+
+
 def test_a_release_with_other_modules_is_imported_the_ordinary_way():
     out = run_python(
         "import hostagent.promclient as p, sys\n"

@@ -18,6 +18,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import threading
 import types
 from typing import Any, Dict, Iterable, List
 
@@ -26,23 +27,31 @@ PACKAGE = "prometheus_client"
 _PARTS = ("metrics_core.py", "openmetrics/exposition.py", "platform_collector.py", "process_collector.py", "registry.py", "utils.py")
 
 
+_LOCK = threading.RLock()
+
+
 class _Placeholder(types.ModuleType):
     """Stands for the package until a caller needs its top-level names."""
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        # `from . import values` inside the package asks the package for its
-        # submodule: hand over the submodule, not the whole package.
-        if importlib.util.find_spec(f"{PACKAGE}.{name}") is not None:
-            return importlib.import_module(f"{PACKAGE}.{name}")
-        if sys.modules.get(PACKAGE) is self:
-            del sys.modules[PACKAGE]
-            # Runs the real __init__; submodules already loaded are reused, so
-            # every class stays the same object.
-            real = importlib.import_module(PACKAGE)
-            self.__dict__.update({k: v for k, v in vars(real).items() if not k.startswith("__")})
-        return getattr(sys.modules[PACKAGE], name)
+        root = self.__path__[0]
+        if os.path.isfile(os.path.join(root, name + ".py")) or os.path.isdir(os.path.join(root, name)):
+            # `from . import values` inside the package asks the package for
+            # its submodule: hand over the submodule, not the whole package.
+            try:
+                return importlib.import_module(f"{PACKAGE}.{name}")
+            except ImportError:
+                raise AttributeError(name) from None  # e.g. an optional integration
+        with _LOCK:
+            if type(self) is _Placeholder:
+                # Become the real package in place: run its __init__ in this
+                # very module object, so there is one package, and the
+                # submodules loaded so far stay attached to it.
+                self.__class__ = types.ModuleType
+                self.__spec__.loader.exec_module(self)  # type: ignore[union-attr]
+        return getattr(self, name)
 
 
 def _install_placeholder() -> None:
@@ -53,14 +62,14 @@ def _install_placeholder() -> None:
         raise ImportError(f"{PACKAGE} is not installed")
     root = list(spec.submodule_search_locations)[0]
     if not all(os.path.isfile(os.path.join(root, *part.split("/"))) for part in _PARTS):
-        # A release whose modules moved: import it the ordinary way, which
-        # costs memory but works the same.
+        # Not installed as plain files (a zip, say): import it the ordinary way.
         return
     placeholder = _Placeholder(PACKAGE)
     placeholder.__path__ = list(spec.submodule_search_locations)
     placeholder.__spec__ = spec
     placeholder.__file__ = spec.origin
     placeholder.__package__ = PACKAGE
+    placeholder.__loader__ = spec.loader
     sys.modules[PACKAGE] = placeholder
 
 
