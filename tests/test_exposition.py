@@ -204,3 +204,45 @@ def test_only_variants_someone_asked_for_are_rendered():
     assert set(expo._published.bodies) == {(True, False), (True, True)}  # no plain text made
     expo.body()  # a curl
     assert set(expo._published.bodies) == {(True, False), (True, True), (False, False)}
+
+
+def test_a_family_that_cannot_be_rendered_leaves_the_rest_served(caplog):
+    class Broken(Devices):
+        name = "broken"
+
+        def families(self, sample):
+            bad = VALUE.family()
+            bad.add_metric([None], 1.0)  # not a string label value
+            yield bad
+
+    clock = Clock()
+    agent = Agent([Runner("devices", Devices(["sda"]), 10, clock=clock), Runner("broken", Broken([]), 10, clock=clock)], clock=clock)
+    expo = Exposition(agent, build_registry(agent))
+    agent.run_once()
+    body = expo.body()[0]
+    assert b'host_test_value{device="sda"}' in body and b"hostagent_collector_up" in body
+    assert expo.body(openmetrics=True)[0].endswith(b"# EOF\n")
+    assert "collector broken produced metrics that cannot be rendered" in caplog.text
+
+
+def test_renderer_thread_survives_a_failed_refresh(monkeypatch):
+    col = Devices(["sda"])
+    agent = Agent([Runner("devices", col, 10)])
+    expo = Exposition(agent, build_registry(agent))
+    agent.run_once()
+    expo.start()
+    try:
+        real = expo._assemble
+        monkeypatch.setattr(expo, "_assemble", lambda *a: (_ for _ in ()).throw(RuntimeError("boom")))
+        agent.run_once()
+        time.sleep(0.2)
+        assert expo._thread.is_alive()
+        monkeypatch.setattr(expo, "_assemble", real)
+        col.devices = ["sdz"]
+        agent.run_once()
+        deadline = time.monotonic() + 2
+        while b"sdz" not in expo._published.bodies.get((True, True), b"") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert b"sdz" in gzip.decompress(expo._published.bodies[(True, True)])
+    finally:
+        expo.stop()

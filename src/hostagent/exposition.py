@@ -9,6 +9,7 @@ it arrived; see ``Exposition``.
 from __future__ import annotations
 
 import gzip
+import logging
 import platform
 import threading
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from .promclient import (
 from . import __version__
 from .agent import Agent
 from .collectors.base import MetricSpec
+
+log = logging.getLogger("hostagent.exposition")
 
 COLLECTOR_UP = MetricSpec("hostagent_collector_up", "gauge", "1 if the collector's last runs succeeded and its data is fresh, 0 after 3 consecutive failures or once stale.", ("collector",))
 COLLECTOR_ERRORS = MetricSpec("hostagent_collector_errors_total", "counter", "Runs of the collector that failed.", ("collector",))
@@ -147,7 +150,9 @@ class Exposition:
         # Only variants someone has asked for are rendered: Prometheus wants
         # gzipped OpenMetrics, curl plain text; rendering both on every
         # change would double the work.
-        self._wanted: Set[Key] = set()
+        # Prometheus's variant is made from the start, so its first scrape
+        # does not render; others are added when first asked for.
+        self._wanted: Set[Key] = {(True, True)}
         self._render_lock = threading.Lock()
         self._cond = threading.Condition()
         self._dirty = False
@@ -160,7 +165,11 @@ class Exposition:
         cached = self._parts.get((name, openmetrics))
         if cached is not None and cached[0] is snap:
             return cached[1]
-        data = render(_Fixed(families), openmetrics)
+        try:
+            data = render(_Fixed(families), openmetrics)
+        except Exception as exc:  # a collector's bad family must not sink the whole scrape
+            log.error("collector %s produced metrics that cannot be rendered, left out until its next run: %s: %s", name, type(exc).__name__, exc)
+            data = b""
         self._parts[(name, openmetrics)] = (snap, data)
         return data
 
@@ -240,7 +249,10 @@ class Exposition:
                 if self._stopping:
                     return
                 self._dirty = False
-            self.refresh()
+            try:
+                self.refresh()
+            except Exception:  # keep serving what was published; try again on the next change
+                log.exception("rendering the exposition failed")
 
     def start(self) -> None:
         self.agent.listeners.append(self.notify)
