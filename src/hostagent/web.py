@@ -203,8 +203,7 @@ class HTTPServer:
         self.ssl_context = ssl_context
         self.authenticate = authenticate
         self.log_requests = log_requests
-        self.in_flight = 0  # handlers running now, on pool threads
-        self._count_lock = threading.Lock()
+        self.in_flight = 0  # requests parsed and not yet answered in full
         self.connections = 0
         self.rejected_busy = 0
         self._loop = asyncio.new_event_loop()
@@ -321,8 +320,20 @@ class HTTPServer:
                 if request is None:
                     break
                 started = time.perf_counter()
-                response = await self._respond(request)
-                keep = await self._send(writer, response, request, started)
+                if self.in_flight >= self.limits.max_requests:
+                    self.rejected_busy += 1
+                    busy = text_response(503, "too many requests in flight", headers=[("Retry-After", "1")])
+                    keep = await self._send(writer, busy, request, started)
+                else:
+                    # In flight from the parsed request until its response is
+                    # written: a handler running on a thread, a credential
+                    # check, or a slow reader draining its body.
+                    self.in_flight += 1
+                    try:
+                        response = await self._respond(request)
+                        keep = await self._send(writer, response, request, started)
+                    finally:
+                        self.in_flight -= 1
                 if not keep:
                     break
         except (ConnectionError, asyncio.IncompleteReadError, OSError):  # ssl.SSLError is an OSError
@@ -388,9 +399,6 @@ class HTTPServer:
         return Request(method, target, version, headers, remote)
 
     async def _respond(self, request: Request) -> Response:
-        if self.in_flight >= self.limits.max_requests:
-            self.rejected_busy += 1
-            return text_response(503, "too many requests in flight", headers=[("Retry-After", "1")])
         if self.authenticate is not None:
             refused = await self.authenticate(request)
             if refused is not None:
@@ -410,19 +418,7 @@ class HTTPServer:
         return response
 
     def _handle(self, request: Request) -> Response:
-        """Run the handler on a pool thread, counted in flight while it runs.
-
-        Counting here rather than on the loop keeps a busy loop or a slow
-        thread wake-up from looking like busy handlers: only handlers that
-        hold a thread count. Requests waiting for a thread are bounded by
-        max_connections, as a connection has one request at a time."""
-        with self._count_lock:
-            self.in_flight += 1
-        try:
-            return self.handler(request)
-        finally:
-            with self._count_lock:
-                self.in_flight -= 1
+        return self.handler(request)
 
     async def _send(self, writer: asyncio.StreamWriter, response: Response, request: Optional[Request], started: float) -> bool:
         """Write the response; True if the connection may serve another."""
@@ -442,7 +438,7 @@ class HTTPServer:
         lines += [f"{k}: {v}" for k, v in response.headers]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
         try:
-            await asyncio.wait_for(writer.drain(), self.limits.write_timeout)
+            await _within(writer.drain(), self.limits.write_timeout)
         except asyncio.TimeoutError:
             # close() would wait for the unread bytes to drain; drop them instead.
             writer.transport.abort()

@@ -105,8 +105,8 @@ def test_hundred_concurrent_scrapers(tmp_path, capsys):
         )
     assert not failures, f"{len(failures)} failed requests, e.g. {failures[:5]}"
     assert len(latencies) >= SCRAPERS * 10
-    # Handler threads are bounded by max_requests (40) under load, none left after.
-    assert peak_threads <= start_threads + 40, (start_threads, peak_threads)
+    # The agent's routes answer on the event loop: load starts no threads.
+    assert peak_threads <= start_threads + 2, (start_threads, peak_threads)
     assert end_threads <= start_threads + 2, (start_threads, end_threads)
     assert end_fds <= start_fds + 2, (start_fds, end_fds)
     assert "Traceback" not in busy_log

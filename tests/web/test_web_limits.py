@@ -68,6 +68,33 @@ def test_request_beyond_max_in_flight_gets_503_at_once(serve):
     assert request(running.port, get("/metrics"))[0] == 200
 
 
+def test_limit_also_holds_for_routes_served_on_the_loop(serve):
+    # The agent's routes run on the event loop; a request stays in flight
+    # until its response is written, so readers that stall count.
+    big = Response(200, b"x" * (16 * 1024 * 1024))
+
+    def fast(request: Request) -> Response:
+        return big
+
+    fast.never_blocks = True  # type: ignore[attr-defined]
+    running = serve(fast, Limits(max_requests=2, write_timeout=20))
+    socks: List[socket.socket] = []
+    try:
+        for _ in range(2):
+            sock = running.connect(timeout=20)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.sendall(get("/metrics"))  # and never read the answer
+            socks.append(sock)
+        wait_until(lambda: running.server.in_flight == 2, 5, "2 responses stuck in flight")
+        started = time.monotonic()
+        status, _, _ = request(running.port, get("/metrics"))
+        assert status == 503 and time.monotonic() - started < PROMPT
+    finally:
+        for sock in socks:
+            sock.close()
+    wait_until(lambda: running.server.in_flight == 0, 10, "the stalled responses to end")
+
+
 def test_slow_handler_does_not_hold_other_requests(serve):
     release = threading.Event()
 
