@@ -293,6 +293,8 @@ class HTTPServer:
             log.debug("server shutdown: %s", exc)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._loop.close()  # its selector and self-pipe, not left to the GC
         self._thread = None
         self._pool.close()
 
