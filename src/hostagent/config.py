@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, MutableMapping, Optional, Sequence, Tuple, Type
 
@@ -324,4 +323,4 @@ def load(
 
 def flag_name(option_key: str) -> str:
     """``mount_points_exclude`` -> ``mount-points-exclude`` (flag spelling)."""
-    return re.sub("_", "-", option_key)
+    return option_key.replace("_", "-")

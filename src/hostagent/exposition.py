@@ -22,6 +22,7 @@ from .promclient import (
     Metric,
     PlatformCollector,
     ProcessCollector,
+    families_of,
     generate_openmetrics,
     generate_text,
 )
@@ -95,16 +96,6 @@ def build_registry(agent: Agent, extra: Callable[[], List[Metric]] = list) -> Co
     return registry
 
 
-class _Fixed:
-    """A fixed list of families, in the shape prometheus-client renders."""
-
-    def __init__(self, families: Iterable[Metric]):
-        self.families = families
-
-    def collect(self) -> Iterable[Metric]:
-        return self.families
-
-
 _EOF = b"# EOF\n"
 
 
@@ -122,7 +113,6 @@ Key = Tuple[bool, bool]  # (openmetrics, gzip)
 @dataclass(frozen=True)
 class _Published:
     version: int
-    made_at: float
     valid_until: float
     bodies: Dict[Key, bytes]
 
@@ -166,7 +156,7 @@ class Exposition:
         if cached is not None and cached[0] is snap:
             return cached[1]
         try:
-            data = render(_Fixed(families), openmetrics)
+            data = render(families_of(families), openmetrics)
         except Exception as exc:  # a collector's bad family must not sink the whole scrape
             log.error("collector %s produced metrics that cannot be rendered, left out until its next run: %s: %s", name, type(exc).__name__, exc)
             data = b""
@@ -206,7 +196,7 @@ class Exposition:
             live = {(r.name, om) for r in self.agent.active() if r.fresh_snapshot(now) is not None for om in (False, True)}
             for key in [k for k in self._parts if k not in live]:
                 del self._parts[key]
-            self._published = _Published(version, now, valid_until, bodies)
+            self._published = _Published(version, valid_until, bodies)
             self.renders += 1
 
     def _usable(self, pub: Optional[_Published], key: Key, now: float) -> bool:

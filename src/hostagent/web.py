@@ -408,19 +408,16 @@ class HTTPServer:
         try:
             if getattr(self.handler, "never_blocks", False):
                 # The thread hop would cost more than the handler itself.
-                response = self._handle(request)
+                response = self.handler(request)
             else:
                 # Off the loop: a slow handler holds a pool thread, not every connection.
-                response = await asyncio.wrap_future(self._pool.submit(self._handle, request))
+                response = await asyncio.wrap_future(self._pool.submit(self.handler, request))
         except Exception:  # a bug must not take the server down
             log.exception("error handling %s %s", request.method, request.path)
             return text_response(500, "internal error")
         if "content-length" in request.headers or "transfer-encoding" in request.headers:
             response.close = True  # bodies are not read; do not reuse the stream
         return response
-
-    def _handle(self, request: Request) -> Response:
-        return self.handler(request)
 
     async def _send(self, writer: asyncio.StreamWriter, response: Response, request: Optional[Request], started: float) -> bool:
         """Write the response; True if the connection may serve another."""
