@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 REPO = Path(__file__).resolve().parent.parent
 AGENT_SCRIPT = REPO / "run_agent.py"
