@@ -136,3 +136,23 @@ def test_config_from_environment_variable(tmp_path):
     assert out.returncode == 0 and f"configuration OK: {cfg}" in out.stdout
     missing = run("--check-config", env={"HOSTAGENT_CONFIG": str(tmp_path / "gone.yaml")})
     assert missing.returncode == 2 and "gone.yaml: does not exist" in missing.stderr
+
+
+def test_main_and_web_config_problems_come_in_one_run(tmp_path):
+    web = tmp_path / "web.yml"
+    web.write_text("basic_auth_users:\n  alice: not-a-bcrypt-hash\ntls_server_confg: {}\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"web: {{config_file: '{web}'}}\ncollectors: {{cpu: {{intervl: 5}}}}\n")
+    out = run("--config", str(bad), "--check-config")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"invalid configuration in {bad} (1 problem):" in out.stderr, out.stderr
+    assert "collectors.cpu.intervl: unknown key" in out.stderr
+    assert f"invalid configuration in {web} (2 problems):" in out.stderr, out.stderr
+    assert "tls_server_confg: unknown key (did you mean 'tls_server_config'?)" in out.stderr
+    assert "basic_auth_users.alice: " in out.stderr and "not-a-bcrypt-hash" not in out.stderr
+
+    # With the main file fixed, the web file's problems alone stop the start.
+    bad.write_text(f"web: {{config_file: '{web}'}}\n")
+    out = run("--config", str(bad), "--check-config")
+    assert out.returncode == 2 and f"invalid configuration in {web} (2 problems):" in out.stderr
+    assert "invalid configuration in " + str(bad) not in out.stderr

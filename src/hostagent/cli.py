@@ -140,7 +140,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     try:
         config = cfgmod.load(args.config or cfgmod.default_config_path(), registry, os.environ, flag_overrides(args))
-        web_security = load_web_security(config)
+    except cfgmod.ConfigError as exc:
+        print(exc, file=sys.stderr)
+        # Report the web config's problems in the same run when its path is known.
+        try:
+            load_web_security(exc.partial.get(("web", "config_file")))
+        except cfgmod.ConfigError as web_exc:
+            print(web_exc, file=sys.stderr)
+        return 2
+    try:
+        web_security = load_web_security(config.web["config_file"])
     except cfgmod.ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -156,9 +165,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return serve(config, agent, web_security)
 
 
-def load_web_security(config: cfgmod.Config) -> Tuple[object, object]:
-    """(ssl context, authenticator) from the web config file, or (None, None)."""
-    path = config.web["config_file"]
+def load_web_security(path: Optional[str]) -> Tuple[object, object]:
+    """(ssl context, authenticator) from the web config file, or (None, None)
+    without one; raise ConfigError listing every problem in the file."""
     if not path:
         return None, None
     from .webconfig import load_web_config

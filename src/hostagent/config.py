@@ -35,9 +35,12 @@ ENV_NOT_SETTINGS = frozenset({"HOSTAGENT_CONFIG", "HOSTAGENT_ALERTMANAGER_URL"})
 class ConfigError(Exception):
     """The configuration is not usable; ``problems`` lists every reason."""
 
-    def __init__(self, problems: Sequence[str], source: str = ""):
+    def __init__(self, problems: Sequence[str], source: str = "", partial: Optional[Mapping[Tuple[str, ...], Any]] = None):
         self.problems = list(problems)
         self.source = source
+        # The options that did check out, by key path: enough to go on and
+        # check files they name (the web config) in the same run.
+        self.partial: Mapping[Tuple[str, ...], Any] = dict(partial or {})
         where = f" in {source}" if source else ""
         lines = [f"invalid configuration{where} ({len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}):"]
         lines += [f"  - {p}" for p in self.problems]
@@ -301,7 +304,7 @@ def load(
 
     walk(tree, ())
     if problems:
-        raise ConfigError(problems, source)
+        raise ConfigError(problems, source, resolved)
 
     def section(name: str) -> Dict[str, Any]:
         return {key: resolved[(name, key)] for key in tree[name]}
