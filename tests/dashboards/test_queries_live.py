@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 from typing import Dict, Iterator, List, Sequence, Tuple
 
 import pytest
