@@ -239,3 +239,36 @@ def test_check_health_logs_staleness_once_per_change(caplog):
         "collector a is stale: no successful run lately; its metrics are not served",
         "collector a is serving fresh data again",
     ]
+
+
+class Slow(Scripted):
+    """Moves the fake clock forward by ``took`` seconds on every run."""
+
+    def __init__(self, clock: FakeClock, took: float) -> None:
+        super().__init__()
+        self.clock = clock
+        self.took = took
+
+    def sample(self):
+        self.clock.now += self.took
+        return super().sample()
+
+
+def test_stale_reason_names_failures_and_overruns():
+    clock = FakeClock()
+    failing = Scripted()
+    runner = Runner("a", failing, 10, clock=clock)
+    runner.run_once()
+    failing.fail = True
+    runner.run_once()
+    runner.run_once()
+    assert runner.stale_reason(clock.now) == "the last 2 runs failed (OSError: device gone)"
+
+    slow_clock = FakeClock()
+    slow = Runner("b", Slow(slow_clock, 0.5), 0.2, clock=slow_clock)
+    slow.run_once()
+    assert slow.stale_reason(slow_clock.now) == (
+        "no successful run lately; the last run took 0.50s, longer than the 0.2s interval"
+    )
+    slow._running_since = slow_clock.now - 0.4
+    assert slow.stale_reason(slow_clock.now).startswith("a run has been going for 0.4s; the last run took 0.50s")

@@ -171,6 +171,20 @@ class Runner:
         since = self._running_since
         return 0.0 if since is None else now - since
 
+    def stale_reason(self, now: float) -> str:
+        """Why the snapshot went stale, in words for the log."""
+        status = self.status
+        busy = self.running_for(now)
+        if busy:
+            reason = f"a run has been going for {busy:.1f}s"
+        elif status.consecutive_failures:
+            reason = f"the last {status.consecutive_failures} runs failed ({status.last_error})"
+        else:
+            reason = "no successful run lately"
+        if status.last_duration > self.interval:
+            reason += f"; the last run took {status.last_duration:.2f}s, longer than the {self.interval:g}s interval"
+        return reason
+
     def cost(self) -> float:
         """Share of one core this collector uses: last duration per interval."""
         return self.status.last_duration / self.interval
@@ -247,8 +261,6 @@ class Agent:
             if stale != self._health_logged.get(runner.name, False):
                 self._health_logged[runner.name] = stale
                 if stale:
-                    busy = runner.running_for(now)
-                    detail = f"a run has been going for {busy:.0f}s" if busy else "no successful run lately"
-                    log.error("collector %s is stale: %s; its metrics are not served", runner.name, detail)
+                    log.error("collector %s is stale: %s; its metrics are not served", runner.name, runner.stale_reason(now))
                 else:
                     log.info("collector %s is serving fresh data again", runner.name)
