@@ -124,9 +124,13 @@ def test_schedule_keeps_rhythm_without_drift():
     runner.request_stop()
     assert runner.join(2)
     assert 9 <= len(starts) <= 12, starts
-    # Run k starts at first + k * interval: offsets do not accumulate.
+    # Run k starts at first + k * interval: offsets do not accumulate. A
+    # drifting schedule would start every late run 10 ms later than the one
+    # before (70+ ms by the eighth); a late wake-up on a busy machine delays
+    # one run, not the ones after it.
     offsets = [s - (starts[0] + k * 0.1) for k, s in enumerate(starts)]
-    assert max(offsets) < 0.08, offsets
+    assert min(offsets) > -0.005, offsets  # never early
+    assert min(offsets[-3:]) < 0.05, offsets
     assert runner.status.skipped_total == 0
 
 

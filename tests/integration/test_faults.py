@@ -120,7 +120,7 @@ def test_hung_collector_leaves_the_rest_serving_and_shutdown_works(tmp_path):
 
         # /metrics answers in milliseconds while a collector is stuck.
         assert statistics.median(latencies) < 0.1, latencies
-        assert max(latencies) < 0.5, latencies
+        assert max(latencies) < 2.0, latencies  # waiting on the stuck one would be forever
         # The others keep their rhythm: flaky runs every 0.2 s.
         runs = counter(after, "hostagent_collector_runs_total", "flaky") - counter(before, "hostagent_collector_runs_total", "flaky")
         assert runs >= 0.6 * elapsed / 0.2, runs
@@ -172,7 +172,7 @@ def test_dead_mount_is_reported_without_leaking_threads(tmp_path):
         for _ in range(6):
             t0 = time.monotonic()
             assert runner.run_once()
-            assert time.monotonic() - t0 < 0.3 + 0.5
+            assert time.monotonic() - t0 < 0.3 + 1.5  # the timeout, not the dead mount's 60 s
         samples = samples_of(runner.snapshot.families)
         err = {dict(k[1])["mountpoint"]: v for k, v in samples.items() if k[0] == "host_filesystem_device_error"}
         assert err == {"/": 0, "/mnt/nfs": 1, "/data": 0}

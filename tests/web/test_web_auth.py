@@ -261,7 +261,7 @@ def test_wrong_password_flood_does_not_delay_a_known_scraper(serve, tmp_path, mo
             time.sleep(0.2)
             started = time.monotonic()
             assert scraper.get(running.url + "/metrics", timeout=5).status_code == 200
-            assert time.monotonic() - started < 0.5
+            assert time.monotonic() - started < 2.0  # not behind the stuck checks (10 s)
             # The bcrypt work is bounded: two threads, the rest wait their turn.
             assert running.server.authenticate._bcrypt.threads == webconfig.BCRYPT_THREADS
             gate.set()
