@@ -28,6 +28,7 @@ from .memory import fraction
 MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 _IDLE = MODES.index("idle")
 _IOWAIT = MODES.index("iowait")
+_STEAL = MODES.index("steal")
 
 # /proc/stat counts in USER_HZ ticks.
 USER_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -91,7 +92,9 @@ def parse_loadavg(text: str) -> Tuple[float, float, float]:
 
 
 def busy_ratio(prev: Optional[CpuTimes], cur: CpuTimes) -> float:
-    """Share of CPU time not idle nor waiting on I/O between two readings.
+    """Share of CPU time busy between two readings: not idle, not waiting on
+    I/O and not stolen by the hypervisor, the same definition the recording
+    rule ``instance:host_cpu_utilisation:rate5m`` and the CPU alert use.
 
     Without a previous reading, or when no tick passed since it, the counters
     since boot are used. Per-mode deltas are clamped at 0 because the kernel's
@@ -100,7 +103,7 @@ def busy_ratio(prev: Optional[CpuTimes], cur: CpuTimes) -> float:
     if sum(deltas) <= 0:
         deltas = cur
     total = sum(deltas)
-    return fraction(total - deltas[_IDLE] - deltas[_IOWAIT], total)
+    return fraction(total - deltas[_IDLE] - deltas[_IOWAIT] - deltas[_STEAL], total)
 
 
 @register
@@ -111,8 +114,8 @@ class CpuCollector(BaseCollector):
     help = "CPU time per core and mode, usage ratios, load averages, context switches and interrupts"
     metrics = (
         MetricSpec("host_cpu_seconds_total", "counter", "Seconds the CPUs spent in each mode.", ("cpu", "mode"), "seconds"),
-        MetricSpec("host_cpu_usage_ratio", "gauge", "Share of the whole machine's CPU time spent busy (not idle nor iowait) since the previous collection (since boot on the first).", (), "ratio"),
-        MetricSpec("host_cpu_core_usage_ratio", "gauge", "Share of one core's time spent busy (not idle nor iowait) since the previous collection (since boot on the first).", ("cpu",), "ratio"),
+        MetricSpec("host_cpu_usage_ratio", "gauge", "Share of the whole machine's CPU time spent busy (not idle, iowait nor steal) since the previous collection (since boot on the first).", (), "ratio"),
+        MetricSpec("host_cpu_core_usage_ratio", "gauge", "Share of one core's time spent busy (not idle, iowait nor steal) since the previous collection (since boot on the first).", ("cpu",), "ratio"),
         MetricSpec("host_cpu_cores", "gauge", "Number of online logical CPUs (hardware threads).", ()),
         MetricSpec("host_load1", "gauge", "Load average over 1 minute.", ()),
         MetricSpec("host_load5", "gauge", "Load average over 5 minutes.", ()),

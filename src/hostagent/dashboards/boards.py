@@ -231,7 +231,7 @@ def cpu(th: Thresholds) -> Json:
             lo=0,
             hi=1,
         ),
-        timeseries("CPU usage per core", "Share of each core busy (not idle nor iowait), as the agent measured it.", [Query(f"host_cpu_core_usage_ratio{sel()}", "cpu {{cpu}}")], "percentunit", lo=0, hi=1),
+        timeseries("CPU usage per core", "Share of each core busy (not idle, iowait nor steal), as the agent measured it.", [Query(f"host_cpu_core_usage_ratio{sel()}", "cpu {{cpu}}")], "percentunit", lo=0, hi=1),
         timeseries(
             "Load against cores",
             "Load averages next to the number of cores (dashed): load above the core count means runnable tasks wait.",
