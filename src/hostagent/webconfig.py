@@ -22,6 +22,7 @@ import difflib
 import hashlib
 import hmac
 import logging
+import os
 import re
 import ssl
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -44,6 +45,7 @@ IGNORED_KEYS = ("tls_server_config.cipher_suites", "tls_server_config.curve_pref
 BCRYPT_THREADS = 2
 
 log = logging.getLogger("hostagent.web")
+DEFAULT_MIN_VERSION = ssl.TLSVersion.TLSv1_2
 VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1, "TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
 # Client auth types Python's ssl module can enforce. Requesting a certificate
 # without verifying it has no equivalent there, so those types are refused.
@@ -62,7 +64,37 @@ def _unknown(path: str, key: str, allowed: Tuple[str, ...]) -> str:
     return f"{path}{key}: unknown key{hint}"
 
 
-def _tls_context(tls: Mapping[str, Any], problems: List[str]) -> Optional[ssl.SSLContext]:
+def _file(tls: Mapping[str, Any], key: str, base: str, problems: List[str]) -> Optional[str]:
+    """The path under ``key``, resolved against ``base`` (the web config
+    file's directory, as exporter-toolkit does), if it names a readable file.
+
+    Checked before OpenSSL sees it: OpenSSL's errors do not say which of the
+    files it was given is the missing one."""
+    value = tls.get(key)
+    if not value:
+        return None
+    where = f"tls_server_config.{key}"
+    if not isinstance(value, str):
+        problems.append(f"{where}: must be a file path, got {type(value).__name__}")
+        return None
+    path = os.path.join(base, value)
+    try:
+        with open(path, "rb"):
+            pass
+    except FileNotFoundError:
+        problems.append(f"{where}: file not found: {path}")
+    except IsADirectoryError:
+        problems.append(f"{where}: is a directory, not a file: {path}")
+    except PermissionError:
+        problems.append(f"{where}: permission denied: {path}")
+    except OSError as exc:
+        problems.append(f"{where}: cannot read {path}: {exc.strerror or exc}")
+    else:
+        return path
+    return None
+
+
+def _tls_context(tls: Mapping[str, Any], base: str, problems: List[str]) -> Optional[ssl.SSLContext]:
     prefix = "tls_server_config."
     for key in tls:
         if key not in TLS_KEYS:
@@ -70,46 +102,62 @@ def _tls_context(tls: Mapping[str, Any], problems: List[str]) -> Optional[ssl.SS
         elif prefix + key in IGNORED_KEYS:
             _warn_ignored(prefix + key)
     before = len(problems)
-    cert, key = tls.get("cert_file"), tls.get("key_file")
-    if not cert or not key:
+    if not tls.get("cert_file") or not tls.get("key_file"):
         problems.append(f"{prefix}cert_file and {prefix}key_file: both are required for TLS")
     auth_type = tls.get("client_auth_type", "NoClientCert") or "NoClientCert"
-    verify = CLIENT_AUTH.get(auth_type)
+    verify = CLIENT_AUTH.get(auth_type) if isinstance(auth_type, str) else None
     if auth_type in UNSUPPORTED_CLIENT_AUTH:
         problems.append(f"{prefix}client_auth_type: {auth_type} (a certificate requested but not verified) is not supported; use VerifyClientCertIfGiven or RequireAndVerifyClientCert with client_ca_file")
     elif verify is None:
         problems.append(f"{prefix}client_auth_type: must be one of {', '.join(list(CLIENT_AUTH) + list(UNSUPPORTED_CLIENT_AUTH))}, got {auth_type!r}")
-    ca = tls.get("client_ca_file")
-    if verify not in (None, ssl.CERT_NONE) and not ca:
+    if verify not in (None, ssl.CERT_NONE) and not tls.get("client_ca_file"):
         problems.append(f"{prefix}client_ca_file: required when client_auth_type is {auth_type}")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     for vkey, attr in (("min_version", "minimum_version"), ("max_version", "maximum_version")):
         name = tls.get(vkey)
         if name is None:
             continue
-        if name not in VERSIONS:
+        version = _version(name)
+        if version is None:
             problems.append(f"{prefix}{vkey}: must be one of {', '.join(VERSIONS)}, got {name!r}")
         else:
-            setattr(ctx, attr, VERSIONS[name])
+            setattr(ctx, attr, version)
     if tls.get("min_version") is None:
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.minimum_version = DEFAULT_MIN_VERSION
+    _check_version_range(tls, problems)
     # Files are checked even after other problems, so one run reports them all.
+    cert, key, ca = (_file(tls, k, base, problems) for k in ("cert_file", "key_file", "client_ca_file"))
     if cert and key:
         try:
-            ctx.load_cert_chain(str(cert), str(key))
-        except FileNotFoundError as exc:
-            problems.append(f"{prefix}cert_file/key_file: file not found: {exc.filename or cert}")
+            ctx.load_cert_chain(cert, key)
         except (ssl.SSLError, OSError) as exc:
             problems.append(f"{prefix}cert_file/key_file: cannot load certificate and key ({cert}, {key}): {exc}")
     if ca:
         try:
-            ctx.load_verify_locations(cafile=str(ca))
+            ctx.load_verify_locations(cafile=ca)
         except (ssl.SSLError, OSError) as exc:
             problems.append(f"{prefix}client_ca_file: cannot load {ca}: {exc}")
     if len(problems) > before or verify is None:
         return None
     ctx.verify_mode = verify
     return ctx
+
+
+def _check_version_range(tls: Mapping[str, Any], problems: List[str]) -> None:
+    """A minimum above the maximum leaves no version: OpenSSL takes such a
+    context without complaint, then fails every handshake."""
+    low, high = tls.get("min_version"), tls.get("max_version")
+    if high is None or _version(high) is None or (low is not None and _version(low) is None):
+        return  # no maximum, or not a version: reported already
+    if low is None and VERSIONS[high] < DEFAULT_MIN_VERSION:
+        problems.append(f"tls_server_config.max_version: {high} is below the default tls_server_config.min_version TLS12; "
+                        "no TLS version is left, so set min_version too")  # fmt: skip
+    elif low is not None and VERSIONS[low] > VERSIONS[high]:
+        problems.append(f"tls_server_config.min_version: {low} is above tls_server_config.max_version {high}; no TLS version is left")
+
+
+def _version(name: Any) -> Optional[ssl.TLSVersion]:
+    return VERSIONS.get(name) if isinstance(name, str) else None
 
 
 def _warn_ignored(key: str) -> None:
@@ -200,7 +248,7 @@ def load_web_config(path: str) -> Tuple[Optional[ssl.SSLContext], Optional[Basic
         if not isinstance(tls, Mapping):
             problems.append("tls_server_config: must be a mapping")
         else:
-            ctx = _tls_context(tls, problems)
+            ctx = _tls_context(tls, os.path.dirname(os.path.abspath(path)), problems)
     http = data.get("http_server_config")
     if http is not None:
         if not isinstance(http, Mapping):

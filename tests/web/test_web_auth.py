@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import ssl
 import subprocess
 import threading
@@ -172,7 +173,8 @@ def test_tls_settings_are_checked(tmp_path, certs):
     assert "tls_server_config.client_auth_type: must be one of" in problems_of(tmp_path, base + "  client_auth_type: Sometimes\n")
     assert "tls_server_config.client_ca_file: required when client_auth_type is RequireAndVerifyClientCert" in problems_of(tmp_path, base + "  client_auth_type: RequireAndVerifyClientCert\n")
     assert "RequireAnyClientCert (a certificate requested but not verified) is not supported" in problems_of(tmp_path, base + "  client_auth_type: RequireAnyClientCert\n")
-    assert "tls_server_config.client_ca_file: cannot load" in problems_of(tmp_path, base + f"  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: {tmp_path}\n")
+    assert f"tls_server_config.client_ca_file: is a directory, not a file: {tmp_path}" in problems_of(tmp_path, base + f"  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: {tmp_path}\n")
+    assert "tls_server_config.client_ca_file: cannot load" in problems_of(tmp_path, base + f"  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: {certs.server_key}\n")
     # A key that does not belong to the certificate.
     assert "cannot load certificate and key" in problems_of(tmp_path, f"tls_server_config:\n  cert_file: {certs.server_cert}\n  key_file: {certs.client_key}\n")
 
@@ -189,9 +191,63 @@ def test_every_tls_problem_is_reported_at_once(tmp_path):
         f"tls_server_config:\n  cert_file: {tmp_path}/none.crt\n  key_file: {tmp_path}/none.key\n"
         "  min_version: TLS99\n  client_auth_type: Sometimes\n",
     )
-    assert "(3 problems)" in message, message
+    assert "(4 problems)" in message, message
     assert "min_version: must be one of" in message and "client_auth_type: must be one of" in message
-    assert "cert_file/key_file: file not found" in message
+    assert f"tls_server_config.cert_file: file not found: {tmp_path}/none.crt" in message
+    assert f"tls_server_config.key_file: file not found: {tmp_path}/none.key" in message
+
+
+@pytest.mark.parametrize(
+    "versions, expected",
+    [
+        ("  min_version: TLS13\n  max_version: TLS12\n", "tls_server_config.min_version: TLS13 is above tls_server_config.max_version TLS12"),
+        ("  max_version: TLS11\n", "tls_server_config.max_version: TLS11 is below the default tls_server_config.min_version TLS12"),
+    ],
+    ids=["min-above-max", "max-below-default-min"],
+)
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
+def test_a_version_range_with_no_version_in_it_is_refused(tmp_path, certs, versions, expected):
+    # OpenSSL would take the context and then fail every handshake.
+    base = f"tls_server_config:\n  cert_file: {certs.server_cert}\n  key_file: {certs.server_key}\n"
+    assert expected in problems_of(tmp_path, base + versions)
+    ctx, _ = load_web_config(write(tmp_path, base + "  min_version: TLS12\n  max_version: TLS12\n"))
+    assert ctx is not None and ctx.minimum_version == ctx.maximum_version == ssl.TLSVersion.TLSv1_2
+
+
+def test_each_tls_file_is_checked_by_its_own_key(tmp_path, certs):
+    # OpenSSL's own error for a missing key names neither the key nor its file.
+    missing = tmp_path / "missing.key"
+    message = problems_of(tmp_path, f"tls_server_config:\n  cert_file: {certs.server_cert}\n  key_file: {missing}\n")
+    assert f"tls_server_config.key_file: file not found: {missing}" in message
+    assert "cert_file" not in message
+    message = problems_of(tmp_path, f"tls_server_config:\n  cert_file: {certs.server_cert}\n  key_file: {certs.server_key}\n"
+                                    f"  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {tmp_path}/ca.crt\n")  # fmt: skip
+    assert f"tls_server_config.client_ca_file: file not found: {tmp_path}/ca.crt" in message
+    assert "(1 problem)" in message
+    assert "tls_server_config.cert_file: must be a file path, got int" in problems_of(tmp_path, f"tls_server_config:\n  cert_file: 12\n  key_file: {certs.server_key}\n")
+
+
+def test_an_unreadable_tls_file_is_named(tmp_path, certs, monkeypatch):
+    key = tmp_path / "server.key"
+    key.write_bytes(certs.server_key.read_bytes())
+    key.chmod(0)
+    if os.geteuid() == 0:  # root reads any file: refuse this one the way the kernel would
+        real_open = open
+
+        def refusing_open(path, *args, **kwargs):
+            if str(path) == str(key):
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_open(path, *args, **kwargs)
+
+        monkeypatch.setattr(webconfig, "open", refusing_open, raising=False)
+    message = problems_of(tmp_path, f"tls_server_config:\n  cert_file: {certs.server_cert}\n  key_file: {key}\n")
+    assert f"tls_server_config.key_file: permission denied: {key}" in message
+
+
+def test_non_string_tls_choices_are_refused_not_crashed_on(tmp_path, certs):
+    message = problems_of(tmp_path, f"tls_server_config:\n  cert_file: {certs.server_cert}\n  key_file: {certs.server_key}\n"
+                                    "  min_version: [TLS12]\n  client_auth_type: {a: 1}\n")  # fmt: skip
+    assert "tls_server_config.min_version: must be one of" in message and "tls_server_config.client_auth_type: must be one of" in message
 
 
 def test_secrets_in_the_wrong_place_are_not_echoed(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import ssl
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import requests
 from web.rawhttp import closed_within, get, read_response
 
+from hostagent.config import ConfigError
 from hostagent.web import Limits
 from hostagent.webconfig import load_web_config
 
@@ -123,3 +125,29 @@ def test_stalled_tls_handshake_is_cut(serve, tmp_path, certs):
         took = closed_within(sock, 5.0)
         assert took is not None and took < 1.0 + 1.5, took
     assert tls_get(running.port, client_context(certs)) == 200
+
+
+def test_relative_paths_are_resolved_from_the_web_config_file_directory(serve, tmp_path, certs, monkeypatch):
+    # As exporter-toolkit does: a web config and its files move together.
+    conf = tmp_path / "conf"
+    (conf / "tls").mkdir(parents=True)
+    for src, name in ((certs.server_cert, "server.crt"), (certs.server_key, "server.key"), (certs.client_ca, "clients.crt")):
+        shutil.copy(src, conf / "tls" / name)
+    web = conf / "web.yml"
+    web.write_text(
+        "tls_server_config:\n  cert_file: tls/server.crt\n  key_file: ./tls/server.key\n"
+        "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: tls/clients.crt\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    ctx, _ = load_web_config(str(web))
+    running = serve(ssl_context=ctx)
+    assert tls_get(running.port, client_context(certs, cert="client")) == 200
+    # Relative to the file, not the working directory: a relative config path too.
+    monkeypatch.chdir(tmp_path)
+    assert load_web_config("conf/web.yml")[0] is not None
+    # The same file elsewhere looks for its files next to itself.
+    shutil.copy(web, elsewhere / "web.yml")
+    with pytest.raises(ConfigError, match=f"tls_server_config.cert_file: file not found: {elsewhere}/tls/server.crt"):
+        load_web_config(str(elsewhere / "web.yml"))
