@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 
+import psutil
+import pytest
+
 from support import samples_of
 
 from hostagent.agent import Agent, Runner
@@ -69,8 +72,13 @@ def test_disable_collectors_switches_off_most_expensive_first(caplog):
     mon.check()
     assert [r.name for r in agent.active()] == ["cpu"]
     mon.check()  # never the last one
+    mon.check()
     assert [r.name for r in agent.active()] == ["cpu"]
     assert any("disabling collector processes, the most expensive" in r.getMessage() for r in caplog.records)
+    # Keeping the last one is said once, and is not an action taken.
+    kept = [r.getMessage() for r in caplog.records if "left running" in r.getMessage()]
+    assert kept == ["self-monitoring: only cpu left running; not disabling it"]
+    assert mon.actions["disable_collectors"] == 2
 
 
 def test_stop_action_requests_exit_status_3():
@@ -96,4 +104,21 @@ def test_process_usage_reads_this_process():
     read = process_usage()
     sum(range(200000))
     usage = read()
-    assert usage.cpu_ratio >= 0 and usage.rss_bytes > 10 * 2**20
+    assert usage.cpu_ratio >= 0
+    assert usage.rss_bytes == pytest.approx(psutil.Process().memory_info().rss, rel=0.2)
+
+
+def test_process_usage_is_cpu_seconds_per_elapsed_second():
+    ticks = {"wall": 100.0, "cpu": 5.0}
+    read = process_usage(clock=lambda: ticks["wall"], cpu_seconds=lambda: ticks["cpu"])
+    ticks["wall"] += 60
+    ticks["cpu"] += 3  # 3 CPU seconds in a minute: 5 % of a core
+    assert read().cpu_ratio == pytest.approx(0.05)
+    ticks["wall"] += 60
+    assert read().cpu_ratio == 0.0
+
+
+def test_process_usage_ignores_the_configured_procfs(tmp_path, monkeypatch):
+    # In a container psutil reads the host's /proc, where this pid may not exist.
+    monkeypatch.setattr(psutil, "PROCFS_PATH", str(tmp_path))
+    assert process_usage()().rss_bytes > 0

@@ -8,10 +8,11 @@ per check, saying which), ``stop`` asks the agent to exit with status 3.
 from __future__ import annotations
 
 import logging
+import os
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterator, List, Mapping, Optional, Tuple
 
-import psutil
 from .promclient import Metric
 
 from .agent import Agent
@@ -36,14 +37,27 @@ class Usage:
     rss_bytes: int
 
 
-def process_usage(process: Optional[psutil.Process] = None) -> Callable[[], Usage]:
-    """A reader of this process's CPU share since the previous call and RSS."""
-    proc = process or psutil.Process()
-    proc.cpu_percent(None)  # prime: the first call has no interval behind it
+def process_usage(
+    clock: Callable[[], float] = time.monotonic,
+    cpu_seconds: Callable[[], float] = time.process_time,
+    statm: str = "/proc/self/statm",
+) -> Callable[[], Usage]:
+    """A reader of this process's CPU share since the previous call and RSS.
+
+    The agent's own figures come from its own /proc (and the CPU clock of the
+    process, all threads), never from the configured procfs: in a container
+    that is the host's, where the agent's pid may mean nothing."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    last = [clock(), cpu_seconds()]
 
     def read() -> Usage:
-        with proc.oneshot():
-            return Usage(proc.cpu_percent(None) / 100.0, proc.memory_info().rss)
+        now, used = clock(), cpu_seconds()
+        elapsed = now - last[0]
+        ratio = max(used - last[1], 0.0) / elapsed if elapsed > 0 else 0.0
+        last[:] = [now, used]
+        with open(statm) as f:
+            resident_pages = int(f.read().split()[1])
+        return Usage(ratio, resident_pages * page)
 
     return read
 
@@ -61,6 +75,7 @@ class SelfMonitor:
         self.last: Optional[Usage] = None
         self.exceeded = {"cpu": False, "memory": False}
         self.actions = {"log": 0, "disable_collectors": 0, "stop": 0}
+        self._kept: Optional[str] = None  # the last collector left running, once said
 
     def check(self) -> List[str]:
         """One check; returns the resources over their limit."""
@@ -88,11 +103,14 @@ class SelfMonitor:
         return f"resident memory {usage.rss_bytes / 2**20:.1f} MiB is over the limit {self.max_rss / 2**20:.1f} MiB"
 
     def _act(self, over: List[str], usage: Usage) -> None:
-        self.actions[self.action] += 1
         if self.action == "disable_collectors":
             active = self.agent.active()
             if len(active) <= 1:
-                log.warning("self-monitoring: only %s left running; not disabling it", active[0].name if active else "nothing")
+                # Nothing left to do: said once, not at every check.
+                kept = active[0].name if active else "nothing"
+                if kept != self._kept:
+                    self._kept = kept
+                    log.warning("self-monitoring: only %s left running; not disabling it", kept)
                 return
             victim = max(active, key=lambda r: r.cost())
             log.warning(
@@ -100,7 +118,10 @@ class SelfMonitor:
                 victim.name, victim.status.last_duration * 1000, victim.interval, " and ".join(over),
             )
             self.agent.disable(victim.name)
-        elif self.action == "stop":
+            self.actions[self.action] += 1
+            return
+        self.actions[self.action] += 1
+        if self.action == "stop":
             log.error("self-monitoring: stopping the agent because %s", "; ".join(self._describe(r, usage) for r in over))
             self.request_stop(EXIT_LIMIT)
 
