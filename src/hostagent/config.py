@@ -86,6 +86,15 @@ def _check_directory(value: Any) -> Any:
     return value
 
 
+def _check_procfs(value: Any) -> Any:
+    _check_directory(value)
+    # Every procfs has a "stat" file; a wrong mount point (say /host instead
+    # of /host/proc) is caught here rather than as every collector failing.
+    if not os.path.isfile(os.path.join(value, "stat")):
+        raise OptionError(f"not a procfs (no 'stat' file in it): {value!r}")
+    return value
+
+
 MiB = 1024 * 1024
 
 SECTIONS: Dict[str, Dict[str, Option]] = {
@@ -111,7 +120,7 @@ SECTIONS: Dict[str, Dict[str, Option]] = {
         "action": Option.choice("log", "What to do over a limit: log, disable_collectors (most expensive first) or stop (exit with status 3).", ("log", "disable_collectors", "stop")),
     },
     "paths": {
-        "procfs": Option("/proc", "Where the host's /proc is mounted (a container sees the host's at e.g. /host/proc).", _check_directory),
+        "procfs": Option("/proc", "Where the host's /proc is mounted (a container sees the host's at e.g. /host/proc).", _check_procfs),
         "sysfs": Option("/sys", "Where the host's /sys is mounted.", _check_directory),
         "rootfs": Option("/", "Where the host's root filesystem is mounted.", _check_directory),
     },

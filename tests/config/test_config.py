@@ -215,6 +215,14 @@ def test_paths_must_exist(tmp_path):
     assert found == [f"paths.procfs: directory does not exist: '{tmp_path}/nope'"]
 
 
+def test_procfs_must_look_like_a_procfs(tmp_path):
+    # The host's root given where its /proc belongs.
+    found = problems(tmp_path, f"paths: {{procfs: '{tmp_path}'}}\n")
+    assert found == [f"paths.procfs: not a procfs (no 'stat' file in it): '{tmp_path}'"]
+    (tmp_path / "stat").write_text("cpu  1 2 3 4\n")
+    assert load(tmp_path, f"paths: {{procfs: '{tmp_path}'}}\n").paths.procfs == str(tmp_path)
+
+
 def test_web_config_file_must_exist(tmp_path):
     found = problems(tmp_path, "web: {config_file: /nonexistent/web.yml}\n")
     assert found == ["web.config_file: file does not exist: '/nonexistent/web.yml'"]
