@@ -260,8 +260,12 @@ def load_web_config(path: str) -> Tuple[Optional[ssl.SSLContext], Optional[Basic
                     _warn_ignored(f"http_server_config.{key}")
     auth = None
     users = data.get("basic_auth_users")
-    if users is not None:
-        if not isinstance(users, Mapping) or not users:
+    if "basic_auth_users" in data:
+        if users is None or isinstance(users, Mapping) and not users:
+            # Written out and empty (or null) would serve with no auth at all:
+            # most likely the users went missing, so it is not taken as "off".
+            problems.append("basic_auth_users: has no users; remove the key to serve without basic auth")
+        elif not isinstance(users, Mapping):
             problems.append("basic_auth_users: must be a mapping of user name to bcrypt hash")
         else:
             hashes: Dict[str, bytes] = {}
@@ -272,7 +276,7 @@ def load_web_config(path: str) -> Tuple[Optional[ssl.SSLContext], Optional[Basic
                 elif not isinstance(user, str) or not user or ":" in user:
                     problems.append(f"basic_auth_users: user name {user!r} must be a non-empty string without ':'")
                 elif not isinstance(hashed, str) or not BCRYPT_HASH.match(hashed) or not 4 <= int(hashed[4:6]) <= 31:
-                    problems.append(f"basic_auth_users.{user}: not a bcrypt hash (expected $2a$/$2b$/$2y$ followed by a cost from 04 to 31 and 53 characters; generate one with `htpasswd -nBC 10 \"\" | tr -d ':'`)")
+                    problems.append(f"basic_auth_users.{user}: not a bcrypt hash (expected $2a$/$2b$/$2y$ followed by a cost from 04 to 31 and 53 characters; generate one with `htpasswd -nBC 12 \"\" | tr -d ':\\n'`)")
                 else:
                     hashes[user] = hashed.encode("ascii")
             auth = BasicAuth(hashes)

@@ -250,6 +250,20 @@ def test_non_string_tls_choices_are_refused_not_crashed_on(tmp_path, certs):
     assert "tls_server_config.min_version: must be one of" in message and "tls_server_config.client_auth_type: must be one of" in message
 
 
+@pytest.mark.parametrize("text", ["basic_auth_users:\n", "basic_auth_users: {}\n", "basic_auth_users: ~\n"], ids=["empty", "empty-mapping", "null"])
+def test_basic_auth_users_without_users_is_refused_not_taken_as_off(tmp_path, text):
+    # Written out but empty: the users most likely went missing, and serving
+    # without auth would be the wrong way to fail.
+    message = problems_of(tmp_path, text)
+    assert "basic_auth_users: has no users; remove the key to serve without basic auth" in message
+    assert load_web_config(write(tmp_path, "{}\n")) == (None, None)
+
+
+def test_the_hash_hint_is_the_documented_command(tmp_path):
+    documented = next(line for b in doc_blocks("sh") for line in b.splitlines() if line.startswith("htpasswd"))
+    assert f"generate one with `{documented}`" in problems_of(tmp_path, "basic_auth_users:\n  alice: plaintext-password\n")
+
+
 def test_secrets_in_the_wrong_place_are_not_echoed(tmp_path):
     assert HASH not in problems_of(tmp_path, f"basic_auth_users:\n  '{HASH}': alice\n")
     assert HASH not in problems_of(tmp_path, f"'{HASH}'\n")
