@@ -27,13 +27,13 @@ def test_generated_files_are_current():
         assert path.read_text() == text, f"{path} is out of date: run `hostagent docs`"
 
 
-def test_docs_check_command_reports_staleness(tmp_path, monkeypatch):
+def test_docs_check_command_reports_staleness(tmp_path, monkeypatch, capsys):
     stale = tmp_path / "metrics.md"
     stale.write_text("old\n")
     monkeypatch.setattr(docsgen, "METRICS_DOC", stale)
-    monkeypatch.setattr(docsgen, "REPO", tmp_path)
     monkeypatch.setattr(docsgen, "EXAMPLE_CONFIG", tmp_path / "agent.example.yaml")
     assert docsgen.main(["--check"]) == 1
+    assert f"{stale} is out of date; {tmp_path / 'agent.example.yaml'} is missing" in capsys.readouterr().err
     assert docsgen.main([]) == 0
     assert docsgen.main(["--check"]) == 0
     assert stale.read_text() == docsgen.metrics_markdown()

@@ -17,11 +17,11 @@ from . import config as cfgmod
 from .collectors import load_all
 from .collectors.base import BaseCollector, MetricSpec, Option
 from .exposition import AGENT_METRICS
+from .project import ROOT, shown
 from .selfmon import SELF_METRICS
 
-REPO = Path(__file__).resolve().parents[2]
-METRICS_DOC = REPO / "docs" / "metrics.md"
-EXAMPLE_CONFIG = REPO / "config" / "agent.example.yaml"
+METRICS_DOC = ROOT / "docs" / "metrics.md"
+EXAMPLE_CONFIG = ROOT / "config" / "agent.example.yaml"
 
 # Families prometheus-client adds to every exposition (not declared by us).
 CLIENT_METRICS: Tuple[Tuple[str, str, str, str], ...] = (
@@ -131,12 +131,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if current == text:
             continue
         if args.check:
-            stale.append(str(path.relative_to(REPO)))
-        else:
+            stale.append(f"{shown(path)} is {'missing' if current is None else 'out of date'}")
+            continue
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
-            print(f"wrote {path.relative_to(REPO)}")
+        except OSError as exc:
+            print(f"hostagent docs: cannot write {shown(path)}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+        print(f"wrote {shown(path)}")
     if stale:
-        print("out of date (run `hostagent docs`): " + ", ".join(stale), file=sys.stderr)
+        print("hostagent docs: " + "; ".join(stale) + "; run `hostagent docs`", file=sys.stderr)
         return 1
     return 0
 

@@ -24,9 +24,9 @@ import yaml
 
 from hostagent.alerting import thresholds
 from hostagent.alerting.thresholds import AlertingConfig, AlertThreshold, Level, ThresholdsError
+from hostagent.project import ROOT, shown
 
-REPO = thresholds.DEFAULT_PATH.parents[1]
-RULES_DIR = REPO / "prometheus" / "rules"
+RULES_DIR = ROOT / "prometheus" / "rules"
 OUTPUT_NAME = "hostagent-alerts.rules.yml"
 TRENDS_NAME = "hostagent-trends.rules.yml"
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "rules"
@@ -188,8 +188,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         description="Generate Prometheus alert rules from config/alerting.yaml.",
     )
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a rule file is not current")
-    parser.add_argument("--config", type=Path, default=thresholds.DEFAULT_PATH, help="thresholds file (default: %(default)s)")
-    parser.add_argument("--output-dir", type=Path, default=RULES_DIR, help="where rule files go (default: %(default)s)")
+    parser.add_argument("--config", "--thresholds", dest="config", type=Path, default=thresholds.DEFAULT_PATH, help="thresholds file (default: %(default)s)")
+    parser.add_argument("--output-dir", "--output", dest="output_dir", type=Path, default=RULES_DIR, help="where rule files go (default: %(default)s)")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
         texts = outputs(thresholds.load_config(args.config))
@@ -205,33 +205,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _write_or_check(target: Path, text: str, check: bool) -> int:
     """Write (or with ``check`` compare) one rule file; main()'s exit status."""
     current = target.read_text() if target.is_file() else None
-    shown = _shown(target)
+    shown_path = shown(target)
     if check:
         if current != text:
             why = "missing" if current is None else "out of date"
-            print(f"hostagent rules: {shown} is {why}; run `hostagent rules` to regenerate it", file=sys.stderr)
+            print(f"hostagent rules: {shown_path} is {why}; run `hostagent rules` to regenerate it", file=sys.stderr)
             return 1
-        print(f"{shown} is up to date")
+        print(f"{shown_path} is up to date")
         return 0
     if current == text:
-        print(f"{shown} is up to date ({count_rules(text)} rules)")
+        print(f"{shown_path} is up to date ({count_rules(text)} rules)")
         return 0
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
     except OSError as exc:
-        print(f"hostagent rules: cannot write {shown}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"hostagent rules: cannot write {shown_path}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    print(f"wrote {shown} ({count_rules(text)} rules)")
+    print(f"wrote {shown_path} ({count_rules(text)} rules)")
     return 0
-
-
-def _shown(path: Path) -> str:
-    """A path relative to the repository when it is inside it."""
-    try:
-        return str(path.resolve().relative_to(REPO))
-    except ValueError:
-        return str(path)
 
 
 if __name__ == "__main__":

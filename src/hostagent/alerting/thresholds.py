@@ -18,8 +18,9 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
-# src/hostagent/alerting/thresholds.py -> <repo>/config/alerting.yaml
-DEFAULT_PATH: Path = Path(__file__).resolve().parents[3] / "config" / "alerting.yaml"
+from ..project import ROOT
+
+DEFAULT_PATH: Path = ROOT / "config" / "alerting.yaml"
 
 SEVERITIES: Tuple[str, ...] = ("info", "warning", "critical")  # least to most urgent
 UNITS: Tuple[str, ...] = ("percentunit", "bytes", "s", "short")

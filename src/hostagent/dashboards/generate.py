@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from ..project import ROOT
 from .boards import build_all
 
-REPO = Path(__file__).resolve().parents[3]
-DEFAULT_OUTPUT = REPO / "grafana" / "dashboards"
+DEFAULT_OUTPUT = ROOT / "grafana" / "dashboards"
 
 
 def render(board: Dict[str, Any]) -> str:
@@ -65,8 +65,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     """`hostagent dashboards [--check]`: 0 when written or current, 1 when stale, 2 on bad input."""
     parser = argparse.ArgumentParser(prog="hostagent dashboards", description="Generate the Grafana dashboards from code and config/alerting.yaml.")
     parser.add_argument("--check", action="store_true", help="only check the files are current; exit 1 if not")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"dashboards directory (default {DEFAULT_OUTPUT})")
-    parser.add_argument("--thresholds", type=Path, default=None, help="alert thresholds file (default config/alerting.yaml)")
+    parser.add_argument("--output-dir", "--output", dest="output", type=Path, default=DEFAULT_OUTPUT, help=f"dashboards directory (default {DEFAULT_OUTPUT})")
+    parser.add_argument("--config", "--thresholds", dest="thresholds", type=Path, default=None, help="alert thresholds file (default config/alerting.yaml)")
     args = parser.parse_args(argv)
     try:
         expected = expected_files(args.thresholds)
