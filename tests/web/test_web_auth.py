@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import re
 import ssl
 import subprocess
 import threading
@@ -15,6 +16,7 @@ from typing import List
 import bcrypt
 import pytest
 import requests
+import yaml
 from support import REPO, require_tool
 from web.rawhttp import get, read_response, request
 
@@ -309,6 +311,14 @@ def test_documented_scrape_config_passes_promtool(tmp_path, certs):
     config.write_text(block)
     proc = subprocess.run([promtool, "check", "config", str(config)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_documented_scrape_job_is_the_one_the_alert_rules_select():
+    block = next(b for b in doc_blocks("yaml") if "scrape_configs" in b)
+    job = yaml.safe_load(block)["scrape_configs"][0]["job_name"]
+    rules = (REPO / "prometheus" / "rules" / "hostagent-alerts.rules.yml").read_text()
+    selected = set(re.findall(r'\bjob="([^"]*)"', rules))
+    assert selected == {job}, (selected, job)
 
 
 def test_wrong_password_flood_does_not_delay_a_known_scraper(serve, tmp_path, monkeypatch):
