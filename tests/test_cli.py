@@ -156,3 +156,11 @@ def test_main_and_web_config_problems_come_in_one_run(tmp_path):
     out = run("--config", str(bad), "--check-config")
     assert out.returncode == 2 and f"invalid configuration in {web} (2 problems):" in out.stderr
     assert "invalid configuration in " + str(bad) not in out.stderr
+
+
+def test_help_names_the_switches_every_collector_takes():
+    out = run("--help")
+    assert out.returncode == 0
+    text = " ".join(out.stdout.split())
+    for fragment in ("--collector.NAME and --no-collector.NAME", "--collector.NAME.interval=SECONDS", "HOSTAGENT_COLLECTOR_NAME_OPTION"):
+        assert fragment in text, out.stdout

@@ -71,7 +71,12 @@ def build_parser(registry: Dict[str, Type[BaseCollector]]) -> argparse.ArgumentP
     parser.add_argument("--check-config", action="store_true", help="validate the configuration, print problems, exit 0 or 2")
     parser.add_argument("--once", action="store_true", help="run every enabled collector once, print the exposition, exit")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    group = parser.add_argument_group("collectors")
+    group = parser.add_argument_group(
+        "collectors",
+        "Every collector NAME takes --collector.NAME and --no-collector.NAME (switch it on or off) and "
+        "--collector.NAME.interval=SECONDS, besides its own options below. "
+        "Every option is also an environment variable (HOSTAGENT_COLLECTOR_NAME_OPTION) and a config key.",
+    )
     for name, cls in registry.items():
         state = "on" if cls.default_enabled else "off"
         group.add_argument(f"--collector.{name}", dest=f"enable_{name}", action="store_const", const=True, help=f"enable the {name} collector (default {state}): {cls.help}")
