@@ -23,10 +23,11 @@ WORKDIR /
 USER 10001:10001
 EXPOSE 9100
 
-# Uses the image's own Python: slim images have no curl or wget. Follows the
-# default listen address; change both together.
-# 401 counts as alive: with basic auth on, every path asks for credentials.
+# `hostagent healthcheck` reads the agent's configuration (the config file and
+# HOSTAGENT_* variables, not command-line flags), so it follows the listen
+# address and HTTPS. 401 counts as alive: with basic auth on, every path asks
+# for credentials.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import http.client as h; c = h.HTTPConnection('127.0.0.1:9100', timeout=4); c.request('GET', '/-/healthy'); raise SystemExit(0 if c.getresponse().status in (200, 401) else 1)"]
+    CMD ["hostagent", "healthcheck"]
 
 ENTRYPOINT ["hostagent"]

@@ -46,6 +46,7 @@ SUBCOMMANDS: Dict[str, str] = {
     "alerts": "hostagent.alerting.cli:alerts_main",
     "silence": "hostagent.alerting.cli:silence_main",
     "docs": "hostagent.docsgen:main",
+    "healthcheck": "hostagent.healthcheck:main",
 }
 
 SHUTDOWN_TIMEOUT = 5.0

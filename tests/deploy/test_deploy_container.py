@@ -18,7 +18,7 @@ from typing import Dict, List
 import pytest
 import requests
 import yaml
-from support import REPO, agent_server, free_port
+from support import REPO, agent_server, free_port, require_tool
 
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 
@@ -49,9 +49,17 @@ def test_image_rules() -> None:
     assert json.loads(entry) == ["hostagent"]
     pyproject = (REPO / "pyproject.toml").read_text()
     assert re.search(r'^hostagent = "hostagent\.cli:main"$', pyproject, re.M), "ENTRYPOINT needs the hostagent script"
-    assert healthcheck_argv()[0] == "python"
+    assert healthcheck_argv() == ["hostagent", "healthcheck"]
     env = " ".join(args_of("ENV"))
     assert "HOSTAGENT_CONFIG=/etc/hostagent/agent.yaml" in env
+
+
+def healthcheck(env: Dict[str, str]) -> subprocess.CompletedProcess:
+    """The image's HEALTHCHECK command, run with the container's environment."""
+    argv = [sys.executable, str(REPO / "run_agent.py"), *healthcheck_argv()[1:]]
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("HOSTAGENT_")}
+    full_env.update(env)
+    return subprocess.run(argv, env=full_env, capture_output=True, text=True, timeout=30)
 
 
 def test_build_context_has_what_the_dockerfile_copies() -> None:
@@ -94,10 +102,14 @@ def test_agent_runs_with_the_container_settings(tmp_path: Path, host_root: Path)
         assert re.search(r"^host_cpu_seconds_total\{", body, re.M)
 
         port = agent.base_url.rsplit(":", 1)[1]
-        argv = [sys.executable if a == "python" else a.replace("127.0.0.1:9100", f"127.0.0.1:{port}") for a in healthcheck_argv()]
-        assert subprocess.run(argv, timeout=10).returncode == 0
-    closed = [a.replace(f"127.0.0.1:{port}", f"127.0.0.1:{free_port()}") for a in argv]
-    assert subprocess.run(closed, capture_output=True, timeout=10).returncode != 0
+        # The listen address as a deployer sets it in the container: every
+        # interface; the check asks on loopback.
+        probe = {**env, "HOSTAGENT_CONFIG": str(tmp_path / "agent.yaml"), "HOSTAGENT_WEB_LISTEN_ADDRESS": f":{port}"}
+        assert healthcheck(probe).returncode == 0
+    gone = healthcheck(probe)
+    assert gone.returncode == 1 and f"no answer from :{port}" in gone.stderr, gone.stderr
+    bad = healthcheck({**probe, "HOSTAGENT_WEB_LISTEN_ADDRESS": "nope"})
+    assert bad.returncode == 2 and "web.listen_address (from environment variable" in bad.stderr, bad.stderr
 
 
 def test_healthcheck_counts_an_agent_behind_basic_auth_as_alive(tmp_path: Path) -> None:
@@ -110,5 +122,27 @@ def test_healthcheck_counts_an_agent_behind_basic_auth_as_alive(tmp_path: Path) 
     with server.start() as agent:
         assert requests.get(agent.base_url + "/-/healthy", timeout=5).status_code == 401
         port = agent.base_url.rsplit(":", 1)[1]
-        argv = [sys.executable if a == "python" else a.replace("127.0.0.1:9100", f"127.0.0.1:{port}") for a in healthcheck_argv()]
-        assert subprocess.run(argv, timeout=10).returncode == 0
+        probe = {"HOSTAGENT_CONFIG": str(tmp_path / "agent.yaml"), "HOSTAGENT_WEB_LISTEN_ADDRESS": f"127.0.0.1:{port}", "HOSTAGENT_WEB_CONFIG_FILE": str(web)}
+        assert healthcheck(probe).returncode == 0
+
+
+def test_healthcheck_follows_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    made = subprocess.run(
+        [require_tool("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=agent.example",
+         "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(tmp_path / "tls.key"), "-out", str(tmp_path / "tls.crt")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    web = tmp_path / "web.yml"
+    web.write_text(f"tls_server_config:\n  cert_file: {tmp_path / 'tls.crt'}\n  key_file: {tmp_path / 'tls.key'}\n")
+    port = free_port()
+    server = agent_server(tmp_path, "", port=port, extra_args=[f"--web.config.file={web}", "--no-collector.processes"])
+    server.base_url = f"https://127.0.0.1:{port}"
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "tls.crt"))  # for the readiness wait
+    with server.start():
+        probe = {"HOSTAGENT_CONFIG": str(tmp_path / "agent.yaml"), "HOSTAGENT_WEB_LISTEN_ADDRESS": f"127.0.0.1:{port}", "HOSTAGENT_WEB_CONFIG_FILE": str(web)}
+        assert healthcheck(probe).returncode == 0
+        # Without the web config the probe speaks plain HTTP to a TLS port: not an answer.
+        plain = healthcheck({k: v for k, v in probe.items() if k != "HOSTAGENT_WEB_CONFIG_FILE"})
+        assert plain.returncode == 1, plain.stderr

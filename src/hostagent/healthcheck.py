@@ -1,0 +1,87 @@
+"""`hostagent healthcheck`: is the agent on this host answering?
+
+For container HEALTHCHECKs and other local probes. It reads the same
+configuration the agent does (``--config`` or ``$HOSTAGENT_CONFIG``, then
+``HOSTAGENT_*`` variables), so it follows the listen address and the web
+config: HTTPS when TLS is on. An agent listening on every interface is asked
+on loopback. ``/-/healthy`` answering 200 counts as alive, and so does 401:
+with basic auth on, every path asks for credentials, and asking is the agent
+answering.
+
+Exit status: 0 alive, 1 not answering (or answering 5xx), 2 bad configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import sys
+from typing import Optional, Sequence
+
+from . import config as cfgmod
+from .collectors import load_all
+
+ALIVE = {200, 401}
+
+
+def probe_host(host: Optional[str]) -> str:
+    """Where to knock for an agent bound to ``host`` (None: every interface)."""
+    if host in (None, "", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "::1"
+    return host
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="hostagent healthcheck", description="Exit 0 if the agent configured here answers on /-/healthy.")
+    parser.add_argument("--config", default=os.environ.get("HOSTAGENT_CONFIG"), help="the agent's config file (default: as the agent finds it)")
+    parser.add_argument("--timeout", type=float, default=4.0, help="seconds to wait for the answer (default 4)")
+    args = parser.parse_args(argv)
+    try:
+        config = cfgmod.load(args.config or cfgmod.default_config_path(), load_all(), os.environ)
+    except cfgmod.ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    host, port = cfgmod.parse_listen_address(config.web["listen_address"])
+    conn: http.client.HTTPConnection
+    if config.web["config_file"] and _tls_on(config.web["config_file"]):
+        import ssl
+
+        # A liveness probe of the agent on this host, not an identity check:
+        # the certificate names the host as clients see it, not loopback.
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        conn = http.client.HTTPSConnection(probe_host(host), port, timeout=args.timeout, context=context)
+    else:
+        conn = http.client.HTTPConnection(probe_host(host), port, timeout=args.timeout)
+    try:
+        conn.request("GET", "/-/healthy")
+        status = conn.getresponse().status
+    except (OSError, http.client.HTTPException) as exc:
+        print(f"hostagent healthcheck: no answer from {config.web['listen_address']}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        conn.close()
+    if status not in ALIVE:
+        print(f"hostagent healthcheck: /-/healthy answered {status}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _tls_on(web_config_file: str) -> bool:
+    """Whether the web config turns TLS on (its problems are the agent's to report)."""
+    import yaml
+
+    try:
+        with open(web_config_file) as f:
+            data = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and bool(data.get("tls_server_config"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
