@@ -10,6 +10,7 @@ client has to send it and the time it has to take the response.
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import logging
 import queue
@@ -454,12 +455,52 @@ class HTTPServer:
 # Routes
 
 
+def _q(params: str) -> float:
+    """The weight in a header element's parameters: 1 without one, 0 (not
+    acceptable) for q=0 and for a weight that is not a number from 0 to 1."""
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                q = float(value)
+            except ValueError:
+                return 0.0
+            return q if 0.0 <= q <= 1.0 else 0.0
+    return 1.0
+
+
 def _wants_gzip(accept_encoding: str) -> bool:
     for part in accept_encoding.split(","):
-        token, _, params = part.strip().partition(";")
+        token, _, params = part.partition(";")
         if token.strip().lower() == "gzip":
-            return params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+            return _q(params) > 0
     return False
+
+
+# The text format answers every Accept header that does not rank OpenMetrics
+# first: a more specific range counts over a wider one, a tie goes to the one
+# named first.
+_TEXT_RANGES = {"text/plain": 2, "text/*": 1, "*/*": 0}
+
+
+@functools.lru_cache(maxsize=32)  # a scraper sends the same header every time
+def _wants_openmetrics(accept: str) -> bool:
+    if "openmetrics-text" not in accept:
+        return False  # the common case, without parsing
+    om_q, om_at = 0.0, 0
+    text_rank, text_q, text_at = -1, 0.0, 0
+    for at, part in enumerate(accept.split(",")):
+        media, _, params = part.partition(";")
+        media = media.strip().lower()
+        if media == "application/openmetrics-text":
+            q = _q(params)
+            if q > om_q:
+                om_q, om_at = q, at
+        elif media in _TEXT_RANGES:
+            q, rank = _q(params), _TEXT_RANGES[media]
+            if rank > text_rank or rank == text_rank and q > text_q:
+                text_rank, text_q, text_at = rank, q, at
+    return om_q > text_q or om_q == text_q > 0 and om_at < text_at
 
 
 class Routes:
@@ -493,7 +534,7 @@ class Routes:
         return text_response(404, "not found")
 
     def metrics(self, request: Request) -> Response:
-        openmetrics = "application/openmetrics-text" in request.header("accept")
+        openmetrics = _wants_openmetrics(request.header("accept"))
         compressed = _wants_gzip(request.header("accept-encoding"))
         body, ctype = self.exposition.body(openmetrics, compressed)  # type: ignore[attr-defined]
         headers = [("Vary", "Accept, Accept-Encoding")]
