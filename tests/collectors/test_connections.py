@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import pytest
 from support import samples_of
 
 from hostagent.collectors.base import Paths
@@ -54,6 +55,13 @@ def test_empty_table_still_has_every_state():
 
 def test_missing_table_is_skipped(tmp_path):
     assert read_table(str(tmp_path / "udp6"), "udp6") is None
+
+
+def test_no_table_at_all_is_a_failure_not_zero_sockets(tmp_path):
+    (tmp_path / "net").mkdir()
+    collector = ConnectionsCollector(paths=Paths(procfs=str(tmp_path)))
+    with pytest.raises(FileNotFoundError, match="none of the socket tables tcp, tcp6, udp, udp6 in"):
+        collector.sample()
 
 
 def test_fixture_proc_sample_and_exposition():

@@ -101,8 +101,12 @@ class ConnectionsCollector(BaseCollector):
     metrics = (CONNECTIONS,)
 
     def sample(self) -> Tuple[KindCounts, ...]:
-        tables = (read_table(os.path.join(self.paths.procfs, "net", kind), kind) for kind in KINDS)
-        return tuple(t for t in tables if t is not None)
+        tables = tuple(t for t in (read_table(os.path.join(self.paths.procfs, "net", kind), kind) for kind in KINDS) if t is not None)
+        if not tables:
+            # Some tables may be absent (no IPv6), never all of them: that is
+            # a procfs without network, and a failure to report, not zero sockets.
+            raise FileNotFoundError(f"none of the socket tables {', '.join(KINDS)} in {os.path.join(self.paths.procfs, 'net')}")
+        return tables
 
     def families(self, sample: Tuple[KindCounts, ...]) -> Iterator[Metric]:
         fam = CONNECTIONS.family()
