@@ -86,6 +86,28 @@ class HTTPError(Exception):
         self.status = status
 
 
+def _origin_form(target: str) -> str:
+    """The path and query of an absolute-form target (``http://host/path``),
+    which RFC 9112 has servers accept; its authority is not ours to check."""
+    scheme, sep, rest = target.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        return target  # another form: answered as an unknown path
+    cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    path = rest[cut:]
+    return path if path.startswith("/") else "/" + path
+
+
+def _check_content_length(value: str) -> None:
+    """Bodies are never read, but a length that cannot be framed means the
+    stream is not HTTP as sent (RFC 9112 6.3): answered 400, not served.
+    Repeated headers arrive joined by commas; equal copies are allowed."""
+    lengths = [part.strip() for part in value.split(",")]
+    if not all(length.isascii() and length.isdigit() for length in lengths):
+        raise HTTPError(400, "invalid Content-Length: must be a non-negative whole number")
+    if len({int(length) for length in lengths}) > 1:
+        raise HTTPError(400, "invalid Content-Length: more than one length given")
+
+
 # Handler: request -> response. An optional authenticator runs first and
 # returns None to let the request through or a Response (401) to refuse it.
 Handler = Callable[[Request], Response]
@@ -379,6 +401,8 @@ class HTTPServer:
         method, target, version = parts
         if version not in ("HTTP/1.1", "HTTP/1.0"):
             raise HTTPError(505 if version.startswith("HTTP/") else 400, "unsupported HTTP version")
+        if target[0] != "/":
+            target = _origin_form(target)
         headers: Dict[str, str] = {}
         total = 0
         while True:
@@ -399,6 +423,8 @@ class HTTPServer:
             key = name.lower()
             value = value.strip()
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        if "content-length" in headers:
+            _check_content_length(headers["content-length"])
         return Request(method, target, version, headers, remote)
 
     async def _respond(self, request: Request) -> Response:

@@ -57,3 +57,47 @@ def test_accept_encoding_weights(serve, encoding, gzip):
     running = serve(Routes(None, FakeExposition()))
     _, headers, _ = request(running.port, get("/metrics", f"Accept-Encoding: {encoding}\r\n"))
     assert (headers.get("content-encoding") == "gzip") is gzip
+
+
+@pytest.mark.parametrize(
+    "target, path",
+    [
+        ("http://host:9100/-/healthy", "/-/healthy"),
+        ("HTTP://host/metrics?x=1", "/metrics"),
+        ("https://[::1]:9100/", "/"),
+        ("http://host:9100", "/"),
+        ("http://host?x=1", "/"),
+    ],
+)
+def test_absolute_form_targets_are_served_by_their_path(serve, target, path):
+    # RFC 9112 3.2.2: a server must accept absolute-form; the authority is ignored.
+    running = serve()
+    status, _, body = request(running.port, f"GET {target} HTTP/1.1\r\nHost: elsewhere\r\n\r\n".encode())
+    assert (status, body) == (200, f"ok {path}\n".encode())
+
+
+def test_absolute_form_reaches_the_agent_routes(serve):
+    running = serve(Routes(None, FakeExposition()))
+    assert request(running.port, b"GET http://127.0.0.1:9100/-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
+    assert request(running.port, b"GET http://127.0.0.1:9100/metrics HTTP/1.1\r\nHost: x\r\n\r\n")[2] == b"text"
+
+
+@pytest.mark.parametrize(
+    "lengths",
+    [["abc"], ["-1"], ["+5"], ["1.5"], [""], ["\xb2"], ["1", "2"], ["3, 4"]],
+    ids=["letters", "negative", "plus-sign", "fraction", "empty", "superscript-digit", "two-headers", "two-in-one"],
+)
+def test_unframeable_content_length_is_400(serve, lengths):
+    running = serve()
+    extra = "".join(f"Content-Length: {value}\r\n" for value in lengths)
+    status, headers, body = request(running.port, get("/", extra))
+    assert status == 400
+    assert body.startswith(b"invalid Content-Length: ")
+    assert headers["connection"] == "close"
+    assert request(running.port, get("/"))[0] == 200
+
+
+def test_repeated_equal_content_lengths_are_accepted(serve):
+    running = serve()
+    status, headers, _ = request(running.port, get("/", "Content-Length: 0\r\nContent-Length: 0\r\n"))
+    assert status == 200 and headers["connection"] == "close"  # bodies are not read: the stream ends
