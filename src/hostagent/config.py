@@ -210,12 +210,20 @@ def env_overrides(environ: Mapping[str, str], registry: Mapping[str, Type[BaseCo
         known[f"{ENV_PREFIX}LOG_{key}".upper()] = ("logging", key)
     overrides: List[Override] = []
     problems: List[str] = []
+    setter: Dict[Tuple[str, ...], str] = {}  # key path -> the variable that set it
     for var in sorted(environ):
         if not var.startswith(ENV_PREFIX) or var in ENV_NOT_SETTINGS:
             continue
         path = known.get(var)
         if path is None:
             problems.append(f"environment variable {var}: unknown setting{_did_you_mean(var, sorted(known))}")
+            continue
+        other = setter.setdefault(path, var)
+        if other != var:
+            # Two spellings of one setting (LOG_ and LOGGING_, COLLECTOR_ and
+            # COLLECTORS_): which one wins must not be left to chance.
+            if environ[other] != environ[var]:
+                problems.append(f"{'.'.join(path)}: set by both environment variables {other} and {var}, to different values; keep one")
             continue
         overrides.append((path, _parse_scalar(environ[var]), f"environment variable {var}"))
     return overrides, problems

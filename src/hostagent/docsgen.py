@@ -98,7 +98,8 @@ def example_yaml(registry: Optional[Dict[str, Type[BaseCollector]]] = None) -> s
         "# Precedence: command-line flags > HOSTAGENT_* environment > this file > defaults.",
         "# Environment: HOSTAGENT_<SECTION>_<KEY>, e.g. HOSTAGENT_LOG_LEVEL=debug,",
         "# HOSTAGENT_WEB_LISTEN_ADDRESS=127.0.0.1:9100, HOSTAGENT_COLLECTOR_CPU_INTERVAL=5,",
-        "# HOSTAGENT_COLLECTOR_PROCESSES_ENABLED=false.",
+        "# HOSTAGENT_COLLECTOR_PROCESSES_ENABLED=false. HOSTAGENT_LOGGING_* and",
+        "# HOSTAGENT_COLLECTORS_* are accepted too; two spellings of one setting must agree.",
         "",
     ]
     for section in cfgmod.SECTIONS:

@@ -152,6 +152,13 @@ def test_env_problems_name_the_variable(tmp_path):
     assert any(p.startswith("environment variable HOSTAGENT_LOG_LEVL: unknown setting (did you mean 'HOSTAGENT_LOG_LEVEL'") for p in found), found
 
 
+def test_two_spellings_of_one_setting_must_agree(tmp_path):
+    found = problems(tmp_path, "", {"HOSTAGENT_LOG_LEVEL": "debug", "HOSTAGENT_LOGGING_LEVEL": "error"})
+    assert found == ["logging.level: set by both environment variables HOSTAGENT_LOGGING_LEVEL and HOSTAGENT_LOG_LEVEL, to different values; keep one"]
+    same = load(tmp_path, "", {"HOSTAGENT_COLLECTOR_CPU_INTERVAL": "3", "HOSTAGENT_COLLECTORS_CPU_INTERVAL": "3"})
+    assert same.collectors["cpu"].interval == 3
+
+
 def test_flag_problems_name_the_flag(tmp_path):
     found = problems(tmp_path, "", flags=[(("web", "listen_address"), "nowhere", "flag --web.listen-address")])
     assert found == ["web.listen_address (from flag --web.listen-address): must be host:port (e.g. :9100 or 127.0.0.1:9100), got 'nowhere'"]
