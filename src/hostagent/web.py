@@ -231,6 +231,8 @@ class HTTPServer:
         self.rejected_busy = 0
         self._loop = asyncio.new_event_loop()
         self._servers: List[asyncio.AbstractServer] = []
+        self._acceptors: List[asyncio.Task] = []  # accept loops of the TLS sockets
+        self._handshakes: set = set()  # connections between accept and TLS handshake
         self._thread: Optional[threading.Thread] = None
         self._conn_tasks: set = set()
         # Threads are started on demand and never exceed max_requests.
@@ -272,16 +274,11 @@ class HTTPServer:
         def run() -> None:
             asyncio.set_event_loop(self._loop)
             for sock in self.sockets:
-                srv = self._loop.run_until_complete(
-                    asyncio.start_server(
-                        self._serve_connection,
-                        sock=sock,
-                        ssl=self.ssl_context,
-                        limit=MAX_REQUEST_LINE,
-                        ssl_handshake_timeout=self.limits.read_timeout if self.ssl_context else None,
-                    )
-                )
-                self._servers.append(srv)
+                if self.ssl_context is None:
+                    srv = self._loop.run_until_complete(asyncio.start_server(self._serve_connection, sock=sock, limit=MAX_REQUEST_LINE))
+                    self._servers.append(srv)
+                else:
+                    self._acceptors.append(self._loop.create_task(self._accept_tls(sock)))
             ready.set()
             self._loop.run_forever()
 
@@ -309,6 +306,8 @@ class HTTPServer:
             if tasks:
                 # Let them unwind and close their sockets before the loop stops.
                 await asyncio.wait(tasks, timeout=timeout / 2)
+            for sock in self.sockets:  # the TLS ones: no asyncio server closes them
+                sock.close()
 
         try:
             asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(timeout)
@@ -320,6 +319,100 @@ class HTTPServer:
             self._loop.close()  # its selector and self-pipe, not left to the GC
         self._thread = None
         self._pool.close()
+
+    # -- TLS -----------------------------------------------------------------
+    #
+    # TLS sockets are accepted here rather than by asyncio's server, which
+    # starts the handshake at once: a connection's first byte is looked at
+    # (without taking it) before the handshake, so plain HTTP sent to the TLS
+    # port gets a 400 that says so, and a failed handshake is logged. The cost
+    # is one recv(MSG_PEEK) per connection.
+
+    async def _accept_tls(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                conn, _ = await self._loop.sock_accept(sock)
+            except (InterruptedError, ConnectionAbortedError):
+                continue  # the client gave up while queued
+            except OSError as exc:
+                # Out of descriptors or memory: accepting again at once would spin.
+                log.error("cannot accept a connection: %s", exc.strerror or exc)
+                await asyncio.sleep(1.0)
+                continue
+            task = self._loop.create_task(self._start_tls(conn))
+            self._handshakes.add(task)
+            task.add_done_callback(self._handshakes.discard)
+
+    async def _start_tls(self, conn: socket.socket) -> None:
+        """Sniff the first byte, then hand the socket to asyncio for the
+        handshake and to _serve_connection after it."""
+        try:
+            peer = conn.getpeername()
+            remote = f"{peer[0]}:{peer[1]}"
+        except OSError:
+            conn.close()  # gone already
+            return
+        handed_over = False
+        started = self._loop.time()
+        try:
+            first = await _within(self._peek(conn), self.limits.read_timeout)
+            if not first:
+                return  # closed without a word
+            if first.isalpha():  # a TLS record starts with 0x16, an HTTP request with a method
+                await self._refuse_plain_http(conn, remote)
+                return
+            handed_over = True  # from here the transport owns the socket
+            left = self.limits.read_timeout - (self._loop.time() - started)
+            await self._loop.connect_accepted_socket(self._stream_protocol, conn, ssl=self.ssl_context, ssl_handshake_timeout=max(left, 0.01))
+        except asyncio.TimeoutError:
+            log.debug("TLS handshake with %s failed: nothing received within %gs", remote, self.limits.read_timeout)
+        except OSError as exc:  # ssl.SSLError is an OSError
+            log.debug("TLS handshake with %s failed: %s", remote, _handshake_error(exc))
+        finally:
+            if not handed_over:
+                conn.close()
+
+    async def _peek(self, conn: socket.socket) -> bytes:
+        """The connection's first byte, left in place for the TLS handshake."""
+        while True:
+            try:
+                return conn.recv(1, socket.MSG_PEEK)
+            except (BlockingIOError, InterruptedError):
+                pass
+            readable = self._loop.create_future()
+            self._loop.add_reader(conn.fileno(), lambda: readable.done() or readable.set_result(None))
+            try:
+                await readable
+            finally:
+                self._loop.remove_reader(conn.fileno())
+
+    def _stream_protocol(self) -> asyncio.StreamReaderProtocol:
+        """What asyncio.start_server makes for each connection."""
+        reader = asyncio.StreamReader(limit=MAX_REQUEST_LINE, loop=self._loop)
+        return asyncio.StreamReaderProtocol(reader, self._serve_connection, loop=self._loop)
+
+    async def _refuse_plain_http(self, conn: socket.socket, remote: str) -> None:
+        """Answer 400 as Go's servers do, then close without a reset."""
+        log.debug("plain HTTP from %s on the TLS port", remote)
+        answer = text_response(400, "client sent an HTTP request to an HTTPS server", close=True)
+        try:
+            try:
+                # Take what has arrived: closing with unread bytes would reset
+                # the connection, and the client might lose the answer.
+                conn.recv(MAX_REQUEST_LINE + MAX_HEADER_BYTES)
+            except (BlockingIOError, InterruptedError):
+                pass
+            await _within(self._loop.sock_sendall(conn, _encode(answer, keep=False)), self.limits.write_timeout)
+            conn.shutdown(socket.SHUT_WR)
+            # A second at most for the client to read and hang up; whatever
+            # more it sends meanwhile is dropped.
+            await _within(self._discard_until_closed(conn), 1.0)
+        except (OSError, asyncio.TimeoutError):
+            pass  # the client went away or kept talking: it is closed regardless
+
+    async def _discard_until_closed(self, conn: socket.socket) -> None:
+        while await self._loop.sock_recv(conn, 65536):
+            pass
 
     # -- connections ---------------------------------------------------------
 
@@ -454,15 +547,7 @@ class HTTPServer:
             and (request.version == "HTTP/1.1" and request.header("connection").lower() != "close"
                  or request.version == "HTTP/1.0" and request.header("connection").lower() == "keep-alive")
         )
-        body = b"" if request is not None and request.method == "HEAD" else response.body
-        lines = [
-            f"HTTP/1.1 {response.status} {REASONS.get(response.status, 'Unknown')}",
-            f"Content-Type: {response.content_type}",
-            f"Content-Length: {len(response.body)}",
-            "Connection: keep-alive" if keep else "Connection: close",
-        ]
-        lines += [f"{k}: {v}" for k, v in response.headers]
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        writer.write(_encode(response, keep, head_only=request is not None and request.method == "HEAD"))
         try:
             await _within(writer.drain(), self.limits.write_timeout)
         except asyncio.TimeoutError:
@@ -475,6 +560,28 @@ class HTTPServer:
                 (time.perf_counter() - started) * 1000, request.remote,
             )
         return keep
+
+
+def _handshake_error(exc: OSError) -> str:
+    """OpenSSL's reason (e.g. UNSUPPORTED_PROTOCOL, TLSV1_ALERT_UNKNOWN_CA) and
+    why a client certificate was refused, or the error itself without them."""
+    reason = getattr(exc, "reason", None)
+    if not reason:
+        return str(exc) or type(exc).__name__
+    detail = getattr(exc, "verify_message", None)
+    return f"{reason} ({detail})" if detail else str(reason)
+
+
+def _encode(response: Response, keep: bool, head_only: bool = False) -> bytes:
+    """Status line, headers and (unless for HEAD) body, ready to send."""
+    lines = [
+        f"HTTP/1.1 {response.status} {REASONS.get(response.status, 'Unknown')}",
+        f"Content-Type: {response.content_type}",
+        f"Content-Length: {len(response.body)}",
+        "Connection: keep-alive" if keep else "Connection: close",
+    ]
+    lines += [f"{k}: {v}" for k, v in response.headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (b"" if head_only else response.body)
 
 
 # --------------------------------------------------------------------------

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import socket
 import ssl
+import time
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import pytest
 import requests
@@ -60,16 +62,81 @@ def test_https_scrape_with_the_right_ca(serve, tmp_path, certs):
         requests.get(f"https://127.0.0.1:{running.port}/metrics", verify=str(certs.client_ca), timeout=5)
 
 
-def test_plain_http_to_the_tls_port_fails(serve, tmp_path, certs):
+def test_plain_http_to_the_tls_port_is_told_so(serve, tmp_path, certs, caplog):
+    # As Go's servers (and so node_exporter) answer, rather than a reset
+    # the operator has to guess the cause of.
     running = start_tls(serve, tmp_path, certs)
-    try:
+    with caplog.at_level(logging.DEBUG, logger="hostagent.web"):
         resp = requests.get(f"http://127.0.0.1:{running.port}/metrics", timeout=5)
-    except requests.exceptions.ConnectionError:
-        pass
-    else:
-        assert resp.status_code != 200
+        assert resp.status_code == 400
+        assert resp.text == "client sent an HTTP request to an HTTPS server\n"
+        assert resp.headers["Connection"] == "close"
+        # A request head sent in pieces, and a HEAD, get the same.
+        with running.connect() as sock:
+            sock.sendall(b"HE")
+            time.sleep(0.1)
+            sock.sendall(b"AD / HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, _, body = read_response(sock)
+            assert (status, body) == (400, b"client sent an HTTP request to an HTTPS server\n")
+            assert closed_within(sock, 3.0) is not None
+    assert any(r.getMessage().startswith("plain HTTP from 127.0.0.1:") and r.levelno == logging.DEBUG for r in caplog.records)
     # And the server carries on over TLS.
     assert tls_get(running.port, client_context(certs)) == 200
+
+
+def handshake_failures(caplog) -> List[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "hostagent.web" and "TLS handshake with" in r.getMessage()]
+
+
+def test_failed_handshakes_are_logged_at_debug_with_the_reason(serve, tmp_path, certs, caplog):
+    running = start_tls(serve, tmp_path, certs, f"  min_version: TLS13\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {certs.client_ca}\n")
+    with caplog.at_level(logging.DEBUG, logger="hostagent.web"):
+        with socket.create_connection(("127.0.0.1", running.port), timeout=5) as raw:
+            client_port = raw.getsockname()[1]
+            with pytest.raises((ssl.SSLError, ConnectionError)):
+                client_context(certs, max_v=ssl.TLSVersion.TLSv1_2).wrap_socket(raw, server_hostname="127.0.0.1")
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            tls_get(running.port, client_context(certs, cert="stranger"))
+        with running.connect() as sock:  # neither TLS nor HTTP
+            sock.sendall(b"\x00\x01\x02\x03" * 64)
+            assert closed_within(sock, 3.0) is not None
+        assert tls_get(running.port, client_context(certs, cert="client")) == 200
+        running.server.stop()
+    failures = handshake_failures(caplog)
+    assert len(failures) == 3, failures
+    assert failures[0].startswith(f"TLS handshake with 127.0.0.1:{client_port} failed: ") and "PROTOCOL" in failures[0], failures
+    assert "CERTIFICATE_VERIFY_FAILED" in failures[1], failures
+    # Only at debug: a port scan or a broken client is not worth a warning.
+    assert not [r for r in caplog.records if r.levelno > logging.DEBUG and r.name.startswith("hostagent")]
+    everything = "\n".join(r.getMessage() for r in caplog.records)
+    assert certs.server_key.read_text().splitlines()[1] not in everything
+
+
+def test_a_silent_connection_is_cut_and_logged(serve, tmp_path, certs, caplog):
+    ctx, _ = load_web_config(str(tls_config(tmp_path, certs)))
+    running = serve(ssl_context=ctx, limits=Limits(read_timeout=0.5))
+    with caplog.at_level(logging.DEBUG, logger="hostagent.web"), running.connect() as sock:
+        took = closed_within(sock, 5.0)
+        assert took is not None and took < 0.5 + 1.0, took
+    assert handshake_failures(caplog) and "nothing received within 0.5s" in handshake_failures(caplog)[0]
+
+
+def test_stop_with_connections_before_and_in_the_handshake(serve, tmp_path, certs):
+    running = start_tls(serve, tmp_path, certs)
+    silent = running.connect()
+    started = running.connect()
+    started.sendall(b"\x16\x03\x01")
+    try:
+        time.sleep(0.1)
+        begun = time.monotonic()
+        running.server.stop()
+        assert time.monotonic() - begun < 2.0
+        assert closed_within(silent, 2.0) is not None and closed_within(started, 2.0) is not None
+        with pytest.raises(ConnectionRefusedError):
+            running.connect()
+    finally:
+        silent.close()
+        started.close()
 
 
 def test_default_minimum_is_tls12(serve, tmp_path, certs):
