@@ -201,10 +201,18 @@ def test_hung_collector_goes_stale_while_others_continue():
 
 
 def test_ready_after_every_collector_reported_once():
-    agent = Agent([Runner("a", Scripted(), 10), Runner("b", Scripted(), 10)])
+    broken = Scripted()
+    broken.fail = True
+    agent = Agent([Runner("a", Scripted(), 10), Runner("b", broken, 10), Runner("c", Scripted(), 10)])
     assert not agent.ready()
+    assert agent.not_ready_reason() == "waiting for first run of a, b, c"
     agent.runners[0].run_once()
+    agent.runners[1].run_once()
     assert not agent.ready()
+    # A collector that ran and failed is named as failing, with its error.
+    assert agent.not_ready_reason() == "failing: b (OSError: device gone); waiting for first run of c"
+    agent.runners[2].run_once()
+    broken.fail = False
     agent.runners[1].run_once()
     assert agent.ready()
 

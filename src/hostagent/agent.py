@@ -245,6 +245,18 @@ class Agent:
         """True once every enabled collector has produced a snapshot."""
         return all(r.snapshot is not None or not r.status.enabled for r in self.runners)
 
+    def not_ready_reason(self) -> str:
+        """Which collectors hold readiness back: those whose runs failed so
+        far (with the last error), and those still on their first run."""
+        failing = [f"{r.name} ({r.status.last_error})" for r in self.active() if r.snapshot is None and r.status.errors_total]
+        waiting = [r.name for r in self.active() if r.snapshot is None and not r.status.errors_total]
+        parts = []
+        if failing:
+            parts.append("failing: " + "; ".join(failing))
+        if waiting:
+            parts.append("waiting for first run of " + ", ".join(waiting))
+        return "; ".join(parts)
+
     def active(self) -> List[Runner]:
         return [r for r in self.runners if r.status.enabled]
 

@@ -660,8 +660,7 @@ class Routes:
         if path == "/-/ready":
             if self.agent.ready():  # type: ignore[attr-defined]
                 return text_response(200, "OK")
-            waiting = [r.name for r in self.agent.active() if r.snapshot is None]  # type: ignore[attr-defined]
-            return text_response(503, "not ready: waiting for first run of " + ", ".join(waiting))
+            return text_response(503, "not ready: " + self.agent.not_ready_reason())  # type: ignore[attr-defined]
         if path == "/":
             return Response(200, self.landing().encode("utf-8"), "text/html; charset=utf-8")
         return text_response(404, "not found")
