@@ -244,7 +244,10 @@ def load_web_config(path: str) -> Tuple[Optional[ssl.SSLContext], Optional[Basic
             problems.append(_unknown("", str(key), TOP_KEYS))
     ctx = None
     tls = data.get("tls_server_config")
-    if tls is not None:
+    if "tls_server_config" in data and tls is None:
+        # As with basic_auth_users: written out but empty is not taken as "off".
+        problems.append("tls_server_config: is empty; give cert_file and key_file, or remove the key to serve plain HTTP")
+    elif tls is not None:
         if not isinstance(tls, Mapping):
             problems.append("tls_server_config: must be a mapping")
         else:

@@ -261,6 +261,14 @@ def test_basic_auth_users_without_users_is_refused_not_taken_as_off(tmp_path, te
     assert load_web_config(write(tmp_path, "{}\n")) == (None, None)
 
 
+@pytest.mark.parametrize("text", ["tls_server_config:\n", "tls_server_config: ~\n"], ids=["empty", "null"])
+def test_empty_tls_server_config_is_refused_not_taken_as_plain_http(tmp_path, text):
+    message = problems_of(tmp_path, text)
+    assert "tls_server_config: is empty; give cert_file and key_file, or remove the key to serve plain HTTP" in message
+    # An empty mapping asks for its files by name.
+    assert "tls_server_config.cert_file" in problems_of(tmp_path, "tls_server_config: {}\n")
+
+
 def test_the_hash_hint_is_the_documented_command(tmp_path):
     documented = next(line for b in doc_blocks("sh") for line in b.splitlines() if line.startswith("htpasswd"))
     assert f"generate one with `{documented}`" in problems_of(tmp_path, "basic_auth_users:\n  alice: plaintext-password\n")
