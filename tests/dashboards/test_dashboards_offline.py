@@ -85,6 +85,9 @@ def test_host_variables(name: str) -> None:
         assert v["current"]["value"] == ["$__all"]
     # Instances come from the chosen jobs, not from a fixed list.
     assert '{job=~"$job"}' in variables["instance"]["definition"]
+    # Hosts come from up, which a target keeps while down; an agent metric
+    # would drop a dead host from the list (and from "Hosts down").
+    assert variables["instance"]["definition"] == 'label_values(up{job=~"$job"}, instance)'
     assert not variables["instance"]["options"]
 
 

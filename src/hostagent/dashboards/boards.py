@@ -424,9 +424,10 @@ def network(th: Thresholds) -> Json:
         stat("Listening", "TCP sockets in LISTEN.", [Query(tcp_connections('state="LISTEN"'), "listen")], "short", w=6),
         stat(
             "Interfaces down",
-            "Interfaces other than loopback whose link is down.",
+            "Interfaces other than loopback whose link is down. Red from one.",
             [Query(f'count by({BY_HOST})(host_network_up{sel(NOT_LOOPBACK)} == 0) or on() vector(0)', "down")],
             "short",
+            steps=FLAG_STEPS,
             w=6,
         ),
         _net_pair("bytes", "Bps", "Bytes"),

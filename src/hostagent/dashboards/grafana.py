@@ -348,7 +348,9 @@ def variables() -> List[Json]:
     return [
         datasource,
         _query_variable("job", "Job", "label_values(hostagent_build_info, job)"),
-        _query_variable("instance", "Host", 'label_values(hostagent_build_info{job=~"$job"}, instance)'),
+        # From up, not from an agent metric: a host whose agent stopped
+        # answering stays selectable (and counted as down) however long ago.
+        _query_variable("instance", "Host", 'label_values(up{job=~"$job"}, instance)'),
     ]
 
 
