@@ -287,11 +287,11 @@ def test_state_alerts_read_the_recorded_day_not_the_raw_one():
     one series at a time from 5-minute points, not from a subquery that
     holds every series' points at once."""
     exprs = dict(expressions())
-    assert exprs["instance_mountpoint:host_filesystem_readonly:min_over_time_1d"] == (
-        "min_over_time(instance_mountpoint:host_filesystem_readonly:min_over_time_5m[1d])"
+    assert exprs["instance_mountpoint:host_filesystem_readonly:avg_over_time_1d"] == (
+        "avg_over_time(instance_mountpoint:host_filesystem_readonly:min_over_time_5m[1d])"
     )
     assert exprs["instance_device:host_network_up:max_over_time_1d"] == "max_over_time(instance_device:host_network_up:max_over_time_5m[1d])"
-    assert "instance_mountpoint:host_filesystem_readonly:min_over_time_1d" in exprs["HostFilesystemRemountedReadOnly"]
+    assert "instance_mountpoint:host_filesystem_readonly:avg_over_time_1d" in exprs["HostFilesystemRemountedReadOnly"]
     assert "instance_device:host_network_up:max_over_time_1d" in exprs["HostNetworkInterfaceDown"]
 
 
