@@ -130,6 +130,16 @@ def test_agent_down_inhibition_uses_the_rules_alert_name() -> None:
     assert rules[0]["equal"] == ["instance"]
 
 
+def test_low_available_memory_mutes_high_memory_usage_of_the_same_level() -> None:
+    # Without swap the two alerts are one condition; the names are the rules' own.
+    alerts = thresholds.load()
+    low, high = alerts["memory_available"].alert, alerts["memory_usage"].alert
+    rules = [r for r in load_config()["inhibit_rules"] if r["source_matchers"] == [f'alertname="{low}"']]
+    assert len(rules) == 1, f"no inhibition rule with source alertname={low}"
+    assert rules[0]["target_matchers"] == [f'alertname="{high}"']
+    assert rules[0]["equal"] == ["instance", "severity"]
+
+
 def _alert(**labels: str) -> Dict[str, Any]:
     return {"labels": labels, "annotations": {"summary": "test"}}
 
@@ -148,6 +158,12 @@ def test_inhibition_in_a_live_alertmanager(tmp_path: Path) -> None:
             _alert(alertname="HostagentDown", severity="critical", instance="c:9100"),
             _alert(alertname="HostHighMemoryUsage", severity="critical", instance="c:9100"),  # agent down: muted
             _alert(alertname="HostNetworkInterfaceDown", severity="warning", instance="c:9100", device="eth0"),  # muted
+            # A host without swap at 97% memory: one problem, one page.
+            _alert(alertname="HostLowAvailableMemory", severity="critical", instance="d:9100"),
+            _alert(alertname="HostHighMemoryUsage", severity="critical", instance="d:9100"),  # muted
+            _alert(alertname="HostHighMemoryUsage", severity="warning", instance="e:9100"),  # no low-available alert: kept
+            _alert(alertname="HostLowAvailableMemory", severity="warning", instance="f:9100"),
+            _alert(alertname="HostHighMemoryUsage", severity="critical", instance="f:9100"),  # higher level: kept
         ]
         requests.post(am.base_url + "/api/v2/alerts", json=alerts, timeout=5).raise_for_status()
         got = requests.get(am.base_url + "/api/v2/alerts", timeout=5).json()
@@ -166,6 +182,11 @@ def test_inhibition_in_a_live_alertmanager(tmp_path: Path) -> None:
         ("HostagentDown", "critical", "c:9100", ""): False,
         ("HostHighMemoryUsage", "critical", "c:9100", ""): True,
         ("HostNetworkInterfaceDown", "warning", "c:9100", ""): True,
+        ("HostLowAvailableMemory", "critical", "d:9100", ""): False,
+        ("HostHighMemoryUsage", "critical", "d:9100", ""): True,
+        ("HostHighMemoryUsage", "warning", "e:9100", ""): False,
+        ("HostLowAvailableMemory", "warning", "f:9100", ""): False,
+        ("HostHighMemoryUsage", "critical", "f:9100", ""): False,
     }
 
 
