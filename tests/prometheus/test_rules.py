@@ -282,6 +282,13 @@ def test_long_windows_are_read_from_5_minute_points_and_day_long_ones_once_a_min
     assert long_ranges >= 9, "the day-long baselines and histories are gone?"
 
 
+def test_fill_prediction_is_evaluated_once_a_minute():
+    """predict_linear over 6 hours per mount need not run every 15s. (promtool
+    2.42 ignores a group's interval in unit tests, so only the file says so.)"""
+    groups = {group["name"]: group for _, group in rule_groups()}
+    assert seconds(groups["hostagent-trends"].get("interval", "15s")) == 60
+
+
 def test_state_alerts_read_the_recorded_day_not_the_raw_one():
     """Per mount and per interface there are many series: the day is read
     one series at a time from 5-minute points, not from a subquery that
