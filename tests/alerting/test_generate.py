@@ -197,11 +197,11 @@ def test_write_then_check_then_stale_then_missing(tmp_path, capsys):
     assert "is up to date" in capsys.readouterr().out
     assert generate.main(["--check", "--output-dir", str(out)]) == 0
 
-    target.write_text(target.read_text().replace("> 0.85", "> 0.5"))
+    target.write_text(target.read_text().replace("> 0.85", "> 0.51"))
     assert generate.main(["--check", "--output-dir", str(out)]) == 1
     err = capsys.readouterr().err
     assert f"{target} is out of date; run `hostagent rules` to regenerate it" in err
-    assert "0.5" in target.read_text(), "--check writes nothing"
+    assert "> 0.51" in target.read_text(), "--check writes nothing"
 
     target.unlink()
     assert generate.main(["--check", "--output-dir", str(out)]) == 1
@@ -210,7 +210,7 @@ def test_write_then_check_then_stale_then_missing(tmp_path, capsys):
 
     trends = out / generate.TRENDS_NAME
     assert trends.read_text() == TRENDS.read_text()
-    trends.write_text(trends.read_text().replace("> 0.25", "> 0.5"))
+    trends.write_text(trends.read_text().replace("+ 0.25", "+ 0.5"))
     assert generate.main(["--output-dir", str(out)]) == 0
     assert f"wrote {trends}" in capsys.readouterr().out
     assert trends.read_text() == TRENDS.read_text()
