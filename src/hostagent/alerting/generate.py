@@ -34,7 +34,7 @@ TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "rules"
 # Which rule group each alert key goes to, in output order. Every key needs a
 # macro of the same name in expressions.promql.j2.
 GROUPS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
-    ("hostagent-agent", ("agent_down", "collector_failing", "collector_disabled", "collector_stale")),
+    ("hostagent-agent", ("agent_down", "targets_missing", "collector_failing", "collector_disabled", "collector_stale", "clock_skew")),
     ("hostagent-cpu", ("cpu_usage", "load_per_core", "cpu_iowait")),
     ("hostagent-memory", ("memory_usage", "memory_available", "swap_usage")),
     ("hostagent-filesystem", ("filesystem_usage", "filesystem_inodes", "filesystem_device_error", "filesystem_readonly")),
