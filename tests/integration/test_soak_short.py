@@ -80,3 +80,20 @@ def test_short_soak_shows_no_growth(soak: ModuleType, tmp_path: Path) -> None:
     assert not failed, f"growth beyond bounds: {failed}\n{table}"
     # Every collector ran about once a second without piling up threads.
     assert max(s.threads for s in result.samples) <= min(s.threads for s in result.samples) + 3, table
+
+
+def test_heapwatch_reports_rss_beside_traced_memory() -> None:
+    """bench/heapwatch end to end, shortened: the agent in-process under tracemalloc."""
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "heapwatch"), "--duration", "6s", "--every", "2s", "--warmup", "2s", "--interval", "0.5", "--top", "3"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    rows = [line.split("|") for line in out.stdout.splitlines() if line.startswith("|") and line[2:3] != "-" and "elapsed" not in line]
+    assert len(rows) >= 3, out.stdout
+    rss, traced, ok, failed = (float(rows[-1][i]) for i in (2, 3, 4, 5))
+    assert rss > traced > 0 and ok > 0 and failed == 0, out.stdout
+    assert "top growth of traced memory" in out.stdout
+    assert "Traceback" not in out.stderr
