@@ -303,11 +303,12 @@ class HTTPServer:
             tasks = [task for task in asyncio.all_tasks() if task is not me]
             for task in tasks:
                 task.cancel()
+            # The TLS listeners (no asyncio server closes them), now: no more
+            # connections completed into the backlog while the rest unwinds.
+            self._close_listeners()
             if tasks:
                 # Let them unwind and close their sockets before the loop stops.
                 await asyncio.wait(tasks, timeout=timeout / 2)
-            for sock in self.sockets:  # the TLS ones: no asyncio server closes them
-                sock.close()
 
         try:
             asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(timeout)
@@ -315,10 +316,16 @@ class HTTPServer:
             log.debug("server shutdown: %s", exc)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout)
+        self._close_listeners()  # also when the shutdown above timed out
         if not self._thread.is_alive():
             self._loop.close()  # its selector and self-pipe, not left to the GC
         self._thread = None
         self._pool.close()
+
+    def _close_listeners(self) -> None:
+        for sock in self.sockets:
+            if sock.fileno() != -1:
+                sock.close()
 
     # -- TLS -----------------------------------------------------------------
     #
@@ -339,6 +346,9 @@ class HTTPServer:
                 log.error("cannot accept a connection: %s", exc.strerror or exc)
                 await asyncio.sleep(1.0)
                 continue
+            if self.connections + len(self._handshakes) >= self.limits.max_connections:
+                conn.close()  # the connection limit counts handshakes in progress too
+                continue
             task = self._loop.create_task(self._start_tls(conn))
             self._handshakes.add(task)
             task.add_done_callback(self._handshakes.discard)
@@ -348,7 +358,7 @@ class HTTPServer:
         handshake and to _serve_connection after it."""
         try:
             peer = conn.getpeername()
-            remote = f"{peer[0]}:{peer[1]}"
+            remote = _address(peer)
         except OSError:
             conn.close()  # gone already
             return
@@ -392,13 +402,14 @@ class HTTPServer:
         return asyncio.StreamReaderProtocol(reader, self._serve_connection, loop=self._loop)
 
     async def _refuse_plain_http(self, conn: socket.socket, remote: str) -> None:
-        """Answer 400 as Go's servers do, then close without a reset."""
+        """Answer 400 like Go's servers do, then close without a reset."""
         log.debug("plain HTTP from %s on the TLS port", remote)
         answer = text_response(400, "client sent an HTTP request to an HTTPS server", close=True)
         try:
             try:
                 # Take what has arrived: closing with unread bytes would reset
-                # the connection, and the client might lose the answer.
+                # the connection, and the client might lose the answer. (Even
+                # a HEAD gets the body: the head may not have arrived whole.)
                 conn.recv(MAX_REQUEST_LINE + MAX_HEADER_BYTES)
             except (BlockingIOError, InterruptedError):
                 pass
@@ -419,7 +430,7 @@ class HTTPServer:
     async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         peer = writer.get_extra_info("peername")
-        remote = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        remote = _address(peer)
         if self.connections >= self.limits.max_connections:
             writer.close()
             return
@@ -560,6 +571,14 @@ class HTTPServer:
                 (time.perf_counter() - started) * 1000, request.remote,
             )
         return keep
+
+
+def _address(peer: object) -> str:
+    """host:port of a peer, IPv6 hosts in brackets ([::1]:51522)."""
+    if not isinstance(peer, tuple) or len(peer) < 2:
+        return str(peer)
+    host = str(peer[0])
+    return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
 
 
 def _handshake_error(exc: OSError) -> str:

@@ -12,6 +12,7 @@ from typing import List, Optional
 
 import pytest
 import requests
+from support import wait_until
 from web.rawhttp import closed_within, get, read_response
 
 from hostagent.config import ConfigError
@@ -218,3 +219,24 @@ def test_relative_paths_are_resolved_from_the_web_config_file_directory(serve, t
     shutil.copy(web, elsewhere / "web.yml")
     with pytest.raises(ConfigError, match=f"tls_server_config.cert_file: file not found: {elsewhere}/tls/server.crt"):
         load_web_config(str(elsewhere / "web.yml"))
+
+
+def test_connections_in_the_handshake_count_toward_the_limit(serve, tmp_path, certs):
+    ctx, _ = load_web_config(str(tls_config(tmp_path, certs)))
+    running = serve(ssl_context=ctx, limits=Limits(max_connections=3, read_timeout=5.0))
+    silent = [running.connect() for _ in range(3)]  # accepted, never start the handshake
+    try:
+        time.sleep(0.3)
+        with running.connect() as extra:
+            assert closed_within(extra, 3.0) is not None  # over the limit: closed at once
+    finally:
+        for sock in silent:
+            sock.close()
+    # Once they are gone (the server notices within a moment), TLS clients are served again.
+    def served() -> bool:
+        try:
+            return tls_get(running.port, client_context(certs)) == 200
+        except OSError:
+            return False
+
+    assert wait_until(served, 10, "a TLS scrape after the silent ones left")
