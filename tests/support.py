@@ -125,13 +125,18 @@ class Server:
         self.log_path = log
         self.env = env
         self.ready_status = 200  # 401 for a server behind basic auth
+        # Waited on instead of ready_path when set (e.g. a TLS server that wants a client certificate).
+        self.ready_check: Optional[Callable[[], object]] = None
         self.proc: Optional[subprocess.Popen] = None
 
     def start(self, timeout: float = 30.0) -> "Server":
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT, env=self.env)
         try:
-            wait_http(self.base_url + self.ready_path, timeout=timeout, status=self.ready_status, proc=self.proc)
+            if self.ready_check is not None:
+                wait_until(self.ready_check, timeout, f"{self.argv[0]} to be ready", every=0.1)
+            else:
+                wait_http(self.base_url + self.ready_path, timeout=timeout, status=self.ready_status, proc=self.proc)
         except AssertionError as exc:
             self.stop()
             raise AssertionError(f"{exc}\n--- log ---\n{self.log()}") from None

@@ -6,9 +6,12 @@ configuration the agent does (``--config`` or ``$HOSTAGENT_CONFIG``, then
 config: HTTPS when TLS is on. An agent listening on every interface is asked
 on loopback. ``/-/healthy`` answering 200 counts as alive, and so does 401:
 with basic auth on, every path asks for credentials, and asking is the agent
-answering.
+answering. Likewise, when the web config requires client certificates, the
+agent refusing the probe's certificate-less handshake is the agent answering.
 
-Exit status: 0 alive, 1 not answering (or answering 5xx), 2 bad configuration.
+Exit status: 0 alive, 1 not (no answer, another status, or a configuration
+the agent would refuse too, with the reason on stderr). Container engines
+reserve other codes.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import argparse
 import http.client
 import os
 import sys
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 from . import config as cfgmod
 from .collectors import load_all
@@ -43,10 +46,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         config = cfgmod.load(args.config or cfgmod.default_config_path(), load_all(), os.environ)
     except cfgmod.ConfigError as exc:
         print(exc, file=sys.stderr)
-        return 2
+        return 1
     host, port = cfgmod.parse_listen_address(config.web["listen_address"])
     conn: http.client.HTTPConnection
-    if config.web["config_file"] and _tls_on(config.web["config_file"]):
+    tls, needs_client_cert = _tls_mode(config.web["config_file"]) if config.web["config_file"] else (False, False)
+    if tls:
         import ssl
 
         # A liveness probe of the agent on this host, not an identity check:
@@ -61,6 +65,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         conn.request("GET", "/-/healthy")
         status = conn.getresponse().status
     except (OSError, http.client.HTTPException) as exc:
+        if needs_client_cert and _is_tls_refusal(exc):
+            return 0  # refused for want of a client certificate: the agent answered
         print(f"hostagent healthcheck: no answer from {config.web['listen_address']}: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -71,16 +77,31 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-def _tls_on(web_config_file: str) -> bool:
-    """Whether the web config turns TLS on (its problems are the agent's to report)."""
+REQUIRES_CLIENT_CERT = ("RequireAndVerifyClientCert", "RequireAnyClientCert")
+
+
+def _tls_mode(web_config_file: str) -> Tuple[bool, bool]:
+    """(TLS on, client certificates required) from the web config; its
+    problems are the agent's to report."""
     import yaml
 
     try:
         with open(web_config_file) as f:
             data = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError):
-        return False
-    return isinstance(data, dict) and bool(data.get("tls_server_config"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return False, False
+    tls = data.get("tls_server_config") if isinstance(data, dict) else None
+    if not isinstance(tls, dict):
+        return False, False
+    return True, tls.get("client_auth_type") in REQUIRES_CLIENT_CERT
+
+
+def _is_tls_refusal(exc: Exception) -> bool:
+    """The server ended the handshake (a TLS alert, or a reset right after
+    it), as opposed to no server at all."""
+    import ssl
+
+    return isinstance(exc, (ssl.SSLError, ConnectionResetError))
 
 
 if __name__ == "__main__":

@@ -109,7 +109,7 @@ def test_agent_runs_with_the_container_settings(tmp_path: Path, host_root: Path)
     gone = healthcheck(probe)
     assert gone.returncode == 1 and f"no answer from :{port}" in gone.stderr, gone.stderr
     bad = healthcheck({**probe, "HOSTAGENT_WEB_LISTEN_ADDRESS": "nope"})
-    assert bad.returncode == 2 and "web.listen_address (from environment variable" in bad.stderr, bad.stderr
+    assert bad.returncode == 1 and "web.listen_address (from environment variable" in bad.stderr, bad.stderr
 
 
 def test_healthcheck_counts_an_agent_behind_basic_auth_as_alive(tmp_path: Path) -> None:
@@ -146,3 +146,27 @@ def test_healthcheck_follows_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         # Without the web config the probe speaks plain HTTP to a TLS port: not an answer.
         plain = healthcheck({k: v for k, v in probe.items() if k != "HOSTAGENT_WEB_CONFIG_FILE"})
         assert plain.returncode == 1, plain.stderr
+
+    # Client certificates required: the probe has none, and the agent refusing
+    # its handshake is the agent answering.
+    mtls = tmp_path / "web-mtls.yml"
+    mtls.write_text(web.read_text() + f"  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {tmp_path / 'tls.crt'}\n")
+    port = free_port()
+    server = agent_server(tmp_path, "", port=port, extra_args=[f"--web.config.file={mtls}", "--no-collector.processes"])
+    client = (str(tmp_path / "tls.crt"), str(tmp_path / "tls.key"))
+
+    def serves_with_a_client_cert() -> bool:
+        try:
+            return requests.get(f"https://127.0.0.1:{port}/-/healthy", cert=client, timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    server.ready_check = serves_with_a_client_cert
+    with server.start():
+        with pytest.raises(requests.exceptions.ConnectionError):  # an SSLError, or (TLS 1.3) the connection ended
+            requests.get(f"https://127.0.0.1:{port}/-/healthy", timeout=5)  # no certificate: refused
+        probe["HOSTAGENT_WEB_LISTEN_ADDRESS"], probe["HOSTAGENT_WEB_CONFIG_FILE"] = f"127.0.0.1:{port}", str(mtls)
+        alive = healthcheck(probe)
+        assert alive.returncode == 0, alive.stderr
+    gone = healthcheck(probe)
+    assert gone.returncode == 1 and "no answer" in gone.stderr, gone.stderr
