@@ -25,10 +25,21 @@ RATE_FUNCTIONS = ("rate", "irate", "increase")
 UNITS = {"percentunit", "bytes", "Bps", "binBps", "s", "short", "cps", "pps", "iops"}
 
 
+def recorded_series() -> Set[str]:
+    """The series the shipped recording rules record."""
+    doc = yaml.safe_load((REPO / "prometheus" / "rules" / "hostagent-recording.rules.yml").read_text())
+    return {rule["record"] for group in doc["groups"] for rule in group["rules"] if "record" in rule}
+
+
 def known_metrics() -> Set[str]:
-    """Every series name the agent or Prometheus can produce."""
+    """Every series name the agent, Prometheus or the recording rules can produce."""
     specs = [spec for cls in load_all().values() for spec in cls.metrics] + list(AGENT_METRICS)
-    return {spec.name for spec in specs} | PROMETHEUS_SERIES | CLIENT_SERIES
+    return {spec.name for spec in specs} | PROMETHEUS_SERIES | CLIENT_SERIES | recorded_series()
+
+
+def test_interfaces_down_tile_watches_what_the_alert_watches() -> None:
+    rules = (REPO / "prometheus" / "rules" / "hostagent-alerts.rules.yml").read_text()
+    assert f"host_network_up{{{boards.NOT_DOWN_BY_DESIGN}}}" in rules
 
 
 def _strip(expr: str) -> str:
