@@ -247,7 +247,8 @@ class Agent:
 
     def not_ready_reason(self) -> str:
         """Which collectors hold readiness back: those whose runs failed so
-        far (with the last error), and those still on their first run."""
+        far (with the last error), and those still on their first run; empty
+        when ready (one reading, so the answer cannot contradict itself)."""
         failing = [f"{r.name} ({r.status.last_error})" for r in self.active() if r.snapshot is None and r.status.errors_total]
         waiting = [r.name for r in self.active() if r.snapshot is None and not r.status.errors_total]
         parts = []

@@ -677,9 +677,8 @@ class Routes:
         if path == "/-/healthy":
             return text_response(200, "OK")
         if path == "/-/ready":
-            if self.agent.ready():  # type: ignore[attr-defined]
-                return text_response(200, "OK")
-            return text_response(503, "not ready: " + self.agent.not_ready_reason())  # type: ignore[attr-defined]
+            reason = self.agent.not_ready_reason()  # type: ignore[attr-defined]
+            return text_response(503, "not ready: " + reason) if reason else text_response(200, "OK")
         if path == "/":
             return Response(200, self.landing().encode("utf-8"), "text/html; charset=utf-8")
         return text_response(404, "not found")
