@@ -74,8 +74,9 @@ def _file(tls: Mapping[str, Any], key: str, base: str, problems: List[str]) -> O
     if not value:
         return None
     where = f"tls_server_config.{key}"
-    if not isinstance(value, str):
-        problems.append(f"{where}: must be a file path, got {type(value).__name__}")
+    if not isinstance(value, str) or not value or "\0" in value:
+        kind = type(value).__name__ if not isinstance(value, str) else "an empty string" if not value else "a string with a NUL byte"
+        problems.append(f"{where}: must be a file path, got {kind}")
         return None
     path = os.path.join(base, value)
     try:

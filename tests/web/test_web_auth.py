@@ -227,6 +227,8 @@ def test_each_tls_file_is_checked_by_its_own_key(tmp_path, certs):
     assert f"tls_server_config.client_ca_file: file not found: {tmp_path}/ca.crt" in message
     assert "(1 problem)" in message
     assert "tls_server_config.cert_file: must be a file path, got int" in problems_of(tmp_path, f"tls_server_config:\n  cert_file: 12\n  key_file: {certs.server_key}\n")
+    nul = problems_of(tmp_path, f"tls_server_config:\n  cert_file: \"a\\0b\"\n  key_file: {certs.server_key}\n")
+    assert "tls_server_config.cert_file: must be a file path, got a string with a NUL byte" in nul
 
 
 def test_an_unreadable_tls_file_is_named(tmp_path, certs, monkeypatch):
