@@ -222,7 +222,7 @@ def env_overrides(environ: Mapping[str, str], registry: Mapping[str, Type[BaseCo
         if other != var:
             # Two spellings of one setting (LOG_ and LOGGING_, COLLECTOR_ and
             # COLLECTORS_): which one wins must not be left to chance.
-            if environ[other] != environ[var]:
+            if _parse_scalar(environ[other]) != _parse_scalar(environ[var]):
                 problems.append(f"{'.'.join(path)}: set by both environment variables {other} and {var}, to different values; keep one")
             continue
         overrides.append((path, _parse_scalar(environ[var]), f"environment variable {var}"))

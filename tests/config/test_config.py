@@ -155,8 +155,9 @@ def test_env_problems_name_the_variable(tmp_path):
 def test_two_spellings_of_one_setting_must_agree(tmp_path):
     found = problems(tmp_path, "", {"HOSTAGENT_LOG_LEVEL": "debug", "HOSTAGENT_LOGGING_LEVEL": "error"})
     assert found == ["logging.level: set by both environment variables HOSTAGENT_LOGGING_LEVEL and HOSTAGENT_LOG_LEVEL, to different values; keep one"]
-    same = load(tmp_path, "", {"HOSTAGENT_COLLECTOR_CPU_INTERVAL": "3", "HOSTAGENT_COLLECTORS_CPU_INTERVAL": "3"})
-    assert same.collectors["cpu"].interval == 3
+    same = load(tmp_path, "", {"HOSTAGENT_COLLECTOR_CPU_INTERVAL": "3", "HOSTAGENT_COLLECTORS_CPU_INTERVAL": "3.0",
+                                "HOSTAGENT_COLLECTOR_CPU_ENABLED": "true", "HOSTAGENT_COLLECTORS_CPU_ENABLED": "True"})
+    assert same.collectors["cpu"].interval == 3 and same.collectors["cpu"].enabled
 
 
 def test_flag_problems_name_the_flag(tmp_path):
