@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
+import os
 
 import psutil
 import pytest
@@ -118,7 +120,9 @@ def test_process_usage_is_cpu_seconds_per_elapsed_second():
     assert read().cpu_ratio == 0.0
 
 
-def test_process_usage_ignores_the_configured_procfs(tmp_path, monkeypatch):
-    # In a container psutil reads the host's /proc, where this pid may not exist.
-    monkeypatch.setattr(psutil, "PROCFS_PATH", str(tmp_path))
-    assert process_usage()().rss_bytes > 0
+def test_process_usage_reads_resident_pages_from_statm(tmp_path):
+    # The agent's own /proc/self/statm, never the configured (host's) procfs.
+    statm = tmp_path / "statm"
+    statm.write_text("5000 1234 300 10 0 900 0\n")
+    assert process_usage(statm=str(statm))().rss_bytes == 1234 * os.sysconf("SC_PAGE_SIZE")
+    assert inspect.signature(process_usage).parameters["statm"].default == "/proc/self/statm"
