@@ -20,7 +20,7 @@ import argparse
 import http.client
 import os
 import sys
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
 from . import config as cfgmod
 from .collectors import load_all
@@ -44,15 +44,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = cfgmod.load(args.config or cfgmod.default_config_path(), load_all(), os.environ)
+        # The web config as the agent reads it: same checks, same relative paths.
+        server_tls = None
+        if config.web["config_file"]:
+            from .webconfig import load_web_config
+
+            server_tls, _ = load_web_config(config.web["config_file"])
     except cfgmod.ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
     host, port = cfgmod.parse_listen_address(config.web["listen_address"])
     conn: http.client.HTTPConnection
-    tls, needs_client_cert = _tls_mode(config.web["config_file"]) if config.web["config_file"] else (False, False)
-    if tls:
+    needs_client_cert = False
+    if server_tls is not None:
         import ssl
 
+        needs_client_cert = server_tls.verify_mode == ssl.CERT_REQUIRED
         # A liveness probe of the agent on this host, not an identity check:
         # the certificate names the host as clients see it, not loopback.
         context = ssl.create_default_context()
@@ -75,25 +82,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"hostagent healthcheck: /-/healthy answered {status}", file=sys.stderr)
         return 1
     return 0
-
-
-REQUIRES_CLIENT_CERT = ("RequireAndVerifyClientCert", "RequireAnyClientCert")
-
-
-def _tls_mode(web_config_file: str) -> Tuple[bool, bool]:
-    """(TLS on, client certificates required) from the web config; its
-    problems are the agent's to report."""
-    import yaml
-
-    try:
-        with open(web_config_file) as f:
-            data = yaml.safe_load(f)
-    except (OSError, ValueError, yaml.YAMLError):
-        return False, False
-    tls = data.get("tls_server_config") if isinstance(data, dict) else None
-    if not isinstance(tls, dict):
-        return False, False
-    return True, tls.get("client_auth_type") in REQUIRES_CLIENT_CERT
 
 
 def _is_tls_refusal(exc: Exception) -> bool:
