@@ -243,7 +243,7 @@ class Agent:
 
     def ready(self) -> bool:
         """True once every enabled collector has produced a snapshot."""
-        return all(r.snapshot is not None or not r.status.enabled for r in self.runners)
+        return not self.not_ready_reason()
 
     def not_ready_reason(self) -> str:
         """Which collectors hold readiness back: those whose runs failed so
