@@ -222,9 +222,11 @@ def serve(config: cfgmod.Config, agent: Agent, web_security: Tuple[object, objec
         # Plain HTTP: asyncio treats ssl as optional, so OpenSSL (about 4 MiB
         # resident) is never loaded.
         with _openssl_hidden():
-            from .web import HTTPServer, Limits, Routes
+            from .routes import Routes
+            from .web import HTTPServer, Limits
     else:
-        from .web import HTTPServer, Limits, Routes
+        from .routes import Routes
+        from .web import HTTPServer, Limits
     registry = build_registry(agent, extra=lambda: list(selfmon.families()) if selfmon else [])
     exposition = Exposition(agent, registry)
     host, port = cfgmod.parse_listen_address(config.web["listen_address"])

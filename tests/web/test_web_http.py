@@ -8,7 +8,7 @@ from typing import Tuple
 import pytest
 from web.rawhttp import get, request
 
-from hostagent.web import Routes
+from hostagent.routes import Routes
 
 
 class FakeExposition:

@@ -52,6 +52,17 @@ class MetricSpec:
 
 
 # --------------------------------------------------------------------------
+# Outcomes
+
+
+class NotAvailable(Exception):
+    """Raised by ``sample()`` when the collector's source does not exist on
+    this host (no /proc/pressure, no conntrack module, no /proc/mdstat): not a
+    failure. The message says why, e.g. "no /proc/pressure (kernel without
+    PSI)". A source that exists but cannot be read raises as usual."""
+
+
+# --------------------------------------------------------------------------
 # Options
 
 
