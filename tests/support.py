@@ -30,6 +30,12 @@ TOOLS = {
     "alertmanager": "prometheus-alertmanager",
     "node_exporter": "prometheus-node-exporter",
     "docker-compose": "docker-compose",
+    "process_exporter": "prometheus-process-exporter",
+    "victoria-metrics": "victoria-metrics",
+    "vmagent": "vmagent",
+    "vmalert": "vmalert",
+    "tmux": "tmux",
+    "chromium": "chromium",
 }
 
 
