@@ -34,6 +34,12 @@ CLIENT_METRICS: Tuple[Tuple[str, str, str, str], ...] = (
     ("python_info", "gauge", "", "Python implementation and version; value is always 1."),
 )
 
+# The catalog's changelog, newest first: (version, what changed). Every change
+# of a family's meaning, name, unit or labels gets a line here, so users know
+# what to fix in their own rules and dashboards when they upgrade; a new family
+# needs none.
+CHANGES: Tuple[Tuple[str, str], ...] = ()
+
 
 def _row(spec: MetricSpec, source: str) -> str:
     labels = ", ".join(f"`{label}`" for label in spec.labels) or "-"
@@ -60,6 +66,9 @@ def metrics_markdown(registry: Optional[Dict[str, Type[BaseCollector]]] = None) 
     lines += header + [_row(spec, "agent") for spec in AGENT_METRICS + SELF_METRICS] + [""]
     lines += ["## process (prometheus-client)", "", "Standard metrics about the agent process itself.", ""]
     lines += header + [f"| `{n}` | {t} | - | {u or '-'} | process | {h} |" for n, t, u, h in CLIENT_METRICS] + [""]
+    if CHANGES:
+        lines += ["## Changes", "", "Changes of meaning, name, unit or labels, newest first; new families are not listed.", ""]
+        lines += [f"- **{version}**: {text}" for version, text in CHANGES] + [""]
     return "\n".join(lines)
 
 
