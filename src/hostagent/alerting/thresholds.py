@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-import yaml
-
+from ..config import YAMLFileError, load_yaml_file
 from ..project import ROOT
 
 DEFAULT_PATH: Path = ROOT / "config" / "alerting.yaml"
@@ -104,13 +103,9 @@ def load_config(path: Optional[Path] = None) -> AlertingConfig:
     """Read and validate the whole file; every problem is reported at once."""
     path = Path(path) if path is not None else DEFAULT_PATH
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ThresholdsError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ThresholdsError(f"{path}: not valid YAML: {exc}") from None
+        doc = load_yaml_file(str(path))
+    except YAMLFileError as exc:
+        raise ThresholdsError(f"{path}: {'cannot read: ' if exc.unreadable else ''}{exc}") from None
     errors: List[str] = []
     config = parse(doc, errors)
     if errors:
