@@ -190,11 +190,14 @@ def test_flags_for_every_section_reach_the_agent_end_to_end(tmp_path):
     assert out.stderr.startswith("invalid configuration from flags (5 problems):\n"), out.stderr
 
 
-def test_text_values_are_taken_as_text_when_only_that_fits(tmp_path):
+def test_text_values_are_taken_as_text_when_only_that_fits(tmp_path, monkeypatch):
     # A directory named 123 and a regex "true": YAML would read a number and a boolean.
+    from hostagent import config as cfgmod
+
     (tmp_path / "123").mkdir()
-    out = run("--check-config", f"--path.rootfs={tmp_path / '123'}", "--collector.network.device-exclude=true", env={"HOSTAGENT_PATHS_ROOTFS": "123"})
-    assert out.returncode == 0, out.stderr
+    monkeypatch.chdir(tmp_path)
+    cfg = cfgmod.load(None, load_all(), {"HOSTAGENT_PATHS_ROOTFS": "123", "HOSTAGENT_COLLECTOR_DISKIO_DEVICE_INCLUDE": "null"})
+    assert cfg.paths.rootfs == "123" and cfg.collectors["diskio"].options["device_include"] is None
     registry = load_all()
     args = cli.build_parser(registry).parse_args(["--collector.network.device-exclude=true", "--collector.cpu.interval=2"])
     assert dict((p, v) for p, v, _ in cli.flag_overrides(args)) == {("collectors", "network", "device_exclude"): "true", ("collectors", "cpu", "interval"): 2}

@@ -18,13 +18,12 @@ from typing import Any, Callable, Dict, List, Mapping, MutableMapping, Optional,
 import yaml
 
 from .collectors.base import BaseCollector, Option, OptionError, Paths
+from .project import checkout
 
 # Used when neither --config nor HOSTAGENT_CONFIG names a file: the checkout's
-# own config/agent.yaml (running from the repository), then the system-wide one.
-DEFAULT_CONFIGS = (
-    os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "config", "agent.yaml"),
-    "/etc/hostagent/agent.yaml",
-)
+# own config/agent.yaml when running from a checkout (never a path beside an
+# installed package), then the system-wide one.
+DEFAULT_CONFIGS = tuple(str(root / "config" / "agent.yaml") for root in (checkout(),) if root) + ("/etc/hostagent/agent.yaml",)
 
 
 def default_config_path() -> Optional[str]:

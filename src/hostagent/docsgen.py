@@ -17,7 +17,7 @@ from . import config as cfgmod
 from .collectors import load_all
 from .collectors.base import BaseCollector, MetricSpec, Option
 from .exposition import AGENT_METRICS
-from .project import ROOT, shown
+from .project import ROOT, outside_project, shown
 from .selfmon import SELF_METRICS
 
 METRICS_DOC = ROOT / "docs" / "metrics.md"
@@ -135,6 +135,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="hostagent docs", description="Regenerate docs/metrics.md and config/agent.example.yaml.")
     parser.add_argument("--check", action="store_true", help="exit 1 if a committed file is not what the generator makes")
     args = parser.parse_args(argv)
+    refusal = outside_project("hostagent docs")
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
     stale = []
     for path, text in outputs().items():
         current = path.read_text(encoding="utf-8") if path.exists() else None
