@@ -8,6 +8,7 @@
     hostagent alerts [test]          what Alertmanager has firing; send a test alert
     hostagent silence ...            add, list and expire silences
     hostagent docs [--check]         regenerate docs/metrics.md and config/agent.example.yaml
+    hostagent hash-password          print a bcrypt hash for the web config's basic_auth_users
 
 Exit status: 0 fine, 1 failure at run time, 2 bad configuration or usage,
 3 stopped by self-monitoring.
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import difflib
 import importlib
 import logging
 import os
@@ -27,7 +27,7 @@ import socket
 import sys
 import threading
 import time
-from typing import Any, Dict, Iterator, List, NoReturn, Optional, Sequence, Tuple, Type
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Type
 
 import psutil
 
@@ -39,6 +39,7 @@ from .collectors import load_all
 from .collectors.base import BaseCollector
 from .exposition import Exposition, build_registry
 from .selfmon import SelfMonitor, process_usage
+from .usage import ArgumentParser
 
 log = logging.getLogger("hostagent")
 
@@ -49,33 +50,10 @@ SUBCOMMANDS: Dict[str, str] = {
     "silence": "hostagent.alerting.cli:silence_main",
     "docs": "hostagent.docsgen:main",
     "healthcheck": "hostagent.healthcheck:main",
+    "hash-password": "hostagent.hashpassword:main",
 }
 
 SHUTDOWN_TIMEOUT = 5.0
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """An argparse parser whose usage errors are one line, not the usage text."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
-
-    def flag_names(self) -> List[str]:
-        return [name for action in self._actions for name in action.option_strings]
-
-    def unknown(self, extra: Sequence[str], commands: Sequence[str] = ()) -> NoReturn:
-        """Say in one line what the first unrecognised argument is, with the
-        nearest known spelling."""
-        word = extra[0]
-        if word.startswith("-"):
-            name = word.split("=", 1)[0]
-            known = self.flag_names()
-            close = [name.replace("_", "-")] if name.replace("_", "-") in known else difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]}?)" if close else f" (see {self.prog} --help)"
-            self.exit(2, f"{self.prog}: unknown flag {name}{hint}\n")
-        close = difflib.get_close_matches(word, list(commands), n=1, cutoff=0.6)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        self.exit(2, f"{self.prog}: unknown command {word!r}{hint}; commands: {', '.join(commands)}\n")
 
 
 class _SetSetting(argparse.Action):

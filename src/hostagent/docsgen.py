@@ -7,7 +7,6 @@ fails when a committed copy differs.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from .collectors.base import BaseCollector, MetricSpec, Option
 from .exposition import AGENT_METRICS
 from .project import ROOT, outside_project, shown
 from .selfmon import SELF_METRICS
+from .usage import ArgumentParser
 
 METRICS_DOC = ROOT / "docs" / "metrics.md"
 EXAMPLE_CONFIG = ROOT / "config" / "agent.example.yaml"
@@ -132,7 +132,7 @@ def outputs() -> Dict[Path, str]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="hostagent docs", description="Regenerate docs/metrics.md and config/agent.example.yaml.")
+    parser = ArgumentParser(prog="hostagent docs", description="Regenerate docs/metrics.md and config/agent.example.yaml.")
     parser.add_argument("--check", action="store_true", help="exit 1 if a committed file is not what the generator makes")
     args = parser.parse_args(argv)
     refusal = outside_project("hostagent docs")
