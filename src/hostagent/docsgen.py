@@ -24,26 +24,35 @@ METRICS_DOC = ROOT / "docs" / "metrics.md"
 EXAMPLE_CONFIG = ROOT / "config" / "agent.example.yaml"
 
 # Families prometheus-client adds to every exposition (not declared by us).
-CLIENT_METRICS: Tuple[Tuple[str, str, str, str], ...] = (
-    ("process_cpu_seconds_total", "counter", "seconds", "CPU time the agent process has used."),
-    ("process_resident_memory_bytes", "gauge", "bytes", "The agent's resident memory."),
-    ("process_virtual_memory_bytes", "gauge", "bytes", "The agent's virtual memory."),
-    ("process_start_time_seconds", "gauge", "seconds", "Unix time the agent process started."),
-    ("process_open_fds", "gauge", "", "File descriptors the agent has open."),
-    ("process_max_fds", "gauge", "", "The agent's file descriptor limit."),
-    ("python_info", "gauge", "", "Python implementation and version; value is always 1."),
+CLIENT_METRICS: Tuple[Tuple[str, str, Tuple[str, ...], str, str], ...] = (
+    ("process_cpu_seconds_total", "counter", (), "seconds", "CPU time the agent process has used."),
+    ("process_resident_memory_bytes", "gauge", (), "bytes", "The agent's resident memory."),
+    ("process_virtual_memory_bytes", "gauge", (), "bytes", "The agent's virtual memory."),
+    ("process_start_time_seconds", "gauge", (), "seconds", "Unix time the agent process started."),
+    ("process_open_fds", "gauge", (), "", "File descriptors the agent has open."),
+    ("process_max_fds", "gauge", (), "", "The agent's file descriptor limit."),
+    ("python_info", "gauge", ("implementation", "major", "minor", "patchlevel", "version"), "", "Python implementation and version; value is always 1."),
 )
 
 # The catalog's changelog, newest first: (version, what changed). Every change
 # of a family's meaning, name, unit or labels gets a line here, so users know
 # what to fix in their own rules and dashboards when they upgrade; a new family
 # needs none.
-CHANGES: Tuple[Tuple[str, str], ...] = ()
+CHANGES: Tuple[Tuple[str, str], ...] = (
+    ("0.2.0", "`hostagent_self_cpu_usage_ratio` is renamed `hostagent_self_cpu_usage_cores`: the same value, CPU in cores "
+     "(1.0 = one core busy), which can exceed 1 and so was never a ratio."),
+    ("0.2.0", "`hostagent_limit{resource}` is split in two, one unit each: `hostagent_limit{resource=\"cpu\"}` (a fraction of one core) "
+     "is now `hostagent_limit_cpu_cores`, `hostagent_limit{resource=\"memory\"}` is now `hostagent_limit_resident_memory_bytes`. "
+     "`hostagent_limit_exceeded{resource}` is unchanged."),
+)
+
+
+def _labels(labels: Tuple[str, ...]) -> str:
+    return ", ".join(f"`{label}`" for label in labels) or "-"
 
 
 def _row(spec: MetricSpec, source: str) -> str:
-    labels = ", ".join(f"`{label}`" for label in spec.labels) or "-"
-    return f"| `{spec.name}` | {spec.type} | {labels} | {spec.unit or '-'} | {source} | {spec.help} |"
+    return f"| `{spec.name}` | {spec.type} | {_labels(spec.labels)} | {spec.unit or '-'} | {source} | {spec.help} |"
 
 
 def metrics_markdown(registry: Optional[Dict[str, Type[BaseCollector]]] = None) -> str:
@@ -65,7 +74,7 @@ def metrics_markdown(registry: Optional[Dict[str, Type[BaseCollector]]] = None) 
     lines += ["## agent", "", "The agent's own health, labelled by collector, and its self-monitoring.", ""]
     lines += header + [_row(spec, "agent") for spec in AGENT_METRICS + SELF_METRICS] + [""]
     lines += ["## process (prometheus-client)", "", "Standard metrics about the agent process itself.", ""]
-    lines += header + [f"| `{n}` | {t} | - | {u or '-'} | process | {h} |" for n, t, u, h in CLIENT_METRICS] + [""]
+    lines += header + [f"| `{n}` | {t} | {_labels(labels)} | {u or '-'} | process | {h} |" for n, t, labels, u, h in CLIENT_METRICS] + [""]
     if CHANGES:
         lines += ["## Changes", "", "Changes of meaning, name, unit or labels, newest first; new families are not listed.", ""]
         lines += [f"- **{version}**: {text}" for version, text in CHANGES] + [""]
