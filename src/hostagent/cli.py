@@ -85,8 +85,8 @@ def build_parser(registry: Dict[str, Type[BaseCollector]]) -> ArgumentParser:
         prog="hostagent",
         usage="hostagent [--config FILE] [--check-config | --once] [--SECTION.KEY VALUE ...]\n       hostagent {" + ",".join(SUBCOMMANDS) + "} ...",
         description="Prometheus-native system resource monitor. Subcommands: " + ", ".join(SUBCOMMANDS) + ". "
-        "Every setting of the config file is also a flag, --SECTION.KEY with '-' for '_' (--log.level, --path.procfs, "
-        "--web.read-timeout); an on/off setting is a switch, --X or --no-X.",
+        "Every setting of the config file is also a flag, --SECTION.KEY with '-' for '_', --log. and --path. for "
+        "the logging and paths sections (--web.read-timeout, --log.level, --path.procfs); an on/off setting is a switch, --X or --no-X.",
         allow_abbrev=False,
     )
     parser.add_argument(

@@ -118,6 +118,10 @@ def example_yaml(registry: Optional[Dict[str, Type[BaseCollector]]] = None) -> s
         "# HOSTAGENT_WEB_LISTEN_ADDRESS=127.0.0.1:9100, HOSTAGENT_COLLECTOR_CPU_INTERVAL=5,",
         "# HOSTAGENT_COLLECTOR_PROCESSES_ENABLED=false. HOSTAGENT_LOGGING_* and",
         "# HOSTAGENT_COLLECTORS_* are accepted too; two spellings of one setting must agree.",
+        "# Flags: --SECTION.KEY with '-' for '_', --log. and --path. for logging and paths",
+        "# (--web.read-timeout=5, --log.level=debug, --path.procfs=/host/proc,",
+        "# --collector.cpu.interval=5); on/off keys are switches (--web.access-log,",
+        "# --no-collector.processes). `hostagent --help` lists them all.",
         "",
     ]
     for section in cfgmod.SECTIONS:
