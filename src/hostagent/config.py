@@ -306,9 +306,9 @@ def env_overrides(environ: Mapping[str, str], registry: Mapping[str, Type[BaseCo
 MAX_YAML_BYTES = MiB  # configuration files are a few KiB; anything near this is a mistake
 
 
-class YAMLFileError(Exception):
-    """A YAML file cannot be taken; ``problems`` says why, one line each.
-    ``unreadable`` is true when the file could not be read at all."""
+class ConfigFileError(Exception):
+    """A configuration file cannot be taken; ``problems`` says why, one line
+    each. ``unreadable`` is true when the file could not be read at all."""
 
     def __init__(self, problems: Sequence[str], unreadable: bool = False):
         self.problems = list(problems)
@@ -325,7 +325,7 @@ _NOT_REGULAR = (
 )
 
 
-def _read_regular_file(path: str, limit: int) -> bytes:
+def read_regular_file(path: str, limit: int) -> bytes:
     """The bytes of a regular file of at most ``limit`` bytes.
 
     Opened without blocking, so a FIFO is refused instead of waiting for a
@@ -334,17 +334,17 @@ def _read_regular_file(path: str, limit: int) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        raise YAMLFileError(["does not exist"], True) from None
+        raise ConfigFileError(["does not exist"], True) from None
     except IsADirectoryError:
-        raise YAMLFileError(["is a directory"], True) from None
+        raise ConfigFileError(["is a directory"], True) from None
     except PermissionError:
-        raise YAMLFileError(["permission denied"], True) from None
+        raise ConfigFileError(["permission denied"], True) from None
     except OSError as exc:
-        raise YAMLFileError([f"cannot be read ({exc.strerror or exc})"], True) from None
+        raise ConfigFileError([f"cannot be read ({exc.strerror or exc})"], True) from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise YAMLFileError([next((why for test, why in _NOT_REGULAR if test(mode)), "is not a regular file")], True)
+            raise ConfigFileError([next((why for test, why in _NOT_REGULAR if test(mode)), "is not a regular file")], True)
         chunks: List[bytes] = []
         size = 0
         while size <= limit:
@@ -354,12 +354,12 @@ def _read_regular_file(path: str, limit: int) -> bytes:
             chunks.append(chunk)
             size += len(chunk)
     except OSError as exc:
-        raise YAMLFileError([f"cannot be read ({exc.strerror or exc})"], True) from None
+        raise ConfigFileError([f"cannot be read ({exc.strerror or exc})"], True) from None
     finally:
         os.close(fd)
     if size > limit:
         size_text = f"{limit / MiB:g} MiB" if limit >= MiB else f"{limit} bytes"
-        raise YAMLFileError([f"is larger than {size_text}; a configuration file is a few KiB"], True)
+        raise ConfigFileError([f"is larger than {size_text}, more than any file of settings needs"], True)
     return b"".join(chunks)
 
 
@@ -413,26 +413,26 @@ class _StrictLoader(_BaseLoader):  # type: ignore[misc, valid-type]
 
 def load_yaml_file(path: str, limit: int = MAX_YAML_BYTES) -> Any:
     """The parsed YAML of a regular file of bounded size, with no repeated
-    keys; raise YAMLFileError saying why not."""
-    data = _read_regular_file(path, limit)
+    keys; raise ConfigFileError saying why not."""
+    data = read_regular_file(path, limit)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise YAMLFileError([f"is not UTF-8 text (byte {exc.start})"]) from None
+        raise ConfigFileError([f"is not UTF-8 text (byte {exc.start})"]) from None
     loader = _StrictLoader(text)
     try:
         root = loader.get_single_node()
         duplicates = loader.duplicate_keys(root)
         if duplicates:
-            raise YAMLFileError(duplicates)
+            raise ConfigFileError(duplicates)
         return loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise YAMLFileError([f"not valid YAML{where}: {problem}"]) from None
+        raise ConfigFileError([f"not valid YAML{where}: {problem}"]) from None
     except RecursionError:
-        raise YAMLFileError(["not valid YAML: nested too deeply"]) from None
+        raise ConfigFileError(["not valid YAML: nested too deeply"]) from None
     finally:
         loader.dispose()
 
@@ -442,7 +442,7 @@ def read_yaml(path: str) -> Tuple[Any, List[str]]:
     file the agent reads comes through here (see load_yaml_file)."""
     try:
         return load_yaml_file(path), []
-    except YAMLFileError as exc:
+    except ConfigFileError as exc:
         return None, [f"config file {path}: {problem}" for problem in exc.problems]
 
 

@@ -126,7 +126,7 @@ def test_merge_keys_and_aliases_are_not_repeats(tmp_path):
     path.write_text("base: &b {a: 1, b: 2}\nx: {<<: *b, a: 3}\ny: *b\nz: [*b, *b]\n")
     assert cfgmod.load_yaml_file(str(path))["x"] == {"a": 3, "b": 2}
     path.write_text("base: &b {a: 1, a: 2}\ny: *b\nz: [*b, *b]\n")
-    with pytest.raises(cfgmod.YAMLFileError) as info:
+    with pytest.raises(cfgmod.ConfigFileError) as info:
         cfgmod.load_yaml_file(str(path))
     # Named once, where it is written, however often it is referred to.
     assert info.value.problems == ["line 1: duplicate key base.a (first at line 1); a key may appear only once"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from ..config import YAMLFileError, load_yaml_file
+from ..config import ConfigFileError, load_yaml_file
 from ..project import ROOT
 
 DEFAULT_PATH: Path = ROOT / "config" / "alerting.yaml"
@@ -104,7 +104,7 @@ def load_config(path: Optional[Path] = None) -> AlertingConfig:
     path = Path(path) if path is not None else DEFAULT_PATH
     try:
         doc = load_yaml_file(str(path))
-    except YAMLFileError as exc:
+    except ConfigFileError as exc:
         raise ThresholdsError(f"{path}: {'cannot read: ' if exc.unreadable else ''}{exc}") from None
     errors: List[str] = []
     config = parse(doc, errors)
