@@ -268,10 +268,34 @@ def trend_alerts() -> Tuple[AlertGroup, ...]:
         f"CPU usage {_ON} is {{{{ $value | humanizePercentage }}}}, more than 3 standard deviations from its mean of the "
         f"last day ({_avg_of(q.cpu_utilisation, 'humanizePercentage')}) and beyond what it was around this time yesterday.",
     )
+    fast_fill = Alert(
+        "HostFilesystemWillFillIn24Hours",
+        # A fast fill, which the 6-hour trend and its hour of `for` would
+        # only see once the disk is full: the trend of the last 10 minutes
+        # (40 raw points at a 15s scrape) reaches zero free space within an
+        # hour, and free space is still shrinking (below what it was 2
+        # minutes ago), so a fill that stopped is let go as soon as it
+        # stops rather than when its slope leaves the window. No usage
+        # floor: a disk that fills in an hour is urgent however empty it
+        # is now. Critical: it mutes the warning of the same mount.
+        "\n".join(
+            (
+                q.filesystem_usage(q.RULES),
+                "and predict_linear(host_filesystem_avail_bytes[10m], 3600) < 0",
+                "and host_filesystem_avail_bytes < host_filesystem_avail_bytes offset 2m",
+                q.WRITABLE,
+            )
+        ),
+        "5m",
+        "critical",
+        f"{_FS} {_ON} will fill within an hour",
+        f"{_FS} ({{{{ $labels.device }}}}) {_ON} is {{{{ $value | humanizePercentage }}}} full and, at the rate it filled "
+        "over the last 10 minutes, will be full within an hour.",
+    )
     return (
         # Once a minute: a 6-hour trend per mount does not change in 15
-        # seconds, and the alert waits an hour (`for`) anyway.
-        AlertGroup("hostagent-trends", (fill,), interval="1m"),
+        # seconds, and the slow level waits an hour (`for`) anyway.
+        AlertGroup("hostagent-trends", (fill, fast_fill), interval="1m"),
         # Anomalies: see hostagent.promql.anomaly for what counts as one.
         AlertGroup("hostagent-anomalies", (cpu_anomaly, *(_network_anomaly(d) for d in q.DIRECTIONS))),
     )
