@@ -1,13 +1,13 @@
 """Operator commands against Alertmanager: ``hostagent alerts`` and ``hostagent silence``.
 
     $ hostagent alerts
-    ALERTNAME         SEVERITY  INSTANCE    STATE     SINCE                       SUMMARY
-    HostHighCpuUsage  critical  web-1:9100  active    2024-05-01 10:02 (14m ago)  CPU usage on web-1:9100 is 97%
+    ALERTNAME         SEVERITY  INSTANCE  STATE   SINCE                       SUMMARY
+    HostHighCpuUsage  critical  web-1     active  2024-05-01 10:02 (14m ago)  CPU usage on web-1 is 97%
 
-    SILENCE ID                            STATE   MATCHERS              ENDS                         CREATED BY  COMMENT
-    6b1c4d6e-0f2a-4a55-9a6e-2c1b0e9f1d3a  active  instance="db-2:9100"  2024-05-01 12:00 (in 1h44m)  alice       kernel upgrade
+    SILENCE ID                            STATE   MATCHERS         ENDS                         CREATED BY  COMMENT
+    6b1c4d6e-0f2a-4a55-9a6e-2c1b0e9f1d3a  active  instance="db-2"  2024-05-01 12:00 (in 1h44m)  alice       kernel upgrade
 
-    $ hostagent silence add --instance db-2:9100 --duration 2h --comment "kernel upgrade"
+    $ hostagent silence add --instance db-2 --duration 2h --comment "kernel upgrade"
     $ hostagent silence expire 6b1c4d6e-0f2a-4a55-9a6e-2c1b0e9f1d3a
     $ hostagent alerts test --severity critical --instance web-1
     Posted HostagentTestAlert (severity=critical, instance=web-1, test_id=20240501-100203-3fa2) to http://localhost:9093.
@@ -457,7 +457,7 @@ def silence_parser() -> argparse.ArgumentParser:
     sub.required = True
     add = sub.add_parser("add", help="silence the alerts of an instance (optionally one alert name)")
     _add_url_option(add, suppress=True)
-    add.add_argument("--instance", help="instance label to silence, e.g. web-1:9100")
+    add.add_argument("--instance", help="instance label to silence, e.g. web-1")
     add.add_argument("--alertname", help="silence only this alert")
     add.add_argument("--duration", default="2h", help="how long, e.g. 30m, 2h, 1d (default: 2h)")
     add.add_argument("--comment", required=True, help="why (shown to everyone who looks at the silence)")
