@@ -5,17 +5,17 @@ delivered, silenced or inhibited."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any, Iterator, List, Tuple
 
 import pytest
 import requests
+import yaml
 
 from alerting.amstack import Inbox, adapt_alertmanager, webhook_sink
 from hostagent.alerting import cli, routing
-from support import alertmanager_server, free_port
-
-import yaml
+from support import alertmanager_server, free_port, require_tool
 
 
 @pytest.fixture
@@ -109,3 +109,45 @@ def test_routes_are_read_as_alertmanager_reads_them(labels: Any, receiver: str, 
     route = routing.find_route(config, labels)
     assert (route.receiver, route.group_wait) == (receiver, group_wait)
     assert routing.integrations(config, "pager") == {"webhook": 1, "slack": 2}
+
+
+ROUTING = """
+route:
+  receiver: root
+  routes:
+    - matchers: ['team=~"db|cache"', 'severity!="info"']
+      receiver: db
+      continue: true
+    - match: {severity: critical}
+      receiver: pager
+      routes:
+        - match_re: {alertname: "Host.*Disk.*"}
+          receiver: storage
+    - matchers: [env=staging]
+      receiver: staging
+receivers: [{name: root}, {name: db}, {name: pager}, {name: storage}, {name: staging}]
+"""
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        {"team": "db", "severity": "critical", "alertname": "X"},
+        {"team": "db", "severity": "info", "alertname": "X"},
+        {"team": "dba", "severity": "warning"},
+        {"severity": "critical", "alertname": "HostDiskFull"},
+        {"severity": "critical", "alertname": "NotHostDiskFull"},
+        {"env": "staging"},
+        {},
+    ],
+)
+def test_route_walk_agrees_with_amtool(labels: Any, tmp_path: Path) -> None:
+    """The receivers found are the ones Alertmanager's own amtool finds."""
+    config = tmp_path / "am.yml"
+    config.write_text(ROUTING)
+    args = [f"{k}={v}" for k, v in labels.items()] or ["alertname=none"]
+    done = subprocess.run([require_tool("amtool"), "config", "routes", "test", f"--config.file={config}", *args], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    theirs = done.stdout.strip().split(",")
+    ours = [r.receiver for r in routing.find_routes(yaml.safe_load(ROUTING), labels)]
+    assert ours == theirs
