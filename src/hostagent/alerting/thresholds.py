@@ -34,7 +34,9 @@ REQUIRED_KEYS: Tuple[str, ...] = (
     "cpu_iowait",
     "disk_io_utilisation",
 )
-DEFAULT_RUNBOOK_BASE_URL = "docs/alerts.md"
+# docs/alerts.md as Prometheus serves it (prometheus/user/runbooks.html,
+# --web.user-assets); Prometheus fills in its own external URL.
+DEFAULT_RUNBOOK_BASE_URL = "{{ $externalURL }}/user/runbooks.html"
 
 _DURATION = re.compile(r"(?:\d+y)?(?:\d+w)?(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\d+s)?(?:\d+ms)?")
 _KEY = re.compile(r"[a-z][a-z0-9_]*")
