@@ -20,7 +20,6 @@ from hostagent.collectors.filesystem import (
     DEFAULT_FS_TYPES_EXCLUDE,
     DEFAULT_MOUNT_POINTS_EXCLUDE,
     FilesystemCollector,
-    HangSafePool,
     Mount,
     MountSample,
     Usage,
@@ -301,19 +300,6 @@ def test_every_worker_stuck_reports_the_rest_without_waiting(tmp_path):
     finally:
         statvfs.release.set()
         collector.close()
-
-
-def test_close_stops_idle_workers():
-    pool = HangSafePool(lambda p: p.upper(), workers=3)
-    assert pool.run(["a", "b", "c"], timeout=2) == {"a": ("A", ""), "b": ("B", ""), "c": ("C", "")}
-    workers = [t for t in threading.enumerate() if t.name.startswith("hostagent-pool")]
-    assert workers and all(t.daemon for t in workers)
-    pool.close()
-    for thread in workers:
-        thread.join(2)
-        assert not thread.is_alive()
-    with pytest.raises(RuntimeError, match="closed"):
-        pool.run(["a"], timeout=1)
 
 
 def test_hung_statvfs_does_not_delay_process_exit(tmp_path):
