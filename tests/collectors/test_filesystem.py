@@ -20,11 +20,11 @@ from hostagent.collectors.filesystem import (
     DEFAULT_FS_TYPES_EXCLUDE,
     DEFAULT_MOUNT_POINTS_EXCLUDE,
     FilesystemCollector,
-    HangSafePool,
     Mount,
     MountSample,
     Usage,
     host_path,
+    local_mounts,
     parse_mounts,
     select_mounts,
     unescape,
@@ -283,37 +283,63 @@ def test_hung_mount_blocks_nothing_and_recovers(tmp_path):
         collector.close()
 
 
-def test_every_worker_stuck_reports_the_rest_without_waiting(tmp_path):
+def test_mounts_queued_behind_hung_ones_still_get_a_worker(tmp_path):
     statvfs = HangingStatvfs("/mnt/dead1", "/mnt/dead2")
     paths = write_mounts(tmp_path, "/mnt/dead1", "/mnt/dead2", "/", "/data")
-    collector = FilesystemCollector({"statvfs_timeout": 1.0, "statvfs_workers": 2}, paths, statvfs=statvfs)
+    collector = FilesystemCollector({"statvfs_timeout": 2.0, "statvfs_workers": 2}, paths, statvfs=statvfs)
     try:
         first = collector.sample()
-        # Both workers took a hung mount; the other two never got a thread.
-        assert all(errors_of(first).values())
+        # Both workers took a hung mount; each handed its place to a new
+        # thread, which answered for the other two within the same run.
+        assert errors_of(first) == {"/mnt/dead1": True, "/mnt/dead2": True, "/": False, "/data": False}
         start = time.monotonic()
         second = collector.sample()
-        assert time.monotonic() - start < 0.5  # no wait for the 1 s timeout
-        assert all(errors_of(second).values())
-        assert "every worker is busy" in next(s.error for s in second if s.mount.mountpoint == "/")
-        # Calls that never started were dropped, not left queued behind the hung ones.
-        assert statvfs.calls["/"] == 0 and collector._pool.threads == 2
+        assert time.monotonic() - start < 2.0  # no wait for the timeout: nothing new hung
+        assert errors_of(second) == {"/mnt/dead1": True, "/mnt/dead2": True, "/": False, "/data": False}
+        assert "has not returned" in next(s.error for s in second if s.mount.mountpoint == "/mnt/dead1")
+        # The hung mounts were asked once; two threads wait on them, beside the two workers.
+        assert statvfs.calls["/mnt/dead1"] == 1 and statvfs.calls["/"] == 2
+        assert collector._pool.threads <= 4
     finally:
         statvfs.release.set()
         collector.close()
 
 
-def test_close_stops_idle_workers():
-    pool = HangSafePool(lambda p: p.upper(), workers=3)
-    assert pool.run(["a", "b", "c"], timeout=2) == {"a": ("A", ""), "b": ("B", ""), "c": ("C", "")}
-    workers = [t for t in threading.enumerate() if t.name.startswith("hostagent-pool")]
-    assert workers and all(t.daemon for t in workers)
-    pool.close()
-    for thread in workers:
-        thread.join(2)
-        assert not thread.is_alive()
-    with pytest.raises(RuntimeError, match="closed"):
-        pool.run(["a"], timeout=1)
+def test_local_mounts_are_asked_first_and_alone_once_the_hung_budget_is_spent(tmp_path):
+    proc = tmp_path / "proc" / "self"
+    proc.mkdir(parents=True)
+    nfs = "".join(f"srv:/e{i} /mnt/nfs{i} nfs4 rw 0 0\n" for i in range(5))
+    proc.joinpath("mounts").write_text(nfs + "/dev/vda1 / ext4 rw 0 0\ntmpfs /run tmpfs rw 0 0\n")
+    statvfs = HangingStatvfs(*(f"/mnt/nfs{i}" for i in range(5)))
+    options = {"statvfs_timeout": 1.0, "statvfs_workers": 1, "statvfs_hung_max": 2}
+    collector = FilesystemCollector(options, Paths(procfs=str(tmp_path / "proc")), statvfs=statvfs)
+    try:
+        for _ in range(3):
+            sample = collector.sample()
+            assert errors_of(sample) == {**{f"/mnt/nfs{i}": True for i in range(5)}, "/": False, "/run": False}
+            assert collector._pool.threads <= 1 + 2
+        # Two NFS mounts were asked and hung; the other three never were.
+        assert sum(statvfs.calls[f"/mnt/nfs{i}"] for i in range(5)) == 2
+        assert "not asked" in next(s.error for s in sample if s.mount.mountpoint == "/mnt/nfs4")
+    finally:
+        statvfs.release.set()
+        collector.close()
+
+
+def test_local_mounts_are_those_the_kernel_answers_from_memory():
+    mounts = parse_mounts(
+        [
+            "/dev/vda1 / ext4 rw 0 0\n",
+            "tmpfs /run tmpfs rw 0 0\n",
+            "srv:/export /mnt/nfs nfs4 rw 0 0\n",
+            "tmpfs /mnt/nfs/scratch tmpfs rw 0 0\n",  # the path walk crosses the NFS mount
+            "/dev/sdb1 /mnt/nfs2 xfs rw 0 0\n",  # a name that only starts like one
+            "sshfs#me@host: /mnt/ssh fuse.sshfs rw 0 0\n",
+            "/dev/sdc1 /mnt/win fuseblk rw 0 0\n",  # ntfs-3g: a daemon answers
+            "//srv/share /mnt/smb cifs rw 0 0\n",
+        ]
+    )
+    assert local_mounts(mounts) == {"/", "/run", "/mnt/nfs2"}
 
 
 def test_hung_statvfs_does_not_delay_process_exit(tmp_path):

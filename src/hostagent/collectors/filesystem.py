@@ -1,7 +1,10 @@
 """Filesystem space and inodes per mount point, with a timeout on statvfs.
 
-Mounts come from the kernel's mount table; each statvfs runs on a small pool
-of daemon threads so a dead network mount is reported, not waited for::
+Mounts come from the kernel's mount table; each statvfs runs on a bounded
+pool of daemon threads (``hostagent.hangsafe``) so a dead network mount is
+reported, not waited for, and is not asked again until its call returns.
+Local disks are asked first and, when ``statvfs_hung_max`` calls on other
+mounts hang, alone::
 
     # HELP host_filesystem_avail_bytes Space available to unprivileged users.
     # TYPE host_filesystem_avail_bytes gauge
@@ -18,12 +21,10 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import re
-import threading
-import time
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Set, Tuple
 
+from ..hangsafe import HangSafePool
 from ..promclient import Metric
 
 from .base import BaseCollector, MetricSpec, NameFilter, Option, Paths, register
@@ -129,134 +130,27 @@ def usage_from_statvfs(st: Any) -> Usage:
     return Usage(size, free, avail, used, used / usable if usable else 0.0, st.f_files, st.f_ffree)
 
 
+MEMORY_FS_TYPES = frozenset({"tmpfs", "ramfs"})
+
+
+def local_mounts(mounts: Iterable[Mount]) -> FrozenSet[str]:
+    """Mount points whose statvfs the kernel answers from memory: a block
+    device's filesystem (FUSE aside) or a memory one, and not mounted below
+    one of the other mounts (but ``/``), since the path walk to it crosses
+    that one. Network and FUSE filesystems ask a server or a daemon, which
+    may never answer."""
+    table = tuple(mounts)
+
+    def answers_locally(m: Mount) -> bool:
+        return not m.fstype.startswith("fuse") and (m.device.startswith("/dev/") or m.fstype in MEMORY_FS_TYPES)
+
+    others = [m.mountpoint + "/" for m in table if m.mountpoint != "/" and not answers_locally(m)]
+    return frozenset(m.mountpoint for m in table if answers_locally(m) and not m.mountpoint.startswith(tuple(others)))
+
+
 def host_path(rootfs: str, mountpoint: str) -> str:
     """Where the agent sees a host mount point when the host root is at rootfs."""
     return os.path.join(rootfs, mountpoint.lstrip("/"))
-
-
-# --------------------------------------------------------------------------
-# A bounded pool of daemon threads for calls that may hang
-
-
-class Outcome(NamedTuple):
-    """Result of one call: its value, or an error message."""
-
-    value: Any = None
-    error: str = ""
-
-
-class _Call:
-    """One submitted call and its result; guarded by the pool's lock."""
-
-    __slots__ = ("arg", "done", "started", "cancelled", "outcome")
-
-    def __init__(self, arg: str):
-        self.arg = arg
-        self.done = threading.Event()
-        self.started = False
-        self.cancelled = False
-        self.outcome = Outcome(error="no result")
-
-
-class HangSafePool:
-    """Runs ``func(arg)`` on at most ``workers`` daemon threads with a deadline.
-
-    A call that overruns keeps its thread until it returns; while it does, the
-    same argument is not submitted again, so a hung mount holds one thread at
-    most. Threads are daemons so a hung call never blocks interpreter exit
-    (concurrent.futures joins its workers at exit)."""
-
-    def __init__(self, func: Callable[[str], Any], workers: int, name: str = "hostagent-pool"):
-        self._func = func
-        self._workers = workers
-        self._name = name
-        self._queue: "queue.SimpleQueue[Optional[_Call]]" = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._threads: List[threading.Thread] = []
-        self._pending: Dict[str, _Call] = {}  # arg -> call queued or running
-        self._running = 0
-        self._closed = False
-
-    @property
-    def threads(self) -> int:
-        """Worker threads started so far (for tests and self-checks)."""
-        return len(self._threads)
-
-    @property
-    def pending(self) -> int:
-        """Calls submitted that have not returned (or been dropped) yet."""
-        with self._lock:
-            return len(self._pending)
-
-    def run(self, args: Sequence[str], timeout: float) -> Dict[str, Outcome]:
-        """Call func on every arg; whatever has not answered by the deadline
-        is an error outcome. Never waits longer than ``timeout``."""
-        deadline = time.monotonic() + timeout
-        out: Dict[str, Outcome] = {}
-        calls: List[_Call] = []
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("pool is closed")
-            all_stuck = self._running >= self._workers
-            for arg in args:
-                if arg in self._pending:
-                    out[arg] = Outcome(error="previous call has not returned yet")
-                elif all_stuck:
-                    out[arg] = Outcome(error="every worker is busy with a call that has not returned")
-                else:
-                    call = _Call(arg)
-                    self._pending[arg] = call
-                    calls.append(call)
-                    self._queue.put(call)
-            self._grow(len(calls))
-        for call in calls:
-            if call.done.wait(max(deadline - time.monotonic(), 0.0)):
-                out[call.arg] = call.outcome
-                continue
-            with self._lock:
-                if not call.started:
-                    # Never started: drop it so the next run submits it afresh.
-                    call.cancelled = True
-                    del self._pending[call.arg]
-            out[call.arg] = Outcome(error=f"no answer within {timeout:g}s")
-        return out
-
-    def close(self) -> None:
-        """Stop the workers: idle ones exit now, busy ones when their call returns."""
-        with self._lock:
-            self._closed = True
-            for _ in self._threads:
-                self._queue.put(None)
-
-    def _grow(self, wanted: int) -> None:
-        # Start threads as needed, up to the bound; called with the lock held.
-        idle = len(self._threads) - self._running
-        while idle < wanted and len(self._threads) < self._workers:
-            thread = threading.Thread(target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-            idle += 1
-
-    def _work(self) -> None:
-        while True:
-            call = self._queue.get()
-            if call is None:
-                return
-            with self._lock:
-                if call.cancelled:
-                    continue
-                call.started = True
-                self._running += 1
-            try:
-                call.outcome = Outcome(value=self._func(call.arg))
-            except Exception as exc:  # one mount's failure is that mount's error
-                call.outcome = Outcome(error=f"{type(exc).__name__}: {exc}")
-            finally:
-                with self._lock:
-                    self._running -= 1
-                    if self._pending.get(call.arg) is call:
-                        del self._pending[call.arg]
-                call.done.set()
 
 
 # --------------------------------------------------------------------------
@@ -273,7 +167,17 @@ class FilesystemCollector(BaseCollector):
         **NameFilter.options("mount_points", "mount points", DEFAULT_MOUNT_POINTS_EXCLUDE, "the default drops virtual and container-internal mounts"),
         **NameFilter.options("fs_types", "filesystem types", DEFAULT_FS_TYPES_EXCLUDE, "the default drops pseudo filesystems"),
         "statvfs_timeout": Option.seconds(5.0, "How long one run waits for statvfs answers before reporting device_error."),
-        "statvfs_workers": Option.integer(4, "Threads running statvfs calls; a hung mount holds one.", lo=1, hi=64),
+        "statvfs_workers": Option.integer(
+            4, "Threads asking statvfs; one blocked for 0.1 s hands its place to a new thread.", lo=1, hi=64
+        ),
+        "statvfs_hung_max": Option.integer(
+            128,
+            "Most statvfs calls on network and FUSE mounts in flight at once; a hung mount holds one (and a"
+            " thread) and is not asked again until it answers; with that many hung, only local disks are asked."
+            " Threads in all: at most statvfs_workers + statvfs_hung_max.",
+            lo=1,
+            hi=4096,
+        ),
     }
     metrics = (SIZE, FREE, AVAIL, USED, USAGE, FILES, FILES_FREE, READONLY, DEVICE_ERROR)
 
@@ -286,6 +190,8 @@ class FilesystemCollector(BaseCollector):
         super().__init__(options, paths)
         self._statvfs = statvfs
         self._pool: Optional[HangSafePool] = None
+        self._stuck: Set[str] = set()  # mount points whose statvfs had not returned at the last run
+        self._budget_spent = False  # statvfs_hung_max of them were not local
         self._points = NameFilter.from_config(self.config, "mount_points")
         self._types = NameFilter.from_config(self.config, "fs_types")
 
@@ -315,9 +221,12 @@ class FilesystemCollector(BaseCollector):
     def sample(self) -> Tuple[MountSample, ...]:
         mounts = select_mounts(self.read_mount_table(), self._points, self._types)
         if self._pool is None:
-            self._pool = HangSafePool(self._statvfs, self.config["statvfs_workers"], "hostagent-statvfs")
+            self._pool = HangSafePool(
+                self._statvfs, self.config["statvfs_workers"], self.config["statvfs_hung_max"], "hostagent-statvfs"
+            )
         paths = {m.mountpoint: host_path(self.paths.rootfs, m.mountpoint) for m in mounts}
-        outcomes = self._pool.run(list(paths.values()), self.config["statvfs_timeout"])
+        local = local_mounts(mounts)
+        outcomes = self._pool.run(list(paths.values()), self.config["statvfs_timeout"], {paths[p] for p in local})
         out = []
         for mount in mounts:
             outcome = outcomes[paths[mount.mountpoint]]
@@ -326,7 +235,32 @@ class FilesystemCollector(BaseCollector):
                 out.append(MountSample(mount, None, outcome.error))
             else:
                 out.append(MountSample(mount, usage_from_statvfs(outcome.value)))
+        self._log_changes(self._pool.stuck(), paths, self._pool.budget_spent)
         return tuple(out)
+
+    def _log_changes(self, hung: Mapping[str, float], paths: Mapping[str, str], full: bool) -> None:
+        """One line when a mount's statvfs hangs, when it returns, and when
+        the budget for hung calls is spent or free again."""
+        stuck = {point for point, path in paths.items() if path in hung}
+        for point in sorted(stuck - self._stuck):
+            log.warning(
+                "statvfs %s has not answered within %gs; not asked again until that call returns (%d hung)",
+                point, self.config["statvfs_timeout"], len(hung),
+            )  # fmt: skip
+        for point in sorted(self._stuck - stuck):
+            if point in paths:
+                log.info("statvfs %s answered again", point)
+            else:
+                log.info("statvfs %s had not answered when it was unmounted", point)
+        self._stuck = stuck
+        if full and not self._budget_spent:
+            log.warning(
+                "statvfs: %d calls on network and FUSE mounts have not returned (statvfs_hung_max); "
+                "only local mounts are asked until one does", self.config["statvfs_hung_max"],
+            )  # fmt: skip
+        elif self._budget_spent and not full:
+            log.info("statvfs: a hung call returned; network and FUSE mounts are asked again")
+        self._budget_spent = full
 
     def families(self, sample: Tuple[MountSample, ...]) -> Iterator[Metric]:
         fields = ((SIZE, "size"), (FREE, "free"), (AVAIL, "avail"), (USED, "used"), (USAGE, "usage_ratio"),
