@@ -223,6 +223,9 @@ def test_access_denied_and_vanished_processes_are_not_failures(monkeypatch):
     try:
         assert runner.run_once(), runner.status.last_error
         assert runner.run_once(), runner.status.last_error
+        # Alive before the first run and after the second: seen by both runs,
+        # whatever else started or ended meanwhile on a busy machine.
+        lasting = [pid for pid in pids if psutil.pid_exists(pid)]
     finally:
         for child in children:
             child.kill()
@@ -234,7 +237,7 @@ def test_access_denied_and_vanished_processes_are_not_failures(monkeypatch):
     assert str(me) in exported
     assert str(denied["pid"]) not in exported  # no memory figure: not ranked
     assert str(vanished["pid"]) not in exported
-    assert sum(v for k, v in samples.items() if k[0] == "host_processes") >= len(pids) - 1
+    assert sum(v for k, v in samples.items() if k[0] == "host_processes") >= len(lasting)
 
 
 def write_net_dev(procfs: Path, rx: int, tx: int) -> None:
