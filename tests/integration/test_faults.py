@@ -237,7 +237,8 @@ def test_access_denied_and_vanished_processes_are_not_failures(monkeypatch):
     assert str(me) in exported
     assert str(denied["pid"]) not in exported  # no memory figure: not ranked
     assert str(vanished["pid"]) not in exported
-    assert sum(v for k, v in samples.items() if k[0] == "host_processes") >= len(lasting)
+    # Less the child made to look vanished, which still exists.
+    assert sum(v for k, v in samples.items() if k[0] == "host_processes") >= len(lasting) - 1
 
 
 def write_net_dev(procfs: Path, rx: int, tx: int) -> None:
