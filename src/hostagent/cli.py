@@ -47,6 +47,9 @@ SUBCOMMANDS: Dict[str, str] = {
     "silence": "hostagent.alerting.cli:silence_main",
     "docs": "hostagent.docsgen:main",
     "healthcheck": "hostagent.healthcheck:main",
+    "top": "hostagent.tools.top:main",
+    "report": "hostagent.tools.report:main",
+    "export": "hostagent.tools.export:main",
 }
 
 SHUTDOWN_TIMEOUT = 5.0

@@ -1,0 +1,57 @@
+"""Operator tools: ``hostagent top``, ``hostagent report`` and ``hostagent export``.
+
+Client programs that read an agent's ``/metrics`` or Prometheus' HTTP API.
+The agent daemon never imports this package. The libraries that draw a
+screen (rich) or plots (matplotlib) are optional extras, imported only by the
+subcommand that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from types import ModuleType
+from typing import Callable, List, NoReturn, Optional, Sequence
+
+
+class ToolError(Exception):
+    """A problem the user can fix: one line, and the exit status to leave with
+    (1 for what went wrong at run time, 2 for bad usage or configuration)."""
+
+    def __init__(self, message: str, status: int = 1):
+        super().__init__(message)
+        self.status = status
+
+
+def require_extra(command: str, extra: str, module: str) -> ModuleType:
+    """Import ``module`` from an optional extra, or say which extra to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ToolError(f"hostagent {command} needs the '{extra}' extra: pip install 'hostagent[{extra}]'", 2) from None
+
+
+def run(command: str, body: Callable[[List[str]], int], argv: Optional[Sequence[str]]) -> int:
+    """Run a tool's main body; a ToolError becomes one line on stderr and its status."""
+    try:
+        return int(body(list(sys.argv[1:] if argv is None else argv)) or 0)
+    except ToolError as exc:
+        print(f"hostagent {command}: {exc}", file=sys.stderr)
+        return exc.status
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): nothing more to say to it.
+        try:
+            sys.stdout = open("/dev/null", "w")  # noqa: SIM115  # silence the flush at exit
+        except OSError:
+            pass
+        return 1
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as one ToolError line (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ToolError(f"{message} (see {self.prog} --help)", 2)
