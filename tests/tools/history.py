@@ -129,9 +129,7 @@ class History:
         yield "host_cpu_seconds", "counter", [
             ({**w, "cpu": "0", "mode": "idle"}, self.counter(lambda t: 1 - busy(t))),
             ({**w, "cpu": "0", "mode": "user"}, self.counter(busy)),
-            ({**i, "cpu": "0", "mode": "idle"}, self.counter(lambda t: 4 * (1 - IDLE_CPU))),
-            ({**i, "cpu": "0", "mode": "user"}, self.counter(lambda t: 4 * IDLE_CPU)),
-        ]
+        ] + [({**i, "cpu": str(c), "mode": mode}, self.counter(lambda t, share=share: share)) for c in range(4) for mode, share in (("idle", 1 - IDLE_CPU), ("user", IDLE_CPU))]
         yield "host_cpu_cores", "gauge", [(w, const(1)), (i, const(4))]
         yield "host_load5", "gauge", [(w, [2 * busy(t) for t in self.times]), (i, const(0.1))]
         yield "host_memory_total_bytes", "gauge", [(w, const(MEM_TOTAL)), (i, const(MEM_TOTAL))]

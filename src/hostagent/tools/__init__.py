@@ -37,7 +37,9 @@ def run(command: str, body: Callable[[List[str]], int], argv: Optional[Sequence[
     try:
         return int(body(list(sys.argv[1:] if argv is None else argv)) or 0)
     except ToolError as exc:
-        print(f"hostagent {command}: {exc}", file=sys.stderr)
+        text = str(exc)
+        prefix = f"hostagent {command}"
+        print(text if text.startswith(prefix) else f"{prefix}: {text}", file=sys.stderr)
         return exc.status
     except KeyboardInterrupt:
         return 130
