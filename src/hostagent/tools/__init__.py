@@ -9,10 +9,13 @@ subcommand that needs them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
+import tempfile
 from types import ModuleType
-from typing import Callable, List, NoReturn, Optional, Sequence
+from typing import IO, Callable, Iterator, List, NoReturn, Optional, Sequence
 
 
 class ToolError(Exception):
@@ -57,3 +60,26 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise ToolError(f"{message} (see {self.prog} --help)", 2)
+
+
+@contextlib.contextmanager
+def replaced_on_success(path: str) -> Iterator[IO[bytes]]:
+    """A binary file written beside ``path`` and moved onto it only when the
+    block ends without an exception: a failed run leaves ``path`` as it was."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".hostagent-", dir=folder)
+    except OSError as exc:
+        raise ToolError(f"cannot write {path}: {exc.strerror or exc}", 2) from None
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # as a plain open() would create it
+    fh = os.fdopen(fd, "wb")
+    try:
+        yield fh
+        fh.close()
+        os.replace(tmp, path)
+    except BaseException:
+        fh.close()
+        os.unlink(tmp)
+        raise

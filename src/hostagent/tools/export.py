@@ -19,17 +19,16 @@ Exit status: 0 written, 1 no data or Prometheus failed, 2 bad usage.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
 import json
 import math
-import os
 import sys
-import tempfile
-from typing import IO, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from . import ArgumentParser, ToolError, connection, promapi, run
+from . import ArgumentParser, ToolError, connection, promapi, replaced_on_success, run
 from .promapi import MAX_POINTS, Prometheus, label_key, series_name
 from .timeparse import iso, parse_duration, range_of
 
@@ -80,39 +79,28 @@ class output:
 
     def __init__(self, path: str, compress: bool):
         self.path, self.compress = path, compress
-        self.tmp: Optional[str] = None
+        self.file: Optional[contextlib.AbstractContextManager] = None
 
     def __enter__(self) -> IO[str]:
         if self.path == "-":
             raw: IO[bytes] = sys.stdout.buffer
         else:
-            folder = os.path.dirname(os.path.abspath(self.path))
-            try:
-                fd, self.tmp = tempfile.mkstemp(prefix=".export-", dir=folder)
-            except OSError as exc:
-                raise ToolError(f"cannot write {self.path}: {exc.strerror or exc}", 2) from None
-            umask = os.umask(0)
-            os.umask(umask)
-            os.fchmod(fd, 0o666 & ~umask)  # as a plain open() would create it
-            raw = os.fdopen(fd, "wb")
+            self.file = replaced_on_success(self.path)
+            raw = self.file.__enter__()
         self.raw = raw
         self.gz = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if self.compress else None
         self.text = io.TextIOWrapper(self.gz or raw, encoding="utf-8", newline="", write_through=False)
         return self.text
 
-    def __exit__(self, kind: object, exc: object, tb: object) -> None:
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
         try:
             self.text.detach()  # flushes; leaves the layers below open
             if self.gz is not None:
                 self.gz.close()  # writes the gzip trailer; leaves raw open
             self.raw.flush()
         finally:
-            if self.tmp is not None:
-                self.raw.close()
-                if kind is None:
-                    os.replace(self.tmp, self.path)
-                else:
-                    os.unlink(self.tmp)
+            if self.file is not None:
+                self.file.__exit__(kind, exc, tb)
 
 
 class Exporter:

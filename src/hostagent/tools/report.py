@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from . import ArgumentParser, ToolError, connection, promapi, run, stats, thresholdfile
+from . import ArgumentParser, ToolError, connection, promapi, replaced_on_success, run, stats, thresholdfile
 from .promapi import Prometheus, label_key
 from .timeparse import human_duration, iso, parse_duration, range_of
 
@@ -123,20 +123,8 @@ def write(path: str, text: str) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    import os
-    import tempfile
-
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".report-", dir=folder)
-    except OSError as exc:
-        raise ToolError(f"cannot write {path}: {exc.strerror or exc}", 2) from None
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    with replaced_on_success(path) as fh:
+        fh.write(text.encode("utf-8"))
 
 
 # --------------------------------------------------------------------------
