@@ -22,7 +22,7 @@ from . import ToolError
 PASSWORD_ENV = "HOSTAGENT_PASSWORD"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, timeout: float = 10.0) -> None:
     """The TLS and basic auth options, shared by every tool."""
     group = parser.add_argument_group("connection (TLS and basic auth, as in the agent's web config)")
     group.add_argument("--ca-file", metavar="FILE", help="CA certificate(s) to verify the server with (default: the system's)")
@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--insecure", action="store_true", help="do not verify the server's certificate")
     group.add_argument("--username", metavar="USER", help="basic auth user name")
     group.add_argument("--password-file", metavar="FILE", help=f"file holding the basic auth password (or ${PASSWORD_ENV})")
-    group.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="seconds to wait for each answer (default 10)")
+    group.add_argument("--timeout", type=float, default=timeout, metavar="SECONDS", help=f"seconds to wait for each answer (default {timeout:g})")
 
 
 def _reason(exc: Exception) -> str:
