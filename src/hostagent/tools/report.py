@@ -440,14 +440,8 @@ def findings(data: ReportData, thresholds: Optional[object], end: float) -> List
 
 
 def fmt_bytes(value: Optional[float]) -> str:
-    if value is None:
-        return "–"
-    v = float(value)
-    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
-        if abs(v) < 1000 or unit == "PB":
-            return f"{v:.0f} {unit}" if unit == "B" else f"{v:.1f} {unit}"
-        v /= 1000
-    return f"{v:.1f} PB"
+    """Bytes in decimal units, for people: 8.0 GB."""
+    return stats.scaled(value, 1000, ("B", "KB", "MB", "GB", "TB", "PB"), " ")
 
 
 # --------------------------------------------------------------------------

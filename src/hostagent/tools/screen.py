@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from . import thresholdfile
 from .fleet import sort_hosts
 from .hostview import sort_rows
+from .stats import scaled
 from .timeparse import human_duration
 
 Segment = Tuple[str, str]
@@ -58,26 +59,12 @@ def pct(v: Optional[float], width: int = 5) -> str:
 
 def size(v: Optional[float]) -> str:
     """Bytes in binary units, 4 significant characters: 512B, 3.1K, 23.5G."""
-    if v is None:
-        return "–"
-    v = float(v)
-    for unit in ("B", "K", "M", "G", "T", "P"):
-        if abs(v) < 1024 or unit == "P":
-            return f"{v:.0f}{unit}" if unit == "B" or abs(v) >= 100 else f"{v:.1f}{unit}"
-        v /= 1024
-    return f"{v:.1f}P"
+    return scaled(v, 1024, ("B", "K", "M", "G", "T", "P"))
 
 
 def rate(v: Optional[float]) -> str:
     """Bytes per second in decimal units: 12k/s, 1.2M/s."""
-    if v is None:
-        return "–"
-    v = float(v)
-    for unit in ("B", "k", "M", "G", "T"):
-        if abs(v) < 1000 or unit == "T":
-            return (f"{v:.0f}" if unit == "B" or abs(v) >= 100 else f"{v:.1f}") + f"{unit}/s"
-        v /= 1000
-    return f"{v:.1f}T/s"
+    return scaled(v, 1000, ("B", "k", "M", "G", "T"), suffix="/s")
 
 
 def num(v: Optional[float], digits: int = 2) -> str:

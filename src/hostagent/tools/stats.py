@@ -21,6 +21,24 @@ Point = Tuple[float, float]
 Z95 = 1.96
 
 
+def scaled(value: Optional[float], base: int, units: Sequence[str], sep: str = "", suffix: str = "") -> str:
+    """A quantity in the largest unit that keeps it under ``base``: whole
+    numbers in the first unit and from 100 up, one decimal otherwise.
+
+    >>> scaled(1536, 1024, ("B", "K", "M")), scaled(8e9, 1000, ("B", "kB", "MB", "GB"), " ", "/day")
+    ('1.5K', '8.0 GB/day')
+    """
+    if value is None:
+        return "–"
+    v = float(value)
+    for i, unit in enumerate(units):
+        if abs(v) < base or i == len(units) - 1:
+            digits = 0 if i == 0 or abs(v) >= 100 else 1
+            return f"{v:.{digits}f}{sep}{unit}{suffix}"
+        v /= base
+    raise AssertionError("unreachable")
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-quantile (0..1) with linear interpolation between ranks (numpy's default)."""
     ordered = sorted(values)
