@@ -91,7 +91,7 @@ def test_colours_follow_the_alert_thresholds() -> None:
     assert got["96.0%"] == "critical"  # filesystem past 95 %
     assert got["2.50/core"] == "warning"  # load per core past 2
     assert got["25000"] == "warning"  # TIME_WAIT past 20,000
-    assert got["filesystem FAILING (4 errors, last ok 15m ago)"] == "critical"
+    assert got["filesystem DOWN (4 errors, last ok 15m ago)"] == "critical"
     assert got["3/4 up"] == "warning"
     text = screen.plain(lines)
     assert "PSI" in text and "GROUP" in text and "postgres" in text and "PID" not in text

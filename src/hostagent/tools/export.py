@@ -10,7 +10,8 @@ timestamp, series, value) and ``jsonl`` (one JSON object per point, labels
 as a mapping). Values are written as Prometheus sends them, so nothing is
 lost to rounding. The range is fetched in pieces sized so that no request
 passes Prometheus' 11,000-points-per-series limit and no piece holds more
-than :data:`POINT_BUDGET` points, whatever the range: memory stays flat.
+than about :data:`POINT_BUDGET` points (sized by the series count of the
+piece before), whatever the range: memory stays flat.
 The wide format needs its columns before the first row, so it reads the
 range twice (first only for the series' names).
 
@@ -115,7 +116,7 @@ class Exporter:
     def pieces(self) -> Iterator[List[promapi.Series]]:
         """The range piece by piece; each piece's size follows how many series the last one had."""
         total = promapi.points(self.start, self.end, self.step)
-        k, size = 0, min(MAX_POINTS, 1000)
+        k, size = 0, 100  # small until the series are counted
         while k < total:
             n = min(size, total - k)
             lo = self.start + k * self.step

@@ -346,7 +346,7 @@ def collectors_line(view: Dict[str, Any], ctx: Context) -> Line:
             line.append((f"  {c['name']} n/a", "dim"))
         elif not c["up"]:
             age = f", last ok {human_duration(c['age_seconds'])} ago" if c.get("age_seconds") is not None else ""
-            line.append((f"  {c['name']} FAILING ({c.get('errors') or 0} errors{age})", "critical"))
+            line.append((f"  {c['name']} DOWN ({c.get('errors') or 0} errors{age})", "critical"))
     return line
 
 

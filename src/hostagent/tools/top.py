@@ -33,7 +33,7 @@ from .connection import Connection
 from .hostview import AgentSource, HostModel, Samples
 
 DEFAULT_TIMEOUT = 3.0
-STYLES = {"ok": "green", "warning": "bold yellow", "critical": "bold red", "dim": "dim", "bold": "bold", "head": "reverse", "bar": "cyan", "": ""}
+STYLES = {"ok": "green", "warning": "bold yellow", "critical": "bold red", "dim": "dim", "bold": "bold", "head": "bold white on blue", "bar": "cyan", "": ""}
 
 
 def build_parser() -> ArgumentParser:
@@ -67,9 +67,12 @@ def _main(argv: List[str]) -> int:
     source = make_source(args)
     ctx = screen.Context(sort=args.sort, thresholds=thresholds, thresholds_source=source_text, interval=args.interval)
     ctx.extra["source"] = source.url
+    if thresholds is None:
+        ctx.message = source_text  # shown until the first answer
     dumb = os.environ.get("TERM", "dumb") in ("dumb", "unknown", "")
     ctx.unicode = not dumb and "utf" in (getattr(sys.stdout, "encoding", "") or "").lower()
-    if args.json or args.once:
+    one_shot = args.json or args.once or (not sys.stdout.isatty() and args.iterations is None)
+    if one_shot:
         view = snapshot(source)
         if args.json:
             print(json.dumps(view, indent=2, default=str))
@@ -79,7 +82,7 @@ def _main(argv: List[str]) -> int:
         return 0
     interactive = sys.stdout.isatty() and sys.stdin.isatty()
     if not interactive or dumb:
-        return batch(source, ctx, args.iterations or (1 if not sys.stdout.isatty() else None), keys=sys.stdin.isatty())
+        return batch(source, ctx, args.iterations, keys=sys.stdin.isatty())
     return fullscreen(source, ctx)
 
 
