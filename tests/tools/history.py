@@ -9,6 +9,8 @@ Two hosts, as the agent names its series:
   counters; three process groups; HostHighCpuUsage fired three times.
 - ``idle-1:9100``: four cores at 2 %, memory 10 % used, no swap, no PSI;
   HostagentDown fired once.
+- ``gone-1:9100``: no data at all, only a HostagentDown incident; and
+  HostagentTargetsMissing fired once, about no host in particular.
 
 Samples every STEP seconds (alerts every ALERT_STEP), written as OpenMetrics
 for ``promtool tsdb create-blocks-from openmetrics``.
@@ -26,7 +28,7 @@ STEP = 300
 ALERT_STEP = 60
 DAYS = 30
 JOB = "hostagent"
-WEB, IDLE = "web-1:9100", "idle-1:9100"
+WEB, IDLE, GONE = "web-1:9100", "idle-1:9100", "gone-1:9100"
 GIB = 1024**3
 
 BUSY, QUIET = 0.85, 0.10
@@ -64,6 +66,9 @@ def incidents() -> List[Incident]:
         Incident("HostHighCpuUsage", WEB, "warning", 11 * DAY + 9 * 3600 + 1800, 45 * 60),
         Incident("HostHighCpuUsage", WEB, "warning", 27 * DAY + 15 * 3600, 30 * 60),
         Incident("HostagentDown", IDLE, "critical", 20 * DAY + 3 * 3600, 20 * 60),
+        # A host that sent nothing in the range, and an alert about no host in particular.
+        Incident("HostagentDown", GONE, "critical", 2 * DAY, 3 * 3600),
+        Incident("HostagentTargetsMissing", "", "critical", 25 * DAY + 3600, 15 * 60),
     ]
 
 
@@ -84,6 +89,11 @@ def data_avail(t: float, start: float, noise: float) -> float:
 def fill_time(start: float) -> float:
     """When /data's free space reaches zero, without the noise."""
     return start + DATA_AVAIL_START / DATA_RATE
+
+
+def _where(inc: Incident) -> Dict[str, str]:
+    """An alert's instance and job labels; none for an alert about no host."""
+    return {"instance": inc.instance, "job": JOB} if inc.instance else {}
 
 
 def _labels(pairs: Dict[str, str]) -> str:
@@ -166,12 +176,12 @@ class History:
     def alert_samples(self) -> Iterator[Tuple[str, str, str, float]]:
         """(family, labels text, value text, timestamp) of ALERTS and ALERTS_FOR_STATE."""
         for inc in incidents():
-            base = {"alertname": inc.alertname, "alertstate": "firing", "instance": inc.instance, "job": JOB, "severity": inc.severity, **dict(inc.labels)}
+            base = {"alertname": inc.alertname, "alertstate": "firing", **_where(inc), "severity": inc.severity, **dict(inc.labels)}
             t0 = self.start + inc.start
             for k in range(int(inc.duration // ALERT_STEP)):
                 yield "ALERTS", _labels(base), "1", t0 + k * ALERT_STEP
         for inc in incidents():
-            base = {"alertname": inc.alertname, "instance": inc.instance, "job": JOB, "severity": inc.severity, **dict(inc.labels)}
+            base = {"alertname": inc.alertname, **_where(inc), "severity": inc.severity, **dict(inc.labels)}
             t0 = self.start + inc.start
             for k in range(int(inc.duration // ALERT_STEP)):
                 yield "ALERTS_FOR_STATE", _labels(base), _num(t0 - 300), t0 + k * ALERT_STEP

@@ -19,6 +19,7 @@ from history import (
     DATA_RATE,
     DAY,
     FILL_DAYS_AFTER_END,
+    GONE,
     GROUP_RSS,
     IDLE,
     IDLE_CPU,
@@ -53,7 +54,8 @@ def host(report: Dict[str, Any], instance: str) -> Dict[str, Any]:
 
 def test_usage_percentiles_match_what_was_put_in(report) -> None:
     web, idle = host(report, WEB), host(report, IDLE)
-    assert [h["instance"] for h in report["hosts"]] == [IDLE, WEB]
+    assert [h["instance"] for h in report["hosts"]] == [GONE, IDLE, WEB]
+    assert host(report, GONE)["cpu"] is None and host(report, GONE)["filesystems"] == []
     # Busy a third of the day: the median is the quiet level, p95 and max the busy one.
     assert web["cpu"]["p50"] == pytest.approx(QUIET, abs=1e-9)
     assert web["cpu"]["p95"] == pytest.approx(BUSY, abs=1e-9)
@@ -116,11 +118,12 @@ def test_interfaces_peak_and_p95(report) -> None:
 
 def test_alerts_with_their_durations(report, backfilled) -> None:
     h = backfilled.history
-    got = {(inst, a["alertname"], a["start"], a["duration_seconds"], a["severity"], a["pending_since"]) for inst in (WEB, IDLE) for a in host(report, inst)["alerts"]}
+    got = {(inst, a["alertname"], a["start"], a["duration_seconds"], a["severity"], a["pending_since"]) for inst in (WEB, IDLE, GONE) for a in host(report, inst)["alerts"]}
+    got |= {("", a["alertname"], a["start"], a["duration_seconds"], a["severity"], a["pending_since"]) for a in report["fleet_alerts"]}
     want = {(i.instance, i.alertname, iso(h.start + i.start), i.duration, i.severity, iso(h.start + i.start - 300)) for i in incidents()}
     assert got == want
     assert not any(a["still_firing"] for a in host(report, WEB)["alerts"])
-    assert report["fleet_alerts"] == []
+    assert [a["alertname"] for a in report["fleet_alerts"]] == ["HostagentTargetsMissing"]
 
 
 def test_top_process_groups(report) -> None:
@@ -140,6 +143,7 @@ def test_findings_to_act_on(report) -> None:
         (WEB, "cpu", "warning"),  # p95 85 % > 80 % warning
         (WEB, "alert HostHighCpuUsage", "warning"),  # fired 3 times
         (IDLE, "idle", "info"),
+        (GONE, "no data", "warning"),
     }
     assert report["thresholds"] == "thresholds from config/alerting.yaml"
 
@@ -174,6 +178,7 @@ def test_csv_holds_the_same_figures(report, backfilled) -> None:
     assert cells[(WEB, "filesystem", "/data", "fill_date")] == data["fill_date"]
     assert float(cells[(WEB, "cpu", "", "p95")]) == host(report, WEB)["cpu"]["p95"]
     assert sum(1 for r in rows if r[1] == "alert" and r[3] == "duration_seconds") == len(incidents())
+    assert [r[2] for r in rows if r[0] == "" and r[1] == "alert" and r[3] == "severity"] == ["HostagentTargetsMissing"]
     assert sum(1 for r in rows if r[1] == "finding") == len(report["findings"])
 
 
@@ -183,7 +188,7 @@ def test_default_range_is_the_last_thirty_days(backfilled) -> None:
     got = json.loads(done.stdout)
     span = parse_time(got["to"]) - parse_time(got["from"])
     assert span == pytest.approx(30 * DAY, abs=1)
-    assert {x["instance"] for x in got["hosts"]} == {WEB, IDLE}
+    assert {x["instance"] for x in got["hosts"]} == {WEB, IDLE, GONE}
 
 
 def test_html_is_self_contained_and_renders_in_chromium(backfilled, tmp_path: Path) -> None:
@@ -198,7 +203,7 @@ def test_html_is_self_contained_and_renders_in_chromium(backfilled, tmp_path: Pa
     assert "<script" not in text and "<link" not in text and "@import" not in text and "url(" not in text
     assert re.findall(r'\bsrc="([^"]+)"', text) and all(src.startswith("data:image/svg+xml;base64,") for src in re.findall(r'\bsrc="([^"]+)"', text))
     assert not re.findall(r'\bhref="(?!#)', text)
-    for words in ("/data fills in 20 days", "HostHighCpuUsage", "postgres", "Busiest hours", WEB, IDLE):
+    for words in ("/data fills in 20 days", "HostHighCpuUsage", "postgres", "Busiest hours", WEB, IDLE, GONE, "Alerts not tied to one host"):
         assert words in text, words
     shot = tmp_path / "report.png"
     profile = tmp_path / "chromium-profile"

@@ -25,6 +25,7 @@ import csv
 import io
 import json
 import math
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -60,6 +61,12 @@ USERS = (
 )
 
 HostKey = Tuple[str, str]  # (job, instance)
+# Every host's figures hold these keys, with these values when there is no data.
+DEFAULT_FIGURES: Dict[str, Any] = {
+    "cpu": None, "memory": None, "swap": None, "load5": None, "load5_per_core": None,
+    "pressure": dict, "cpu_by_hour": lambda: [None] * 24, "busiest_hours": list,
+    "filesystems": list, "interfaces": list, "top_users": None, "alerts": list,
+}  # fmt: skip
 
 
 def build_parser() -> ArgumentParser:
@@ -164,6 +171,7 @@ class Collector:
         self.window = f"{int(2 * step)}s"
         self.span = f"{int(round(end - start))}s"
         self.sel = f'job="{_quote(job)}"' + (f',instance=~"{_quote(hosts)}"' if hosts else "")
+        self.job, self.hosts_regex = job, hosts
         self.thresholds = thresholds
         self.hosts: Dict[HostKey, Host] = {}
 
@@ -185,6 +193,9 @@ class Collector:
         self._interfaces()
         self._users(names)
         fleet = self._alerts()
+        for host in self.hosts.values():
+            for key, empty in DEFAULT_FIGURES.items():
+                host.figures.setdefault(key, empty() if callable(empty) else empty)
         hosts = sorted(self.hosts.values(), key=lambda h: (h.instance, h.job))
         meta = {
             "generated_at": iso(round(time.time())),
@@ -225,9 +236,6 @@ class Collector:
                 else:
                     host.figures[key] = figures
         for host in self.hosts.values():
-            for key in ("cpu", "memory", "swap", "load5", "load5_per_core"):
-                host.figures.setdefault(key, None)
-            host.figures.setdefault("pressure", {})
             profile = stats.hourly_profile(host.series.get("cpu", []))
             host.figures["cpu_by_hour"] = profile
             host.figures["busiest_hours"] = [{"hour": h, "cpu": profile[h]} for h in stats.busiest_hours(profile)]
@@ -266,8 +274,6 @@ class Collector:
             }
             fs.update(fill_prediction(points, self.end))
             self.hosts[hkey].figures.setdefault("filesystems", []).append(fs)
-        for host in self.hosts.values():
-            host.figures.setdefault("filesystems", [])
 
     def _interfaces(self) -> None:
         s, w = self.sel, self.window
@@ -284,8 +290,6 @@ class Collector:
                 entry[f"{direction}_p95_bytes_per_second"] = figures["p95"] if figures else None
         for (hkey, _), entry in sorted(found.items()):
             self.hosts[hkey].figures.setdefault("interfaces", []).append(entry)
-        for host in self.hosts.values():
-            host.figures.setdefault("interfaces", [])
 
     def _users(self, names: set) -> None:
         """Top process groups or services by CPU and memory; per-process peaks as a last resort."""
@@ -316,8 +320,6 @@ class Collector:
                 table[part].sort(key=lambda row: -row["value"])
                 table[part] = table[part][:TOP]
             self.hosts[hkey].figures["top_users"] = table
-        for host in self.hosts.values():
-            host.figures.setdefault("top_users", None)
 
     def _alerts(self) -> List[Dict[str, Any]]:
         """Incidents from raw ALERTS samples, read a day at a time; fleet-wide ones returned."""
@@ -350,14 +352,23 @@ class Collector:
                 "pending_since": iso(since) if since is not None else None,
             }
             instance = labels.get("instance")
-            host = self.hosts.get((labels.get("job", ""), instance or ""))
-            if host is not None:
-                host.figures.setdefault("alerts", []).append(entry)
-            elif not instance:
+            if not instance:
                 fleet.append(entry)
-        for host in self.hosts.values():
-            host.figures.setdefault("alerts", [])
+            elif self.selected(labels):
+                # A host may have alerts and no other data in the range (down all along).
+                self.host(labels).figures.setdefault("alerts", []).append(entry)  # type: ignore[union-attr]
         return fleet
+
+    def selected(self, labels: Dict[str, str]) -> bool:
+        """Whether an alert's job and instance are among the hosts reported on."""
+        if (labels.get("job", ""), labels.get("instance", "")) in self.hosts:
+            return True
+        if labels.get("job") != self.job:
+            return False
+        try:
+            return not self.hosts_regex or re.fullmatch(self.hosts_regex, labels.get("instance", "")) is not None
+        except re.error:
+            return False
 
 
 def day_windows(start: float, end: float) -> Iterator[Tuple[float, float]]:
@@ -426,6 +437,8 @@ def findings(data: ReportData, thresholds: Optional[object], end: float) -> List
                 limit_text = f"{limit:g}" if key == "load5_per_core" else f"{limit:.0%}"
                 add("warning", host, key, f"p95 {what} is {shown}, above the warning threshold of {limit_text}: give it more capacity or move work off it.")
         cpu, mem = f.get("cpu"), f.get("memory")
+        if cpu is None and mem is None:
+            add("warning", host, "no data", "sent no CPU or memory figures in the whole range, only alerts: is it gone, or down all along?")
         if cpu and mem and cpu["p95"] < IDLE_CPU and mem["p95"] < IDLE_MEMORY:
             add("info", host, "idle", f"p95 CPU {cpu['p95']:.0%} and p95 memory {mem['p95']:.0%} over the whole range: a candidate to consolidate onto another host.")
         counts: Dict[str, List[Dict[str, Any]]] = {}
