@@ -82,6 +82,7 @@ def test_busiest_hours_are_the_busy_ones(report) -> None:
     web = host(report, WEB)
     assert len(web["busiest_hours"]) == 3
     assert {b["hour"] for b in web["busiest_hours"]} <= set(BUSY_HOURS)
+    assert host(report, IDLE)["busiest_hours"] == []  # the same load at every hour
     profile = web["cpu_by_hour"]
     for hour in range(24):
         if hour in BUSY_HOURS and hour != BUSY_HOURS[0]:

@@ -98,7 +98,7 @@ def usage_plot(plt: Any, host: Host, thresholds: Dict[str, Optional[float]]) -> 
 def hours_plot(plt: Any, host: Host) -> str:
     profile = host.figures.get("cpu_by_hour") or []
     fig, ax = plt.subplots(figsize=(9, 2.0))
-    busiest = {b["hour"] for b in host.figures.get("busiest_hours", [])} if _varies(profile) else set()
+    busiest = {b["hour"] for b in host.figures.get("busiest_hours", [])}
     values = [0.0 if v is None else v * 100 for v in profile]
     ax.bar(range(len(values)), values, color=["#c62828" if h in busiest else "#90a4ae" for h in range(len(values))])
     ax.set_xticks(range(0, 24, 2))
@@ -129,12 +129,6 @@ def filesystem_plot(plt: Any, host: Host) -> Optional[str]:
     ax.legend(loc="upper right", fontsize=7)
     ax.set_title("Free space and its linear trend")
     return _svg(fig)
-
-
-def _varies(profile: Sequence[Optional[float]]) -> bool:
-    """Whether some hours are busier than others by at least a percentage point."""
-    known = [v for v in profile if v is not None]
-    return bool(known) and max(known) - min(known) >= 0.01
 
 
 def _findings(items: List[Dict[str, Any]]) -> str:
@@ -253,7 +247,7 @@ def render(data: ReportData) -> str:
     for i, host in enumerate(data.hosts):
         parts.append(f'<h2 id="h{i}">{html.escape(host.instance)}</h2>')
         busiest = ", ".join(f'{b["hour"]:02d}:00 ({_pct(b["cpu"])})' for b in host.figures["busiest_hours"])
-        if not _varies(host.figures.get("cpu_by_hour") or []):
+        if not busiest and any(v is not None for v in host.figures["cpu_by_hour"]):
             busiest = "none: CPU use is the same at every hour"
         parts.append(f"<p>Busiest hours (UTC, mean CPU): {busiest or '–'}</p>")
         parts.append(_summary_table(host, limits))

@@ -122,9 +122,12 @@ def hourly_profile(points: Iterable[Point]) -> List[Optional[float]]:
     return [sums[h] / counts[h] if counts[h] else None for h in range(24)]
 
 
-def busiest_hours(profile: Sequence[Optional[float]], most: int = 3) -> List[int]:
-    """The hours of day with the highest mean, busiest first."""
+def busiest_hours(profile: Sequence[Optional[float]], most: int = 3, spread: float = 0.01) -> List[int]:
+    """The hours of day with the highest mean, busiest first; none when no
+    hour differs from another by ``spread`` (a flat day has no busy hours)."""
     known = [(v, h) for h, v in enumerate(profile) if v is not None]
+    if not known or max(v for v, _ in known) - min(v for v, _ in known) < spread:
+        return []
     return [h for v, h in sorted(known, key=lambda item: (-item[0], item[1]))[:most]]
 
 

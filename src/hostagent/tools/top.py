@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import ArgumentParser, ToolError, connection, promapi, run, screen, thresholdfile
 from .connection import Connection
-from .hostview import AgentSource, HostModel, Samples
+from .hostview import COLLECTOR_OF, AgentSource, HostModel, Samples
 
 DEFAULT_TIMEOUT = 3.0
 STYLES = {"ok": "green", "warning": "bold yellow", "critical": "bold red", "dim": "dim", "bold": "bold", "head": "bold white on blue", "bar": "cyan", "": ""}
@@ -96,8 +96,8 @@ def make_source(args: Any) -> Any:
 
         return FleetSource(promapi.from_args(args), args.job)
     if args.url:
-        return Agent(Connection.from_args(args.url, args, "agent"))
-    return Agent(local_agent(args))
+        return AgentFeed(Connection.from_args(args.url, args, "agent"))
+    return AgentFeed(local_agent(args))
 
 
 def local_agent(args: Any) -> Connection:
@@ -123,7 +123,7 @@ def local_agent(args: Any) -> Connection:
     return Connection.from_args(url, args, "agent", insecure_default=tls is not None)
 
 
-class Agent:
+class AgentFeed:
     """An agent's /metrics, turned into the host view."""
 
     def __init__(self, conn: Connection):
@@ -138,18 +138,18 @@ class Agent:
 
 
 def lines_for(source: Any, view: Optional[Dict[str, Any]], ctx: screen.Context) -> List[screen.Line]:
-    return screen.host_lines(view, ctx) if isinstance(source, Agent) else screen.fleet_lines(view, ctx)
+    return screen.host_lines(view, ctx) if isinstance(source, AgentFeed) else screen.fleet_lines(view, ctx)
 
 
 def snapshot(source: Any) -> Dict[str, Any]:
     """One complete view: for an agent, its counters read across a run of
     each collector that rates come from (at most the longest interval)."""
-    if not isinstance(source, Agent):
+    if not isinstance(source, AgentFeed):
         return source.fetch()
     view = source.fetch()
     first = collector_stamps(source.last_samples)
     intervals = {labels.get("collector"): v for labels, v in source.last_samples.get("hostagent_collector_interval_seconds", [])}
-    wanted = [c for c in ("cpu", "diskio", "network", "pressure", "process_groups", "cgroups") if c in first]
+    wanted = [c for _, names in COLLECTOR_OF for c in names if c in first]
     deadline = time.monotonic() + min(60.0, max([intervals.get(c, 15.0) for c in wanted] + [1.0]) + 2.0)
     while wanted and time.monotonic() < deadline:
         time.sleep(0.25)
