@@ -204,6 +204,8 @@ def test_html_is_self_contained_and_renders_in_chromium(backfilled, tmp_path: Pa
     assert "<script" not in text and "<link" not in text and "@import" not in text and "url(" not in text
     assert re.findall(r'\bsrc="([^"]+)"', text) and all(src.startswith("data:image/svg+xml;base64,") for src in re.findall(r'\bsrc="([^"]+)"', text))
     assert not re.findall(r'\bhref="(?!#)', text)
+    gone = text.split(f">{GONE}</h2>")[1].split("<h2")[0]
+    assert "No CPU, memory or load figures" in gone and "<img" not in gone and "HostagentDown" in gone
     for words in ("/data fills in 20 days", "HostHighCpuUsage", "postgres", "Busiest hours", WEB, IDLE, GONE, "Alerts not tied to one host"):
         assert words in text, words
     shot = tmp_path / "report.png"

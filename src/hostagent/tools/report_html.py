@@ -246,15 +246,18 @@ def render(data: ReportData) -> str:
         parts.append(_alert_table(data.fleet_alerts, "Alerts not tied to one host"))
     for i, host in enumerate(data.hosts):
         parts.append(f'<h2 id="h{i}">{html.escape(host.instance)}</h2>')
-        busiest = ", ".join(f'{b["hour"]:02d}:00 ({_pct(b["cpu"])})' for b in host.figures["busiest_hours"])
-        if not busiest and any(v is not None for v in host.figures["cpu_by_hour"]):
-            busiest = "none: CPU use is the same at every hour"
-        parts.append(f"<p>Busiest hours (UTC, mean CPU): {busiest or '–'}</p>")
-        parts.append(_summary_table(host, limits))
-        plots = [usage_plot(plt, host, limits), hours_plot(plt, host)]
-        fs_plot = filesystem_plot(plt, host)
-        parts.append(f'<div class="plots">{"".join(plots)}</div>')
+        if not host.series:
+            parts.append("<p>No CPU, memory or load figures from this host in the range.</p>")
+        else:
+            busiest = ", ".join(f'{b["hour"]:02d}:00 ({_pct(b["cpu"])})' for b in host.figures["busiest_hours"])
+            if not busiest and any(v is not None for v in host.figures["cpu_by_hour"]):
+                busiest = "none: CPU use is the same at every hour"
+            parts.append(f"<p>Busiest hours (UTC, mean CPU): {busiest or '–'}</p>")
+            parts.append(_summary_table(host, limits))
+            plots = [usage_plot(plt, host, limits), hours_plot(plt, host)]
+            parts.append(f'<div class="plots">{"".join(plots)}</div>')
         parts.append(_fs_table(host))
+        fs_plot = filesystem_plot(plt, host)
         if fs_plot:
             parts.append(f'<div class="plots">{fs_plot}</div>')
         parts.append(_nic_table(host))
