@@ -103,9 +103,104 @@ def test_once_with_only_some_collectors():
     assert names and all(n.startswith(("host_memory_", "host_swap_")) for n in names), names
 
 
-def test_unknown_flag_is_a_usage_error():
-    out = run("--web.listen-adress=:1")
-    assert out.returncode == 2 and "unrecognized arguments" in out.stderr
+@pytest.mark.parametrize(
+    "argv, line",
+    [
+        (["--web.listen-adress=:1"], "hostagent: unknown flag --web.listen-adress (did you mean --web.listen-address?)"),
+        (["--web.listen_address", ":1"], "hostagent: unknown flag --web.listen_address (did you mean --web.listen-address?)"),
+        (["--check-config", "--collector.proceses"], "hostagent: unknown flag --collector.proceses (did you mean --collector.processes?)"),
+        (["--no-collector.cpu.interval"], "hostagent: unknown flag --no-collector.cpu.interval (did you mean --collector.cpu.interval?)"),
+        (["--zzzz"], "hostagent: unknown flag --zzzz (see hostagent --help)"),
+        (["rulez"], "hostagent: unknown command 'rulez' (did you mean 'rules'?); commands: " + ", ".join(cli.SUBCOMMANDS)),
+        (["--config"], "hostagent: argument --config: expected one argument (see hostagent --help)"),
+        (["--web.max-req=3"], "hostagent: unknown flag --web.max-req (did you mean --web.max-requests?)"),
+    ],
+)
+def test_usage_errors_are_one_line_with_the_nearest_spelling(argv, line):
+    out = run(*argv)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == line + "\n"
+
+
+def section_leaves():
+    from hostagent import config as cfgmod
+
+    for section, opts in cfgmod.schema(load_all()).items():
+        if section != "collectors":
+            for key, opt in opts.items():
+                yield (section, key), opt
+
+
+def test_every_setting_has_a_flag_derived_from_the_schema():
+    registry = load_all()
+    from hostagent import config as cfgmod
+
+    tree = cfgmod.schema(registry)
+    leaves = {(s, k) for s, opts in tree.items() if s != "collectors" for k in opts}
+    leaves |= {("collectors", c, k) for c, opts in tree["collectors"].items() for k in opts}
+    table = {flag.path: flag for flag in cfgmod.flags(registry)}
+    assert set(table) == leaves
+    parser = cli.build_parser(registry)
+    for path, flag in table.items():
+        opt = flag.option
+        if flag.switch:
+            for argv, want in (([flag.names[0]], True), ([flag.negation], False), ([f"{flag.names[0]}=false"], False), ([f"{flag.names[0]}=true"], True)):
+                got = cli.flag_overrides(parser.parse_args(argv))
+                assert got == [(path, want, f"flag {argv[0].split('=')[0]}")], (argv, got)
+            continue
+        text = {None: "", True: "true", False: "false"}.get(opt.default, str(opt.default)) if not isinstance(opt.default, (int, float)) or isinstance(opt.default, bool) else repr(opt.default)
+        for name in flag.names:
+            got = cli.flag_overrides(parser.parse_args([f"{name}={text}"]))
+            assert len(got) == 1 and got[0][0] == path and got[0][2] == f"flag {name}", (name, got)
+            assert opt.check(got[0][1]) == opt.check(opt.default) if opt.default is not None else got[0][1] in (None, ""), (name, got)
+
+
+def test_flag_names_follow_one_pattern():
+    from hostagent import config as cfgmod
+
+    names = {name for flag in cfgmod.flags(load_all()) for name in flag.names}
+    for name in (
+        "--web.listen-address", "--web.config.file", "--web.config-file", "--web.max-requests", "--web.max-connections",
+        "--web.read-timeout", "--web.idle-timeout", "--web.write-timeout", "--web.access-log", "--log.level", "--log.format",
+        "--limits.enabled", "--limits.check-interval", "--limits.max-cpu-percent", "--limits.max-rss-bytes", "--limits.action",
+        "--path.procfs", "--path.sysfs", "--path.rootfs", "--collector.cpu", "--collector.cpu.interval",
+        "--collector.processes.top-n", "--collector.filesystem.mount-points-exclude",
+    ):
+        assert name in names, name
+    for (section, key), _ in section_leaves():
+        prefix = cfgmod.FLAG_PREFIX.get(section, section)
+        assert f"--{prefix}.{key.replace('_', '-')}" in names
+
+
+def test_flags_for_every_section_reach_the_agent_end_to_end(tmp_path):
+    (tmp_path / "empty.yaml").write_text("")
+    out = run(
+        "--check-config", "--config", str(tmp_path / "empty.yaml"), "--web.read-timeout=abc", "--no-web.access-log",
+        "--web.max-connections=0", "--limits.max-rss-bytes=" + "9" * 400, "--path.sysfs=", "--log.format=xml",
+    )
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    for fragment in (
+        "web.read_timeout (from flag --web.read-timeout): must be a number, got 'abc'",
+        "web.max_connections (from flag --web.max-connections): must be between 1 and",
+        "limits.max_rss_bytes (from flag --limits.max-rss-bytes): must be between 1 and 1125899906842624, got a number of 400 digits",
+        "paths.sysfs (from flag --path.sysfs): must be a directory path, got ''",
+        "logging.format (from flag --log.format): must be one of text, json, got 'xml'",
+    ):
+        assert fragment in out.stderr, out.stderr
+    assert out.stderr.startswith("invalid configuration from flags (5 problems):\n"), out.stderr
+
+
+def test_text_values_are_taken_as_text_when_only_that_fits(tmp_path, monkeypatch):
+    # A directory named 123 and a regex "true": YAML would read a number and a boolean.
+    from hostagent import config as cfgmod
+
+    (tmp_path / "123").mkdir()
+    monkeypatch.chdir(tmp_path)
+    cfg = cfgmod.load(None, load_all(), {"HOSTAGENT_PATHS_ROOTFS": "123", "HOSTAGENT_COLLECTOR_DISKIO_DEVICE_INCLUDE": "null"})
+    assert cfg.paths.rootfs == "123" and cfg.collectors["diskio"].options["device_include"] is None
+    registry = load_all()
+    args = cli.build_parser(registry).parse_args(["--collector.network.device-exclude=true", "--collector.cpu.interval=2"])
+    assert dict((p, v) for p, v, _ in cli.flag_overrides(args)) == {("collectors", "network", "device_exclude"): "true", ("collectors", "cpu", "interval"): 2}
 
 
 @pytest.mark.parametrize("sub", sorted(cli.SUBCOMMANDS))
@@ -164,3 +259,25 @@ def test_help_names_the_switches_every_collector_takes():
     text = " ".join(out.stdout.split())
     for fragment in ("--collector.NAME and --no-collector.NAME", "--collector.NAME.interval=SECONDS", "HOSTAGENT_COLLECTOR_NAME_OPTION"):
         assert fragment in text, out.stdout
+
+
+def test_check_config_ok_line_names_the_web_config_it_checked(tmp_path):
+    import bcrypt
+
+    web = tmp_path / "web.yml"
+    web.write_text(f"basic_auth_users:\n  alice: {bcrypt.hashpw(b'pw', bcrypt.gensalt(10)).decode()}\n")
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text(f"web: {{config_file: '{web}'}}\n")
+    out = run("--config", str(cfg), "--check-config")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"configuration OK: {cfg}, web config {web} (basic auth) (collectors: "), out.stdout
+
+
+def test_a_host_name_that_does_not_resolve_is_found_at_bind_time():
+    # The form is fine, so --check-config takes it (no name lookups there) ...
+    out = run("--check-config", "--web.listen-address=host.invalid:9100")
+    assert out.returncode == 0, out.stderr
+    # ... and the start says what is wrong with it, exit 1.
+    out = run("--web.listen-address=host.invalid:9100", "--no-collector.processes")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "cannot listen on host.invalid:9100: host name 'host.invalid' does not resolve" in out.stderr, out.stderr

@@ -90,13 +90,15 @@ def test_stop_action_requests_exit_status_3():
 
 
 def test_metrics_report_usage_limits_and_actions():
-    mon, _ = monitor("log", Usage(0.25, 150 * 2**20))
+    mon, _ = monitor("log", Usage(1.5, 150 * 2**20))  # one and a half cores busy
     mon.check()
     got = samples_of(mon.families())
-    assert got[("hostagent_self_cpu_usage_ratio", ())] == 0.25
+    assert got[("hostagent_self_cpu_usage_cores", ())] == 1.5
     assert got[("hostagent_self_resident_memory_bytes", ())] == 150 * 2**20
-    assert got[("hostagent_limit", (("resource", "cpu"),))] == 0.05
-    assert got[("hostagent_limit", (("resource", "memory"),))] == 100 * 2**20
+    assert got[("hostagent_limit_cpu_cores", ())] == 0.05
+    assert got[("hostagent_limit_resident_memory_bytes", ())] == 100 * 2**20
+    # One unit per family: no family mixes cores and bytes under a label.
+    assert not any(name == "hostagent_limit" for name, _ in got)
     assert got[("hostagent_limit_exceeded", (("resource", "cpu"),))] == 1.0
     assert got[("hostagent_limit_exceeded", (("resource", "memory"),))] == 1.0
     assert got[("hostagent_limit_actions_total", (("action", "log"),))] == 1.0
@@ -106,7 +108,7 @@ def test_process_usage_reads_this_process():
     read = process_usage()
     sum(range(200000))
     usage = read()
-    assert usage.cpu_ratio >= 0
+    assert usage.cpu_cores >= 0
     assert usage.rss_bytes == pytest.approx(psutil.Process().memory_info().rss, rel=0.2)
 
 
@@ -115,9 +117,9 @@ def test_process_usage_is_cpu_seconds_per_elapsed_second():
     read = process_usage(clock=lambda: ticks["wall"], cpu_seconds=lambda: ticks["cpu"])
     ticks["wall"] += 60
     ticks["cpu"] += 3  # 3 CPU seconds in a minute: 5 % of a core
-    assert read().cpu_ratio == pytest.approx(0.05)
+    assert read().cpu_cores == pytest.approx(0.05)
     ticks["wall"] += 60
-    assert read().cpu_ratio == 0.0
+    assert read().cpu_cores == 0.0
 
 
 def test_process_usage_reads_resident_pages_from_statm(tmp_path):

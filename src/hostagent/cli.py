@@ -8,6 +8,7 @@
     hostagent alerts [test]          what Alertmanager has firing; send a test alert
     hostagent silence ...            add, list and expire silences
     hostagent docs [--check]         regenerate docs/metrics.md and config/agent.example.yaml
+    hostagent hash-password          print a bcrypt hash for the web config's basic_auth_users
 
 Exit status: 0 fine, 1 failure at run time, 2 bad configuration or usage,
 3 stopped by self-monitoring.
@@ -22,10 +23,11 @@ import logging
 import os
 import platform
 import signal
+import socket
 import sys
 import threading
 import time
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Type
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Type
 
 import psutil
 
@@ -37,6 +39,7 @@ from .collectors import load_all
 from .collectors.base import BaseCollector
 from .exposition import Exposition, build_registry
 from .selfmon import SelfMonitor, process_usage
+from .usage import ArgumentParser
 
 log = logging.getLogger("hostagent")
 
@@ -47,6 +50,7 @@ SUBCOMMANDS: Dict[str, str] = {
     "silence": "hostagent.alerting.cli:silence_main",
     "docs": "hostagent.docsgen:main",
     "healthcheck": "hostagent.healthcheck:main",
+    "hash-password": "hostagent.hashpassword:main",
     "top": "hostagent.tools.top:main",
     "report": "hostagent.tools.report:main",
     "export": "hostagent.tools.export:main",
@@ -55,68 +59,86 @@ SUBCOMMANDS: Dict[str, str] = {
 SHUTDOWN_TIMEOUT = 5.0
 
 
-def build_parser(registry: Dict[str, Type[BaseCollector]]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class _SetSetting(argparse.Action):
+    """Records a setting's flag as (Flag, value, flag as typed); a switch
+    without a value sets ``const``."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, flag: cfgmod.Flag, **kwargs: Any):
+        self.flag = flag
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option_string: Optional[str] = None) -> None:
+        value = values if isinstance(values, str) else self.const  # nargs 0 gives [], "?" None
+        setattr(namespace, self.dest, (self.flag, value, option_string))
+
+
+def _metavar(path: Tuple[str, ...]) -> str:
+    key = path[-1]
+    if key.endswith(("interval", "timeout")):
+        return "SECONDS"
+    if key.endswith(("_include", "_exclude")):
+        return "REGEX"
+    if path[0] == "paths" or key.endswith("_file"):
+        return "PATH"
+    return "HOST:PORT" if key.endswith("address") else "VALUE"
+
+
+def build_parser(registry: Dict[str, Type[BaseCollector]]) -> ArgumentParser:
+    parser = ArgumentParser(
         prog="hostagent",
-        description="Prometheus-native system resource monitor. Subcommands: " + ", ".join(SUBCOMMANDS) + ".",
+        usage="hostagent [--config FILE] [--check-config | --once] [--SECTION.KEY VALUE ...]\n       hostagent {" + ",".join(SUBCOMMANDS) + "} ...",
+        description="Prometheus-native system resource monitor. Subcommands: " + ", ".join(SUBCOMMANDS) + ". "
+        "Every setting of the config file is also a flag, --SECTION.KEY with '-' for '_', --log. and --path. for "
+        "the logging and paths sections (--web.read-timeout, --log.level, --path.procfs); an on/off setting is a switch, --X or --no-X.",
+        allow_abbrev=False,
     )
     parser.add_argument(
         "--config",
         default=os.environ.get("HOSTAGENT_CONFIG"),
         help=f"YAML config file (default: $HOSTAGENT_CONFIG, else the first of {', '.join(cfgmod.DEFAULT_CONFIGS)} that exists, else built-in defaults)",
     )
-    parser.add_argument("--web.listen-address", dest="listen_address", help="address to listen on, e.g. :9100 or 127.0.0.1:9100")
-    parser.add_argument("--web.config.file", dest="web_config_file", help="TLS and basic auth config file")
-    parser.add_argument("--web.max-requests", dest="max_requests", help="most requests handled at once")
-    parser.add_argument("--log.level", dest="log_level", help="debug, info, warning or error")
-    parser.add_argument("--log.format", dest="log_format", help="text or json")
-    for key in cfgmod.SECTIONS["paths"]:
-        parser.add_argument(f"--path.{key}", dest=f"path_{key}", help=f"where the host's {key} is mounted")
     parser.add_argument("--check-config", action="store_true", help="validate the configuration, print problems, exit 0 or 2")
     parser.add_argument("--once", action="store_true", help="run every enabled collector once, print the exposition, exit")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    group = parser.add_argument_group(
+    groups = {section: parser.add_argument_group(f"{section} settings") for section in cfgmod.SECTIONS}
+    groups["collectors"] = parser.add_argument_group(
         "collectors",
         "Every collector NAME takes --collector.NAME and --no-collector.NAME (switch it on or off) and "
         "--collector.NAME.interval=SECONDS, besides its own options below. "
         "Every option is also an environment variable (HOSTAGENT_COLLECTOR_NAME_OPTION) and a config key.",
     )
-    for name, cls in registry.items():
-        state = "on" if cls.default_enabled else "off"
-        group.add_argument(f"--collector.{name}", dest=f"enable_{name}", action="store_const", const=True, help=f"enable the {name} collector (default {state}): {cls.help}")
-        group.add_argument(f"--no-collector.{name}", dest=f"enable_{name}", action="store_const", const=False, help=argparse.SUPPRESS)
-        group.add_argument(f"--collector.{name}.interval", dest=f"opt_{name}__interval", metavar="SECONDS", help=argparse.SUPPRESS)
-        for key, opt in cls.options.items():
-            group.add_argument(f"--collector.{name}.{cfgmod.flag_name(key)}", dest=f"opt_{name}__{key}", metavar="VALUE", help=opt.doc)
+    registry_help = {name: cls.help for name, cls in registry.items()}
+    for flag in cfgmod.flags(registry):
+        group = groups[flag.path[0]]
+        dest = "setting:" + ".".join(flag.path)
+        default = flag.option.default
+        if flag.path[0] == "collectors":
+            name = flag.path[1]
+            if flag.path[2] == "enabled":
+                help_ = f"enable the {name} collector (default {'on' if default else 'off'}): {registry_help[name]}"
+            else:
+                help_ = argparse.SUPPRESS if flag.path[2] == "interval" else flag.option.doc
+        else:
+            shown = {True: "true", False: "false", None: "none"}.get(default, default) if isinstance(default, (bool, type(None))) else default
+            help_ = f"{flag.option.doc} (default {shown})"
+        help_ = help_ if help_ is argparse.SUPPRESS else help_.replace("%", "%%")
+        if flag.switch:
+            group.add_argument(*flag.names, dest=dest, action=_SetSetting, flag=flag, nargs="?", const=True, metavar="true|false", help=help_)
+            group.add_argument(flag.negation, dest=dest, action=_SetSetting, flag=flag, nargs=0, const=False, help=argparse.SUPPRESS)
+        else:
+            group.add_argument(*flag.names, dest=dest, action=_SetSetting, flag=flag, metavar=_metavar(flag.path), help=help_)
     return parser
 
 
 def flag_overrides(args: argparse.Namespace) -> List[cfgmod.Override]:
-    """Flags as config overrides with the flag named as their origin."""
+    """Flags as config overrides, each with the flag as typed as its origin."""
     out: List[cfgmod.Override] = []
-    simple = {
-        "listen_address": (("web", "listen_address"), "--web.listen-address"),
-        "web_config_file": (("web", "config_file"), "--web.config.file"),
-        "max_requests": (("web", "max_requests"), "--web.max-requests"),
-        "log_level": (("logging", "level"), "--log.level"),
-        "log_format": (("logging", "format"), "--log.format"),
-    }
-    for key in cfgmod.SECTIONS["paths"]:
-        simple[f"path_{key}"] = (("paths", key), f"--path.{key}")
-    for dest, (path, flag) in simple.items():
-        value = getattr(args, dest)
-        if value is not None:
-            parsed = cfgmod._parse_scalar(value) if dest == "max_requests" else value
-            out.append((path, parsed, f"flag {flag}"))
-    for dest, value in sorted(vars(args).items()):
-        if value is None:
-            continue
-        if dest.startswith("enable_"):
-            name = dest[len("enable_"):]
-            out.append((("collectors", name, "enabled"), value, f"flag --{'' if value else 'no-'}collector.{name}"))
-        elif dest.startswith("opt_"):
-            name, key = dest[len("opt_"):].split("__", 1)
-            out.append((("collectors", name, key), cfgmod._parse_scalar(value), f"flag --collector.{name}.{cfgmod.flag_name(key)}"))
+    for dest, given in sorted(vars(args).items()):
+        if dest.startswith("setting:") and given is not None:
+            flag, value, typed = given
+            if isinstance(value, str):
+                value = cfgmod.parse_text(value, flag.option)
+            out.append((flag.path, value, f"flag {typed}"))
     return out
 
 
@@ -143,7 +165,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args_list and args_list[0] in SUBCOMMANDS:
         return run_subcommand(args_list[0], args_list[1:])
     registry = load_all()
-    args = build_parser(registry).parse_args(args_list)
+    parser = build_parser(registry)
+    args, extra = parser.parse_known_args(args_list)
+    if extra:
+        parser.unknown(extra, list(SUBCOMMANDS))
     if args.version:
         print(f"hostagent {__version__} (python {platform.python_version()}, psutil {psutil.__version__})")
         return 0
@@ -164,7 +189,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     if args.check_config:
         enabled = ", ".join(c.name for c in config.enabled_collectors()) or "none"
-        print(f"configuration OK: {config.source} (collectors: {enabled})")
+        web = ""
+        if config.web["config_file"]:
+            ssl_context, authenticate = web_security
+            serves = " and ".join(what for what, on in (("TLS", ssl_context), ("basic auth", authenticate)) if on) or "plain HTTP, no basic auth"
+            web = f", web config {config.web['config_file']} ({serves})"
+        print(f"configuration OK: {config.source}{web} (collectors: {enabled})")
         return 0
     logsetup.setup(config.logging["level"], config.logging["format"])
     psutil.PROCFS_PATH = config.paths.procfs
@@ -245,6 +275,11 @@ def serve(config: cfgmod.Config, agent: Agent, web_security: Tuple[object, objec
     )
     try:
         addresses = server.bind()
+    except socket.gaierror as exc:
+        # The form was checked with the configuration; whether a name resolves is only known now.
+        log.error("cannot listen on %s: host name %r does not resolve (%s)", web["listen_address"], host, exc.strerror or exc)
+        server.stop()
+        return 1
     except OSError as exc:
         log.error("cannot listen on %s: %s", web["listen_address"], exc.strerror or exc)
         server.stop()

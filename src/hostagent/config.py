@@ -8,25 +8,28 @@ variable it came from.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
+import re
+import stat
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, MutableMapping, Optional, Sequence, Tuple, Type
+from typing import Any, Callable, Dict, List, Mapping, MutableMapping, Optional, Sequence, Set, Tuple, Type
 
 import yaml
 
 from .collectors.base import BaseCollector, Option, OptionError, Paths
+from .project import checkout
 
 # Used when neither --config nor HOSTAGENT_CONFIG names a file: the checkout's
-# own config/agent.yaml (running from the repository), then the system-wide one.
-DEFAULT_CONFIGS = (
-    os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "config", "agent.yaml"),
-    "/etc/hostagent/agent.yaml",
-)
+# own config/agent.yaml when running from a checkout (never a path beside an
+# installed package), then the system-wide one.
+DEFAULT_CONFIGS = tuple(str(root / "config" / "agent.yaml") for root in (checkout(),) if root) + ("/etc/hostagent/agent.yaml",)
 
 
 def default_config_path() -> Optional[str]:
     """The first default config file that exists, or None for built-in defaults."""
     return next((path for path in DEFAULT_CONFIGS if os.path.isfile(path)), None)
+MiB = 1024 * 1024
 ENV_PREFIX = "HOSTAGENT_"
 # HOSTAGENT_* variables read by other parts (not agent settings).
 ENV_NOT_SETTINGS = frozenset({"HOSTAGENT_CONFIG", "HOSTAGENT_ALERTMANAGER_URL"})
@@ -35,21 +38,51 @@ ENV_NOT_SETTINGS = frozenset({"HOSTAGENT_CONFIG", "HOSTAGENT_ALERTMANAGER_URL"})
 class ConfigError(Exception):
     """The configuration is not usable; ``problems`` lists every reason."""
 
-    def __init__(self, problems: Sequence[str], source: str = "", partial: Optional[Mapping[Tuple[str, ...], Any]] = None):
+    def __init__(self, problems: Sequence[str], source: str = "", partial: Optional[Mapping[Tuple[str, ...], Any]] = None, where: Optional[str] = None):
         self.problems = list(problems)
         self.source = source
         # The options that did check out, by key path: enough to go on and
         # check files they name (the web config) in the same run.
         self.partial: Mapping[Tuple[str, ...], Any] = dict(partial or {})
-        where = f" in {source}" if source else ""
+        # Where the problems come from, for the header: "in FILE" unless told.
+        where = (f" {where}" if where else "") if where is not None else (f" in {source}" if source else "")
         lines = [f"invalid configuration{where} ({len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}):"]
-        lines += [f"  - {p}" for p in self.problems]
+        lines += [f"  - {_clipped(p)}" for p in self.problems]
         super().__init__("\n".join(lines))
+
+
+MAX_PROBLEM_CHARS = 300
+
+
+def _clipped(problem: str) -> str:
+    """A problem line of sensible length: a 5000-character value is cut."""
+    if len(problem) <= MAX_PROBLEM_CHARS:
+        return problem
+    return f"{problem[:MAX_PROBLEM_CHARS - 60]}... (cut: {len(problem)} characters in all)"
 
 
 def _check_listen_address(value: Any) -> Any:
     parse_listen_address(value)
     return value
+
+
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")  # RFC 1123, plus '_' as container names have
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def _host_problem(host: str) -> Optional[str]:
+    """Why ``host`` is not an IPv4 address or a host name, or None. Names are
+    checked for form only: whether one resolves is found when binding."""
+    labels = (host[:-1] if host.endswith(".") else host).split(".")
+    if all(_DIGITS.fullmatch(label) for label in labels):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return "is not an IPv4 address (four numbers from 0 to 255, e.g. 127.0.0.1)"
+        return None
+    if len(host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels) or _DIGITS.fullmatch(labels[-1]):
+        return "is not a host name (letters, digits and '-' in dot-separated parts) or an IP address"
+    return None
 
 
 def parse_listen_address(value: Any) -> Tuple[Optional[str], int]:
@@ -59,9 +92,17 @@ def parse_listen_address(value: Any) -> Tuple[Optional[str], int]:
     host, _, port_text = value.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise OptionError(f"[{host}] is not an IPv6 address, in {value!r}") from None
     elif ":" in host:
         raise OptionError(f"IPv6 addresses need brackets, e.g. [::1]:9100, got {value!r}")
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+    elif host:
+        problem = _host_problem(host)
+        if problem:
+            raise OptionError(f"host {host!r} {problem}")
+    if not _DIGITS.fullmatch(port_text) or len(port_text) > 5 or not 1 <= int(port_text) <= 65535:
         raise OptionError(f"port must be a number from 1 to 65535, got {value!r}")
     return (host or None), int(port_text)
 
@@ -71,8 +112,10 @@ def _check_optional_file(value: Any) -> Any:
         return None
     if not isinstance(value, str):
         raise OptionError(f"must be a file path, got {value!r}")
-    if not os.path.isfile(value):
+    if not os.path.exists(value):
         raise OptionError(f"file does not exist: {value!r}")
+    if not os.path.isfile(value):
+        raise OptionError(f"not a regular file: {value!r}")
     if not os.access(value, os.R_OK):
         raise OptionError(f"file is not readable: {value!r}")
     return value
@@ -86,16 +129,24 @@ def _check_directory(value: Any) -> Any:
     return value
 
 
-def _check_procfs(value: Any) -> Any:
-    _check_directory(value)
-    # Every procfs has a "stat" file; a wrong mount point (say /host instead
-    # of /host/proc) is caught here rather than as every collector failing.
-    if not os.path.isfile(os.path.join(value, "stat")):
-        raise OptionError(f"not a procfs (no 'stat' file in it): {value!r}")
-    return value
+def _check_mounted(kind: str, marker: str, is_dir: bool) -> Callable[[Any], Any]:
+    """A check that the directory holds what every ``kind`` does: a wrong
+    mount point (say /host instead of /host/proc) is caught here rather than
+    as every collector failing."""
+
+    def check(value: Any) -> Any:
+        _check_directory(value)
+        found = (os.path.isdir if is_dir else os.path.isfile)(os.path.join(value, marker))
+        if not found:
+            raise OptionError(f"not a {kind} (no '{marker}' {'directory' if is_dir else 'file'} in it): {value!r}")
+        return value
+
+    return check
 
 
-MiB = 1024 * 1024
+_check_procfs = _check_mounted("procfs", "stat", is_dir=False)
+_check_sysfs = _check_mounted("sysfs", "class", is_dir=True)
+
 
 SECTIONS: Dict[str, Dict[str, Option]] = {
     "web": {
@@ -116,12 +167,12 @@ SECTIONS: Dict[str, Dict[str, Option]] = {
         "enabled": Option.boolean(True, "Check the agent's own CPU and memory use against the limits below."),
         "check_interval": Option.seconds(60.0, "Seconds between self-checks."),
         "max_cpu_percent": Option.number(5.0, "CPU limit in percent of one core, averaged over check_interval."),
-        "max_rss_bytes": Option.integer(100 * MiB, "Resident memory limit in bytes.", 1),
+        "max_rss_bytes": Option.integer(100 * MiB, "Resident memory limit in bytes.", 1, 2**50),
         "action": Option.choice("log", "What to do over a limit: log, disable_collectors (most expensive first) or stop (exit with status 3).", ("log", "disable_collectors", "stop")),
     },
     "paths": {
         "procfs": Option("/proc", "Where the host's /proc is mounted (a container sees the host's at e.g. /host/proc).", _check_procfs),
-        "sysfs": Option("/sys", "Where the host's /sys is mounted.", _check_directory),
+        "sysfs": Option("/sys", "Where the host's /sys is mounted.", _check_sysfs),
         "rootfs": Option("/", "Where the host's root filesystem is mounted.", _check_directory),
     },
 }
@@ -186,10 +237,29 @@ Override = Tuple[Tuple[str, ...], Any, str]
 def _parse_scalar(text: str) -> Any:
     """Environment/flag values are YAML scalars: 15, 0.5, true, null, text."""
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
+        value = yaml.load(text, Loader=_StrictLoader)
+    except (yaml.YAMLError, RecursionError):
         return text
     return value if isinstance(value, (str, int, float, bool)) or value is None else text
+
+
+def parse_text(text: str, option: Option) -> Any:
+    """A value given as text (environment, flag) for ``option``: read as a
+    YAML scalar, or taken as the text itself when only that is acceptable
+    (a directory named ``123``, a regex ``true``)."""
+    value = _parse_scalar(text)
+    if value == text:
+        return value
+    try:
+        option.check(value)
+    except OptionError:
+        try:
+            option.check(text)
+        except OptionError:
+            # Refused either way: a number is reported as read, the rest as typed.
+            return value if isinstance(value, (int, float)) else text
+        return text
+    return value
 
 
 def env_overrides(environ: Mapping[str, str], registry: Mapping[str, Type[BaseCollector]]) -> Tuple[List[Override], List[str]]:
@@ -225,7 +295,7 @@ def env_overrides(environ: Mapping[str, str], registry: Mapping[str, Type[BaseCo
             if _parse_scalar(environ[other]) != _parse_scalar(environ[var]):
                 problems.append(f"{'.'.join(path)}: set by both environment variables {other} and {var}, to different values; keep one")
             continue
-        overrides.append((path, _parse_scalar(environ[var]), f"environment variable {var}"))
+        overrides.append((path, parse_text(environ[var], option_at(tree, path)), f"environment variable {var}"))
     return overrides, problems
 
 
@@ -233,27 +303,147 @@ def env_overrides(environ: Mapping[str, str], registry: Mapping[str, Type[BaseCo
 # Loading
 
 
-def read_yaml(path: str) -> Tuple[Any, List[str]]:
-    """The parsed file, or problems saying why it cannot be read."""
+MAX_YAML_BYTES = MiB  # configuration files are a few KiB; anything near this is a mistake
+
+
+class ConfigFileError(Exception):
+    """A configuration file cannot be taken; ``problems`` says why, one line
+    each. ``unreadable`` is true when the file could not be read at all."""
+
+    def __init__(self, problems: Sequence[str], unreadable: bool = False):
+        self.problems = list(problems)
+        self.unreadable = unreadable
+        super().__init__("; ".join(self.problems))
+
+
+_NOT_REGULAR = (
+    (stat.S_ISDIR, "is a directory"),
+    (stat.S_ISFIFO, "is a FIFO, not a regular file"),
+    (stat.S_ISCHR, "is a character device, not a regular file"),
+    (stat.S_ISBLK, "is a block device, not a regular file"),
+    (stat.S_ISSOCK, "is a socket, not a regular file"),
+)
+
+
+def read_regular_file(path: str, limit: int) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes.
+
+    Opened without blocking, so a FIFO is refused instead of waiting for a
+    writer, and read no further than the limit, so /dev/zero cannot fill
+    memory."""
     try:
-        with open(path, "r", encoding="utf-8") as handle:
-            text = handle.read()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        return None, [f"config file {path}: does not exist"]
+        raise ConfigFileError(["does not exist"], True) from None
     except IsADirectoryError:
-        return None, [f"config file {path}: is a directory"]
+        raise ConfigFileError(["is a directory"], True) from None
     except PermissionError:
-        return None, [f"config file {path}: permission denied"]
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, [f"config file {path}: cannot be read ({exc})"]
+        raise ConfigFileError(["permission denied"], True) from None
+    except OSError as exc:
+        raise ConfigFileError([f"cannot be read ({exc.strerror or exc})"], True) from None
     try:
-        data = yaml.safe_load(text)
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ConfigFileError([next((why for test, why in _NOT_REGULAR if test(mode)), "is not a regular file")], True)
+        chunks: List[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise ConfigFileError([f"cannot be read ({exc.strerror or exc})"], True) from None
+    finally:
+        os.close(fd)
+    if size > limit:
+        size_text = f"{limit / MiB:g} MiB" if limit >= MiB else f"{limit} bytes"
+        raise ConfigFileError([f"is larger than {size_text}, more than any file of settings needs"], True)
+    return b"".join(chunks)
+
+
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _StrictLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """Safe YAML that notes every repeated mapping key, and turns values
+    Python cannot hold (a 5000-digit number, 2001-13-40) into YAML errors."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as exc:
+            what = "number is too long" if node.tag.endswith(":int") else f"value cannot be taken ({exc})"
+            raise yaml.constructor.ConstructorError(None, None, what, node.start_mark) from None
+
+    def duplicate_keys(self, root: Optional[yaml.Node]) -> List[str]:
+        """'line N: duplicate key a.b (first at line M)' for every repeat."""
+        found: List[Tuple[int, str]] = []
+        seen_nodes: Set[int] = set()  # aliases reach one node many times: walk it once
+        todo: List[Tuple[Any, Tuple[str, ...]]] = [(root, ())]
+        while todo:
+            node, path = todo.pop()
+            if node is None or id(node) in seen_nodes:
+                continue
+            seen_nodes.add(id(node))
+            if isinstance(node, yaml.SequenceNode):
+                todo += reversed([(item, path + (f"[{i}]",)) for i, item in enumerate(node.value)])
+            elif isinstance(node, yaml.MappingNode):
+                first: Dict[Any, yaml.Node] = {}
+                children = []
+                for key_node, value_node in node.value:
+                    if key_node.tag == _MERGE_TAG:
+                        children.append((value_node, path))  # merged in: may repeat keys by design
+                        continue
+                    if not isinstance(key_node, yaml.ScalarNode):
+                        continue
+                    key = self.construct_object(key_node)
+                    sub = path + (f".{key}",)
+                    earlier = first.setdefault(key, key_node)
+                    if earlier is not key_node:
+                        line = key_node.start_mark.line + 1
+                        found.append((line, f"line {line}: duplicate key {''.join(sub).lstrip('.')} (first at line {earlier.start_mark.line + 1}); a key may appear only once"))
+                    children.append((value_node, sub))
+                # Children in document order, so a node is named where its anchor is.
+                todo += reversed(children)
+        return [problem for _, problem in sorted(found)]
+
+
+def load_yaml_file(path: str, limit: int = MAX_YAML_BYTES) -> Any:
+    """The parsed YAML of a regular file of bounded size, with no repeated
+    keys; raise ConfigFileError saying why not."""
+    data = read_regular_file(path, limit)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigFileError([f"is not UTF-8 text (byte {exc.start})"]) from None
+    loader = _StrictLoader(text)
+    try:
+        root = loader.get_single_node()
+        duplicates = loader.duplicate_keys(root)
+        if duplicates:
+            raise ConfigFileError(duplicates)
+        return loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        return None, [f"config file {path}: not valid YAML{where}: {problem}"]
-    return data, []
+        raise ConfigFileError([f"not valid YAML{where}: {problem}"]) from None
+    except RecursionError:
+        raise ConfigFileError(["not valid YAML: nested too deeply"]) from None
+    finally:
+        loader.dispose()
+
+
+def read_yaml(path: str) -> Tuple[Any, List[str]]:
+    """The parsed file, or problems saying why it cannot be taken. Every YAML
+    file the agent reads comes through here (see load_yaml_file)."""
+    try:
+        return load_yaml_file(path), []
+    except ConfigFileError as exc:
+        return None, [f"config file {path}: {problem}" for problem in exc.problems]
 
 
 def _merge_tree(raw: Any, tree: Mapping[str, Any], path: Tuple[str, ...], out: MutableMapping[Tuple[str, ...], Tuple[Any, str]], problems: List[str], origin: str) -> None:
@@ -279,6 +469,15 @@ def _merge_tree(raw: Any, tree: Mapping[str, Any], path: Tuple[str, ...], out: M
             _merge_tree(value, node, sub, out, problems, origin)
 
 
+# Problem origins ("flag --x", "environment variable X") as the header says them.
+_ORIGINS = {"environment": "from the environment", "flag": "from flags"}
+
+
+def _blame_order(where: str) -> int:
+    """The file first, then the environment, then flags."""
+    return (where == _ORIGINS["environment"]) + 2 * (where == _ORIGINS["flag"])
+
+
 def load(
     path: Optional[str],
     registry: Mapping[str, Type[BaseCollector]],
@@ -289,6 +488,7 @@ def load(
     environ = os.environ if environ is None else environ
     tree = schema(registry)
     problems: List[str] = []
+    blamed: Set[str] = set()  # where the problems come from: the file, the environment, flags
     values: Dict[Tuple[str, ...], Tuple[Any, str]] = {}
     source = path or "(defaults)"
     if path:
@@ -296,8 +496,12 @@ def load(
         problems += read_problems
         if not read_problems:
             _merge_tree(data, tree, (), values, problems, "")
+        if problems:
+            blamed.add(f"in {path}")
     env, env_problems = env_overrides(environ, registry)
     problems += env_problems
+    if env_problems:
+        blamed.add(_ORIGINS["environment"])
     for key_path, value, origin in list(env) + list(flags):
         values[key_path] = (value, origin)
 
@@ -314,6 +518,7 @@ def load(
                     except OptionError as exc:
                         via = f" (from {origin})" if origin else ""
                         problems.append(f"{'.'.join(p)}{via}: {exc}")
+                        blamed.add(_ORIGINS.get(origin.split(" ", 1)[0], f"in {path}"))
                 else:
                     resolved[p] = sub.default
             else:
@@ -321,7 +526,7 @@ def load(
 
     walk(tree, ())
     if problems:
-        raise ConfigError(problems, source, resolved)
+        raise ConfigError(problems, source, resolved, " and ".join(sorted(blamed, key=_blame_order)))
 
     def section(name: str) -> Dict[str, Any]:
         return {key: resolved[(name, key)] for key in tree[name]}
@@ -341,6 +546,62 @@ def load(
     )
 
 
+def option_at(tree: Mapping[str, Any], path: Sequence[str]) -> Option:
+    """The Option at a key path of the schema."""
+    node: Any = tree
+    for key in path:
+        node = node[key]
+    return node
+
+
+# --------------------------------------------------------------------------
+# Command-line flags, derived from the schema: one per setting.
+
+# Flag prefix per section where node_exporter's spelling differs from the
+# section's name (--log.level, --path.procfs); other sections use their name.
+FLAG_PREFIX = {"logging": "log", "paths": "path"}
+# Spellings kept besides the derived one: node_exporter's --web.config.file.
+FLAG_ALIASES: Dict[Tuple[str, ...], Tuple[str, ...]] = {("web", "config_file"): ("--web.config.file",)}
+
+
 def flag_name(option_key: str) -> str:
     """``mount_points_exclude`` -> ``mount-points-exclude`` (flag spelling)."""
     return option_key.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class Flag:
+    """The command-line flag of one setting.
+
+    ``names[0]`` is the spelling --help shows first. A true/false setting is
+    a switch: ``--NAME`` (or ``--NAME=false``) and ``--no-NAME``."""
+
+    names: Tuple[str, ...]
+    path: Tuple[str, ...]
+    option: Option
+
+    @property
+    def switch(self) -> bool:
+        return isinstance(self.option.default, bool)
+
+    @property
+    def negation(self) -> str:
+        return "--no-" + self.names[0][2:]
+
+
+def flags(registry: Mapping[str, Type[BaseCollector]]) -> List[Flag]:
+    """Every setting's flag: --SECTION.KEY for the sections, and for each
+    collector --collector.NAME (on/off) and --collector.NAME.OPTION."""
+    out: List[Flag] = []
+    tree = schema(registry)
+    for section, opts in tree.items():
+        if section == "collectors":
+            for cname, copts in opts.items():
+                for key, opt in copts.items():
+                    name = f"--collector.{cname}" if key == "enabled" else f"--collector.{cname}.{flag_name(key)}"
+                    out.append(Flag((name,), ("collectors", cname, key), opt))
+            continue
+        for key, opt in opts.items():
+            derived = f"--{FLAG_PREFIX.get(section, section)}.{flag_name(key)}"
+            out.append(Flag(FLAG_ALIASES.get((section, key), ()) + (derived,), (section, key), opt))
+    return out

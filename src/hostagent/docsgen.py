@@ -7,7 +7,6 @@ fails when a committed copy differs.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -17,33 +16,43 @@ from . import config as cfgmod
 from .collectors import load_all
 from .collectors.base import BaseCollector, MetricSpec, Option
 from .exposition import AGENT_METRICS
-from .project import ROOT, shown
+from .project import ROOT, outside_project, shown
 from .selfmon import SELF_METRICS
+from .usage import ArgumentParser
 
 METRICS_DOC = ROOT / "docs" / "metrics.md"
 EXAMPLE_CONFIG = ROOT / "config" / "agent.example.yaml"
 
 # Families prometheus-client adds to every exposition (not declared by us).
-CLIENT_METRICS: Tuple[Tuple[str, str, str, str], ...] = (
-    ("process_cpu_seconds_total", "counter", "seconds", "CPU time the agent process has used."),
-    ("process_resident_memory_bytes", "gauge", "bytes", "The agent's resident memory."),
-    ("process_virtual_memory_bytes", "gauge", "bytes", "The agent's virtual memory."),
-    ("process_start_time_seconds", "gauge", "seconds", "Unix time the agent process started."),
-    ("process_open_fds", "gauge", "", "File descriptors the agent has open."),
-    ("process_max_fds", "gauge", "", "The agent's file descriptor limit."),
-    ("python_info", "gauge", "", "Python implementation and version; value is always 1."),
+CLIENT_METRICS: Tuple[Tuple[str, str, Tuple[str, ...], str, str], ...] = (
+    ("process_cpu_seconds_total", "counter", (), "seconds", "CPU time the agent process has used."),
+    ("process_resident_memory_bytes", "gauge", (), "bytes", "The agent's resident memory."),
+    ("process_virtual_memory_bytes", "gauge", (), "bytes", "The agent's virtual memory."),
+    ("process_start_time_seconds", "gauge", (), "seconds", "Unix time the agent process started."),
+    ("process_open_fds", "gauge", (), "", "File descriptors the agent has open."),
+    ("process_max_fds", "gauge", (), "", "The agent's file descriptor limit."),
+    ("python_info", "gauge", ("implementation", "major", "minor", "patchlevel", "version"), "", "Python implementation and version; value is always 1."),
 )
 
 # The catalog's changelog, newest first: (version, what changed). Every change
 # of a family's meaning, name, unit or labels gets a line here, so users know
 # what to fix in their own rules and dashboards when they upgrade; a new family
 # needs none.
-CHANGES: Tuple[Tuple[str, str], ...] = ()
+CHANGES: Tuple[Tuple[str, str], ...] = (
+    ("0.2.0", "`hostagent_self_cpu_usage_ratio` is renamed `hostagent_self_cpu_usage_cores`: the same value, CPU in cores "
+     "(1.0 = one core busy), which can exceed 1 and so was never a ratio."),
+    ("0.2.0", "`hostagent_limit{resource}` is split in two, one unit each: `hostagent_limit{resource=\"cpu\"}` (a fraction of one core) "
+     "is now `hostagent_limit_cpu_cores`, `hostagent_limit{resource=\"memory\"}` is now `hostagent_limit_resident_memory_bytes`. "
+     "`hostagent_limit_exceeded{resource}` is unchanged."),
+)
+
+
+def _labels(labels: Tuple[str, ...]) -> str:
+    return ", ".join(f"`{label}`" for label in labels) or "-"
 
 
 def _row(spec: MetricSpec, source: str) -> str:
-    labels = ", ".join(f"`{label}`" for label in spec.labels) or "-"
-    return f"| `{spec.name}` | {spec.type} | {labels} | {spec.unit or '-'} | {source} | {spec.help} |"
+    return f"| `{spec.name}` | {spec.type} | {_labels(spec.labels)} | {spec.unit or '-'} | {source} | {spec.help} |"
 
 
 def metrics_markdown(registry: Optional[Dict[str, Type[BaseCollector]]] = None) -> str:
@@ -65,7 +74,7 @@ def metrics_markdown(registry: Optional[Dict[str, Type[BaseCollector]]] = None) 
     lines += ["## agent", "", "The agent's own health, labelled by collector, and its self-monitoring.", ""]
     lines += header + [_row(spec, "agent") for spec in AGENT_METRICS + SELF_METRICS] + [""]
     lines += ["## process (prometheus-client)", "", "Standard metrics about the agent process itself.", ""]
-    lines += header + [f"| `{n}` | {t} | - | {u or '-'} | process | {h} |" for n, t, u, h in CLIENT_METRICS] + [""]
+    lines += header + [f"| `{n}` | {t} | {_labels(labels)} | {u or '-'} | process | {h} |" for n, t, labels, u, h in CLIENT_METRICS] + [""]
     if CHANGES:
         lines += ["## Changes", "", "Changes of meaning, name, unit or labels, newest first; new families are not listed.", ""]
         lines += [f"- **{version}**: {text}" for version, text in CHANGES] + [""]
@@ -109,6 +118,10 @@ def example_yaml(registry: Optional[Dict[str, Type[BaseCollector]]] = None) -> s
         "# HOSTAGENT_WEB_LISTEN_ADDRESS=127.0.0.1:9100, HOSTAGENT_COLLECTOR_CPU_INTERVAL=5,",
         "# HOSTAGENT_COLLECTOR_PROCESSES_ENABLED=false. HOSTAGENT_LOGGING_* and",
         "# HOSTAGENT_COLLECTORS_* are accepted too; two spellings of one setting must agree.",
+        "# Flags: --SECTION.KEY with '-' for '_', --log. and --path. for logging and paths",
+        "# (--web.read-timeout=5, --log.level=debug, --path.procfs=/host/proc,",
+        "# --collector.cpu.interval=5); on/off keys are switches (--web.access-log,",
+        "# --no-collector.processes). `hostagent --help` lists them all.",
         "",
     ]
     for section in cfgmod.SECTIONS:
@@ -132,9 +145,13 @@ def outputs() -> Dict[Path, str]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="hostagent docs", description="Regenerate docs/metrics.md and config/agent.example.yaml.")
+    parser = ArgumentParser(prog="hostagent docs", description="Regenerate docs/metrics.md and config/agent.example.yaml.")
     parser.add_argument("--check", action="store_true", help="exit 1 if a committed file is not what the generator makes")
     args = parser.parse_args(argv)
+    refusal = outside_project("hostagent docs")
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
     stale = []
     for path, text in outputs().items():
         current = path.read_text(encoding="utf-8") if path.exists() else None

@@ -1,30 +1,64 @@
 """Where the project files the generators read and write live.
 
-Run from a checkout, that is the checkout the package was imported from.
-Installed with pip, the package keeps no project files beside it, so it is
-the current directory: run ``hostagent rules`` (or ``dashboards``, ``docs``)
-from a copy of the project, or pass the paths explicitly.
+The project is the nearest directory, from the current one upwards, holding
+``config/alerting.yaml`` or ``config/agent.example.yaml``: run ``hostagent
+rules`` (or ``dashboards``, ``docs``) from anywhere inside a copy of the
+project and that copy is the one read and written. Outside any project, it
+is the checkout the package runs from, if it runs from one. An installed
+package run outside a project has none (``FOUND`` is None): ``hostagent
+docs`` refuses to write there, ``rules`` and ``dashboards`` report the files
+they lack. Paths are shown absolute, so a message never leaves in doubt
+which copy it is about.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Optional, Union
+
+# Files only a hostagent project holds.
+MARKERS = ("config/alerting.yaml", "config/agent.example.yaml")
 
 
-def _root() -> Path:
-    # src/hostagent/project.py -> the checkout holding src/
-    checkout = Path(__file__).resolve().parents[2]
-    if (checkout / "pyproject.toml").is_file() and (checkout / "config").is_dir():
-        return checkout
-    return Path.cwd()
+def checkout() -> Optional[Path]:
+    """The source checkout this package is imported from (src/hostagent in
+    it), or None when the package is installed."""
+    src = Path(__file__).resolve().parents[1]
+    if src.name == "src" and (src.parent / "pyproject.toml").is_file():
+        return src.parent
+    return None
 
 
-ROOT: Path = _root()
+def find(start: Optional[Path]) -> Optional[Path]:
+    """The project holding ``start`` (a directory), else the checkout, else None."""
+    for directory in (start, *start.parents) if start is not None else ():
+        if any((directory / marker).is_file() for marker in MARKERS):
+            return directory
+    return checkout()
 
 
-def shown(path: Path) -> str:
-    """A path relative to the project root when it is inside it."""
+def _cwd() -> Optional[Path]:
     try:
-        return str(path.resolve().relative_to(ROOT))
-    except ValueError:
-        return str(path)
+        return Path.cwd()
+    except OSError:  # the current directory was removed
+        return None
+
+
+FOUND: Optional[Path] = find(_cwd())
+ROOT: Path = FOUND or _cwd() or Path("/")
+
+
+def outside_project(command: str) -> Optional[str]:
+    """Why ``command`` must not write here, or None inside a project."""
+    if FOUND is not None:
+        return None
+    return (
+        f"{command}: {_cwd() or 'the current directory'} is not inside a hostagent project "
+        f"(no {' or '.join(MARKERS)} in it or above it); run it from your copy of the project"
+    )
+
+
+def shown(path: Union[str, "os.PathLike[str]"]) -> str:
+    """A path as messages show it: absolute."""
+    return os.path.abspath(path)

@@ -22,18 +22,20 @@ log = logging.getLogger("hostagent.selfmon")
 
 EXIT_LIMIT = 3
 
-SELF_CPU = MetricSpec("hostagent_self_cpu_usage_ratio", "gauge", "The agent's CPU use over the last self-check, 1.0 = one core.", (), "ratio")
+# CPU in cores, not a ratio: a multi-threaded agent can use more than one.
+SELF_CPU = MetricSpec("hostagent_self_cpu_usage_cores", "gauge", "The agent's CPU use over the last self-check, in cores: 1.0 = one core busy.", (), "cores")
 SELF_RSS = MetricSpec("hostagent_self_resident_memory_bytes", "gauge", "The agent's resident memory at the last self-check.", (), "bytes")
-LIMIT = MetricSpec("hostagent_limit", "gauge", "Configured self-monitoring limit per resource (cpu as a ratio of one core, memory in bytes).", ("resource",))
+LIMIT_CPU = MetricSpec("hostagent_limit_cpu_cores", "gauge", "Self-monitoring CPU limit, in cores: 1.0 = one core busy (limits.max_cpu_percent / 100).", (), "cores")
+LIMIT_RSS = MetricSpec("hostagent_limit_resident_memory_bytes", "gauge", "Self-monitoring resident memory limit (limits.max_rss_bytes).", (), "bytes")
 LIMIT_EXCEEDED = MetricSpec("hostagent_limit_exceeded", "gauge", "1 while the resource is over its limit at the last self-check.", ("resource",))
 LIMIT_ACTIONS = MetricSpec("hostagent_limit_actions_total", "counter", "Times a limit action ran.", ("action",))
 
-SELF_METRICS: Tuple[MetricSpec, ...] = (SELF_CPU, SELF_RSS, LIMIT, LIMIT_EXCEEDED, LIMIT_ACTIONS)
+SELF_METRICS: Tuple[MetricSpec, ...] = (SELF_CPU, SELF_RSS, LIMIT_CPU, LIMIT_RSS, LIMIT_EXCEEDED, LIMIT_ACTIONS)
 
 
 @dataclass(frozen=True)
 class Usage:
-    cpu_ratio: float  # 1.0 = one core
+    cpu_cores: float  # 1.0 = one core busy
     rss_bytes: int
 
 
@@ -42,7 +44,7 @@ def process_usage(
     cpu_seconds: Callable[[], float] = time.process_time,
     statm: str = "/proc/self/statm",
 ) -> Callable[[], Usage]:
-    """A reader of this process's CPU share since the previous call and RSS.
+    """A reader of this process's CPU use (in cores) since the previous call and RSS.
 
     The agent's own figures come from its own /proc (and the CPU clock of the
     process, all threads), never from the configured procfs: in a container
@@ -53,11 +55,11 @@ def process_usage(
     def read() -> Usage:
         now, used = clock(), cpu_seconds()
         elapsed = now - last[0]
-        ratio = max(used - last[1], 0.0) / elapsed if elapsed > 0 else 0.0
+        cores = max(used - last[1], 0.0) / elapsed if elapsed > 0 else 0.0
         last[:] = [now, used]
         with open(statm) as f:
             resident_pages = int(f.read().split()[1])
-        return Usage(ratio, resident_pages * page)
+        return Usage(cores, resident_pages * page)
 
     return read
 
@@ -81,7 +83,7 @@ class SelfMonitor:
         """One check; returns the resources over their limit."""
         usage = self.last = self.read()
         over = []
-        if usage.cpu_ratio > self.max_cpu:
+        if usage.cpu_cores > self.max_cpu:
             over.append("cpu")
         if usage.rss_bytes > self.max_rss:
             over.append("memory")
@@ -99,7 +101,7 @@ class SelfMonitor:
 
     def _describe(self, resource: str, usage: Usage) -> str:
         if resource == "cpu":
-            return f"CPU {usage.cpu_ratio * 100:.1f}% of a core is over the limit {self.max_cpu * 100:g}%"
+            return f"CPU {usage.cpu_cores * 100:.1f}% of a core is over the limit {self.max_cpu * 100:g}%"
         return f"resident memory {usage.rss_bytes / 2**20:.1f} MiB is over the limit {self.max_rss / 2**20:.1f} MiB"
 
     def _act(self, over: List[str], usage: Usage) -> None:
@@ -127,12 +129,10 @@ class SelfMonitor:
 
     def families(self) -> Iterator[Metric]:
         if self.last is not None:
-            yield SELF_CPU.single(self.last.cpu_ratio)
+            yield SELF_CPU.single(self.last.cpu_cores)
             yield SELF_RSS.single(self.last.rss_bytes)
-        limit = LIMIT.family()
-        limit.add_metric(["cpu"], self.max_cpu)
-        limit.add_metric(["memory"], self.max_rss)
-        yield limit
+        yield LIMIT_CPU.single(self.max_cpu)
+        yield LIMIT_RSS.single(self.max_rss)
         exceeded = LIMIT_EXCEEDED.family()
         for resource, value in self.exceeded.items():
             exceeded.add_metric([resource], 1.0 if value else 0.0)

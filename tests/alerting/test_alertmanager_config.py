@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
@@ -94,7 +95,8 @@ def test_route_verification_can_fail() -> None:
 
 def test_grouping_and_timing() -> None:
     route = load_config()["route"]
-    assert route["group_by"] == ["alertname", "instance"]
+    # test_id: only `hostagent alerts test` alerts have it, so each test is a group of its own.
+    assert route["group_by"] == ["alertname", "instance", "test_id"]
     seconds = {"s": 1, "m": 60, "h": 3600}
     as_s = lambda d: int(d[:-1]) * seconds[d[-1]]  # noqa: E731
     assert as_s(route["group_wait"]) <= as_s(route["group_interval"]) <= as_s(route["repeat_interval"])
@@ -115,7 +117,7 @@ def test_inhibition_rules_structure() -> None:
     by_source = {tuple(r["source_matchers"]): r for r in rules}
     crit = by_source[('severity="critical"',)]
     assert crit["target_matchers"] == ['severity=~"warning|info"']
-    assert set(crit["equal"]) == {"alertname", "instance", "mountpoint", "device"}
+    assert set(crit["equal"]) == {"alertname", "instance", "mountpoint", "device", "test_id"}
     warn = by_source[('severity="warning"',)]
     assert warn["target_matchers"] == ['severity="info"']
     assert set(warn["equal"]) == set(crit["equal"])
@@ -188,6 +190,77 @@ def test_inhibition_in_a_live_alertmanager(tmp_path: Path) -> None:
         ("HostLowAvailableMemory", "warning", "f:9100", ""): False,
         ("HostHighMemoryUsage", "critical", "f:9100", ""): False,
     }
+
+
+# --------------------------------------------------------------------------
+# Removing a channel as docs/alerting.md says keeps the file valid
+
+# Channel -> how to tell its entries apart once parsed.
+CHANNELS = {
+    "Email": lambda kind, c: kind == "email_configs",
+    "Slack": lambda kind, c: kind == "slack_configs" and c.get("api_url_file", "").endswith("/slack_api_url"),
+    "Discord": lambda kind, c: kind == "slack_configs" and c.get("api_url_file", "").endswith("/discord_slack_url"),
+    "Webhook": lambda kind, c: kind == "webhook_configs",
+}
+
+
+def without_channel(text: str, channel: str) -> str:
+    """``text`` with every entry of ``channel`` deleted as a person following
+    docs/alerting.md would: from its comment (``# Slack``) to the next comment
+    or key at the same indentation."""
+    lines = text.splitlines(keepends=True)
+    out: List[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        stripped = line.lstrip()
+        if not re.match(rf"# {channel}\b", stripped):
+            out.append(line)
+            i += 1
+            continue
+        indent = len(line) - len(stripped)
+        while i < len(lines) and lines[i].lstrip().startswith("#") and len(lines[i]) - len(lines[i].lstrip()) == indent:
+            i += 1  # the entry's comment
+        assert lines[i][indent:].startswith("- "), f"the # {channel} comment is not above an entry: {lines[i]!r}"
+        i += 1
+        while i < len(lines) and lines[i].strip() and len(lines[i]) - len(lines[i].lstrip()) > indent:
+            i += 1  # the entry's fields
+    return "".join(out)
+
+
+def entries(doc: Dict[str, Any]) -> List[Tuple[str, Dict[str, Any]]]:
+    return [(kind, c) for r in doc["receivers"] for kind, configs in r.items() if kind.endswith("_configs") for c in configs or []]
+
+
+def test_docs_say_how_to_remove_a_channel() -> None:
+    docs = " ".join((REPO / "docs" / "alerting.md").read_text().split())
+    assert "each starts with a comment naming its channel (" + ", ".join(f"`# {c}`" for c in CHANNELS) + ")" in docs
+
+
+@pytest.mark.parametrize("channel", sorted(CHANNELS))
+def test_removing_a_channel_as_documented_keeps_the_file_valid(channel: str, tmp_path: Path) -> None:
+    edited = without_channel(CONFIG.read_text(), channel)
+    assert edited != CONFIG.read_text(), f"no # {channel} entry in alertmanager.yml"
+    copy = tmp_path / "alertmanager.yml"
+    copy.write_text(edited)
+    (tmp_path / "templates").symlink_to(AM_DIR / "templates")
+    result = amtool("check-config", str(copy))
+    assert result.returncode == 0, f"without {channel}:\n{result.stdout}{result.stderr}"
+    before, after = entries(load_config()), entries(yaml.safe_load(edited))
+    assert [e for e in after if CHANNELS[channel](*e)] == []
+    assert after == [e for e in before if not CHANNELS[channel](*e)], "other channels must stay as they were"
+
+
+def test_removing_every_channel_keeps_the_file_valid(tmp_path: Path) -> None:
+    text = CONFIG.read_text()
+    for channel in CHANNELS:
+        text = without_channel(text, channel)
+    assert entries(yaml.safe_load(text)) == []
+    copy = tmp_path / "alertmanager.yml"
+    copy.write_text(text)
+    (tmp_path / "templates").symlink_to(AM_DIR / "templates")
+    result = amtool("check-config", str(copy))
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 # --------------------------------------------------------------------------
@@ -300,7 +373,7 @@ def test_slack_text_shows_what_an_operator_needs(tmp_path: Path) -> None:
         "> Mountpoint: `/var`",
         "> Device: `/dev/sda2`",
         "> Value: 97%",
-        "> since 2024-05-01 10:00:00 UTC",
+        "> firing since 2024-05-01 10:00:00 UTC",
         "> Only 1.2GiB left on /var.",
         "> Runbook: <https://runbooks.example.com/hostfilesystemalmostfull|https://runbooks.example.com/hostfilesystemalmostfull>",
     ):
@@ -308,7 +381,7 @@ def test_slack_text_shows_what_an_operator_needs(tmp_path: Path) -> None:
     # Firing alerts come first, then resolved ones with their end time.
     resolved_at = lines.index("*RESOLVED* Filesystem /var on web-1:9100 is 97% full")
     assert resolved_at > lines.index("> Value: 97%")
-    assert "> resolved 2024-05-01 10:30:00 UTC (fired 2024-05-01 10:00:00 UTC)" in lines[resolved_at:]
+    assert "> resolved 2024-05-01 10:30:00 UTC (fired from 2024-05-01 10:00:00 UTC)" in lines[resolved_at:]
 
 
 def test_templates_cope_with_bare_alerts(tmp_path: Path) -> None:
@@ -318,7 +391,7 @@ def test_templates_cope_with_bare_alerts(tmp_path: Path) -> None:
     data["groupLabels"] = {"alertname": "Bare"}
     data["commonLabels"] = {"alertname": "Bare"}
     assert render(tmp_path, "hostagent.title", data).strip() == "[FIRING:1] Bare"
-    assert render(tmp_path, "hostagent.slack.text", data).strip().splitlines() == ["*FIRING* Bare", "> since 2024-05-01 10:00:00 UTC"]
+    assert render(tmp_path, "hostagent.slack.text", data).strip().splitlines() == ["*FIRING* Bare", "> firing since 2024-05-01 10:00:00 UTC"]
     assert render(tmp_path, "hostagent.color", data).strip() == "warning"
 
 

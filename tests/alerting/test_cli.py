@@ -59,10 +59,12 @@ def alerts_named(url: str, instance: str) -> List[Dict[str, Any]]:
 
 
 def test_test_alert_is_posted_with_labels_annotations_and_end(am_url: str, capsys: pytest.CaptureFixture) -> None:
-    status, out, err = run(cli.alerts_main, ["--alertmanager.url", am_url, "test", "--severity", "critical", "--instance", "t1:9100", "--duration", "10m"], capsys)
+    status, out, err = run(cli.alerts_main, ["--alertmanager.url", am_url, "test", "--severity", "critical", "--instance", "t1:9100", "--duration", "10m", "--no-wait"], capsys)
     assert (status, err) == (0, "")
-    assert f"Posted HostagentTestAlert (severity=critical, instance=t1:9100) to {am_url}" in out
+    assert "Posted HostagentTestAlert (severity=critical, instance=t1:9100, test_id=" in out
     [alert] = alerts_named(am_url, "t1:9100")
+    test_id = alert["labels"].pop("test_id")
+    assert f"test_id={test_id}) to {am_url}" in out
     assert alert["labels"] == {"alertname": "HostagentTestAlert", "severity": "critical", "instance": "t1:9100", "job": "hostagent-test"}
     assert "t1:9100" in alert["annotations"]["summary"] and alert["annotations"]["description"]
     lasts = parse_time(alert["endsAt"]) - parse_time(alert["startsAt"])
@@ -70,16 +72,23 @@ def test_test_alert_is_posted_with_labels_annotations_and_end(am_url: str, capsy
 
 
 def test_test_alert_resolve(am_url: str, capsys: pytest.CaptureFixture) -> None:
-    assert cli.alerts_main(["--alertmanager.url", am_url, "test", "--instance", "t2:9100"]) == 0
-    assert len(alerts_named(am_url, "t2:9100")) == 1
+    for severity in ("info", "warning"):
+        assert cli.alerts_main(["--alertmanager.url", am_url, "test", "--severity", severity, "--instance", "t2:9100", "--no-wait"]) == 0
+    assert len(alerts_named(am_url, "t2:9100")) == 2, "two tests are two alerts"
+    capsys.readouterr()
+    status, out, _ = run(cli.alerts_main, ["--alertmanager.url", am_url, "test", "--instance", "t2:9100", "--severity", "info", "--resolve"], capsys)
+    assert status == 0 and "Resolved 1 HostagentTestAlert (severity=info, instance=t2:9100)" in out
+    assert [a["labels"]["severity"] for a in alerts_named(am_url, "t2:9100")] == ["warning"]
     status, out, _ = run(cli.alerts_main, ["--alertmanager.url", am_url, "test", "--instance", "t2:9100", "--resolve"], capsys)
-    assert status == 0 and "Resolved HostagentTestAlert" in out
+    assert status == 0 and "Resolved 1 HostagentTestAlert (instance=t2:9100)" in out
     # Resolved alerts are no longer active.
     assert alerts_named(am_url, "t2:9100") == []
+    status, out, _ = run(cli.alerts_main, ["--alertmanager.url", am_url, "test", "--instance", "t2:9100", "--resolve"], capsys)
+    assert status == 0 and "No HostagentTestAlert (instance=t2:9100) is active" in out
 
 
 def test_list_shows_firing_alerts_and_silences(am_url: str, capsys: pytest.CaptureFixture) -> None:
-    cli.alerts_main(["--alertmanager.url", am_url, "test", "--severity", "info", "--instance", "t3:9100"])
+    cli.alerts_main(["--alertmanager.url", am_url, "test", "--severity", "info", "--instance", "t3:9100", "--no-wait"])
     cli.silence_main(["--alertmanager.url", am_url, "add", "--instance", "t3:9100", "--duration", "1h", "--comment", "listing test", "--author", "ops"])
     capsys.readouterr()
     status, out, err = run(cli.alerts_main, ["--alertmanager.url", am_url], capsys)
@@ -97,7 +106,7 @@ def test_list_shows_firing_alerts_and_silences(am_url: str, capsys: pytest.Captu
 
 
 def test_list_json(am_url: str, capsys: pytest.CaptureFixture) -> None:
-    cli.alerts_main(["--alertmanager.url", am_url, "test", "--instance", "t4:9100"])
+    cli.alerts_main(["--alertmanager.url", am_url, "test", "--instance", "t4:9100", "--no-wait"])
     capsys.readouterr()
     status, out, _ = run(cli.alerts_main, ["--alertmanager.url", am_url, "-o", "json"], capsys)
     doc = json.loads(out)
@@ -163,8 +172,8 @@ def test_silence_add_list_expire(am_url: str, capsys: pytest.CaptureFixture) -> 
 
 
 def test_silence_actually_mutes_the_instance(am_url: str, capsys: pytest.CaptureFixture) -> None:
-    cli.alerts_main(["--alertmanager.url", am_url, "test", "--instance", "s2:9100"])
-    cli.alerts_main(["--alertmanager.url", am_url, "test", "--instance", "s3:9100"])
+    cli.alerts_main(["--alertmanager.url", am_url, "test", "--instance", "s2:9100", "--no-wait"])
+    cli.alerts_main(["--alertmanager.url", am_url, "test", "--instance", "s3:9100", "--no-wait"])
     assert cli.silence_main(["--alertmanager.url", am_url, "add", "--instance", "s2:9100", "--comment", "maintenance"]) == 0
     [muted] = alerts_named(am_url, "s2:9100")
     [kept] = alerts_named(am_url, "s3:9100")

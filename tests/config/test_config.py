@@ -95,6 +95,17 @@ def test_unknown_keys_with_did_you_mean(tmp_path):
         ("localhost", "must be host:port"),
         ("::1:9100", "IPv6 addresses need brackets"),
         (9100, "must be host:port"),
+        ("1.2.3.4.5:80", "host '1.2.3.4.5' is not an IPv4 address"),
+        ("256.0.0.1:80", "host '256.0.0.1' is not an IPv4 address"),
+        ("[zz::1::2]:80", "[zz::1::2] is not an IPv6 address"),
+        ("[127.0.0.1]:80", "[127.0.0.1] is not an IPv6 address"),
+        ("bad_host-.example:80", "is not a host name"),
+        ("exa mple.com:80", "is not a host name"),
+        ("host..example:80", "is not a host name"),
+        ("host.123:80", "is not a host name"),
+        ("x" * 64 + ".example:80", "is not a host name"),
+        (":\u00b2", "port must be a number from 1 to 65535"),
+        (":" + "9" * 5000, "port must be a number from 1 to 65535"),
     ],
 )
 def test_listen_address_rules(tmp_path, address, fragment):
@@ -102,7 +113,11 @@ def test_listen_address_rules(tmp_path, address, fragment):
     assert len(found) == 1 and found[0].startswith("web.listen_address: ") and fragment in found[0], found
 
 
-@pytest.mark.parametrize("good", [":9100", "0.0.0.0:1", "127.0.0.1:65535", "[::]:9100", "[::1]:9100", "localhost:9100"])
+@pytest.mark.parametrize("good", [
+    ":9100", "0.0.0.0:1", "127.0.0.1:65535", "[::]:9100", "[::1]:9100", "localhost:9100", "[fe80::1%eth0]:9100",
+    # Syntactically fine names pass without a lookup; one that does not resolve is found when binding.
+    "host.invalid:9100", "metrics-1.example.com.:9100", "compose_service_1:9100", "1host.example:9100",
+])
 def test_listen_address_accepts(tmp_path, good):
     assert load(tmp_path, f"web: {{listen_address: '{good}'}}\n").web["listen_address"] == good
 
@@ -231,6 +246,20 @@ def test_procfs_must_look_like_a_procfs(tmp_path):
     assert load(tmp_path, f"paths: {{procfs: '{tmp_path}'}}\n").paths.procfs == str(tmp_path)
 
 
+@pytest.mark.parametrize("value", ["", "nothing"])
+def test_sysfs_must_look_like_a_sysfs(tmp_path, value):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    target = str(empty) if value == "nothing" else ""
+    found = problems(tmp_path, f"paths: {{sysfs: '{target}'}}\n")
+    if value:
+        assert found == [f"paths.sysfs: not a sysfs (no 'class' directory in it): '{empty}'"]
+        (empty / "class").mkdir()
+        assert load(tmp_path, f"paths: {{sysfs: '{empty}'}}\n").paths.sysfs == str(empty)
+    else:
+        assert found == ["paths.sysfs: must be a directory path, got ''"]
+
+
 def test_web_config_file_must_exist(tmp_path):
     found = problems(tmp_path, "web: {config_file: /nonexistent/web.yml}\n")
     assert found == ["web.config_file: file does not exist: '/nonexistent/web.yml'"]
@@ -239,6 +268,49 @@ def test_web_config_file_must_exist(tmp_path):
 def test_error_message_lists_problems():
     err = cfgmod.ConfigError(["a: bad", "b: worse"], "x.yaml")
     assert str(err) == "invalid configuration in x.yaml (2 problems):\n  - a: bad\n  - b: worse"
+    long = cfgmod.ConfigError(["a: got '" + "9" * 5000 + "'"], "x.yaml")
+    line = str(long).splitlines()[1]
+    assert len(line) <= cfgmod.MAX_PROBLEM_CHARS + 4 and line.endswith("... (cut: 5009 characters in all)")
+
+
+@pytest.mark.parametrize(
+    "text, env, flags, header",
+    [
+        ("web: {max_requests: 0}\n", {}, [], "in {file} (1 problem)"),
+        ("", {"HOSTAGENT_WEB_MAX_REQUESTS": "0"}, [], "from the environment (1 problem)"),
+        ("", {"HOSTAGENT_WEB_MAX_REQUEST": "0"}, [], "from the environment (1 problem)"),
+        ("", {}, [(("web", "max_requests"), 0, "flag --web.max-requests")], "from flags (1 problem)"),
+        ("web: {max_requests: 0}\n", {"HOSTAGENT_LOG_LEVEL": "x"}, [(("web", "max_connections"), 0, "flag --web.max-connections")],
+         "in {file} and from the environment and from flags (3 problems)"),
+        # A flag's value replaces the file's: the file is not blamed for a value it no longer gives.
+        ("web: {max_requests: 0}\n", {}, [(("web", "max_requests"), -1, "flag --web.max-requests")], "from flags (1 problem)"),
+        ("web: {max_requests: 0}\n", {}, [(("logging", "level"), "x", "flag --log.level")], "in {file} and from flags (2 problems)"),
+    ],
+)
+def test_the_header_blames_where_the_problems_come_from(tmp_path, text, env, flags, header):
+    with pytest.raises(cfgmod.ConfigError) as info:
+        load(tmp_path, text, env, flags)
+    first = str(info.value).splitlines()[0]
+    assert first == "invalid configuration " + header.format(file=tmp_path / "agent.yaml") + ":"
+
+
+def test_huge_numbers_are_refused_with_the_key_path(tmp_path):
+    """A 400-digit number in any numeric setting: refused, never an OverflowError."""
+    numeric = [(".".join(p), opt) for p, opt in leaves(cfgmod.schema(REGISTRY)) if isinstance(opt.default, (int, float)) and not isinstance(opt.default, bool)]
+    assert len(numeric) >= 10
+    for dotted, _ in numeric:
+        *parents, key = dotted.split(".")
+        text = "".join(f"{'  ' * i}{part}:\n" for i, part in enumerate(parents)) + f"{'  ' * len(parents)}{key}: {'9' * 400}\n"
+        found = problems(tmp_path, text)
+        assert len(found) == 1 and found[0].startswith(f"{dotted}: must be ") and "400 digits" in found[0], found
+
+
+def leaves(tree, path=()):
+    for key, node in tree.items():
+        if isinstance(node, cfgmod.Option):
+            yield path + (key,), node
+        else:
+            yield from leaves(node, path + (key,))
 
 
 def test_shipped_configs_are_valid():

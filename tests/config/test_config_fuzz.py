@@ -90,6 +90,8 @@ scalars = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(min_value=-(2**70), max_value=2**70),
+    # Past what a float holds: refused with the key path, never an OverflowError.
+    st.integers(min_value=300, max_value=1200).flatmap(lambda digits: st.sampled_from([10**digits - 1, -(10**digits)])),
     st.floats(),
     st.text(max_size=12),
     st.sampled_from(["", "15", "0", "-1", "true", ":9100", "127.0.0.1:0", "[::1]:9100", "/", "/nonexistent", "(", ".*", "debug", "stop"]),
@@ -265,7 +267,7 @@ def test_agent_check_config_agrees_with_the_loader(case):
     else:
         assert code == 2, out
         for problem in expected.problems:
-            assert problem in err
+            assert problem[: cfgmod.MAX_PROBLEM_CHARS // 2] in err  # a long line is cut
 
 
 INVALID = [
@@ -294,3 +296,79 @@ def test_numbers_the_agent_cannot_wait_for_are_refused(tmp_path, setting):
     section, name, key = dotted.split(".")
     code, out, err = run_refused(agent_argv(str(tmp_path), f"{section}:\n  {name}:\n    {key}: {value}\n", "--check-config"))
     assert code == 2 and dotted in err, out + err
+
+
+# --------------------------------------------------------------------------
+# Repeated keys: named with their line and key path
+
+
+def key_paths_by_line(text: str) -> List[str]:
+    """The dotted key path each line of a block-style YAML mapping sets."""
+    stack: List[Tuple[int, str]] = []
+    out = []
+    for line in text.splitlines():
+        indent = len(line) - len(line.lstrip(" "))
+        key = line.strip().split(":", 1)[0]
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        stack.append((indent, key))
+        out.append(".".join(k for _, k in stack))
+    return out
+
+
+@FAST
+@given(st.data())
+def test_any_repeated_key_is_named_with_both_lines(data):
+    text = yaml.safe_dump(full_config(), default_flow_style=False, sort_keys=False, width=10000)
+    lines = text.splitlines()
+    paths = key_paths_by_line(text)
+    leaf_lines = [i for i, line in enumerate(lines) if not line.endswith(":")]
+    repeated = set(data.draw(st.lists(st.sampled_from(leaf_lines), max_size=3, unique=True)))
+    section = data.draw(st.one_of(st.none(), st.sampled_from([i for i, line in enumerate(lines) if not line.startswith(" ")])))
+    out: List[str] = []
+    expected = []
+    for i, line in enumerate(lines):
+        out.append(line)
+        if i in repeated:  # a setting given again just below itself
+            out.append(line)
+            expected.append(f"line {len(out)}: duplicate key {paths[i]} (first at line {len(out) - 1})")
+    if section is not None:  # a whole section given again at the end, empty
+        out.append(lines[section].rstrip(":") + ": {}")
+        first = out.index(lines[section]) + 1
+        expected.append(f"line {len(out)}: duplicate key {paths[section]} (first at line {first})")
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        f.write("\n".join(out) + "\n")
+    try:
+        if not expected:
+            assert load_text("\n".join(out))
+            return
+        with pytest.raises(cfgmod.ConfigError) as info:
+            cfgmod.load(f.name, REGISTRY, {}, [])
+    finally:
+        os.unlink(f.name)
+    assert info.value.problems == [f"config file {f.name}: {problem}; a key may appear only once" for problem in expected]
+
+
+# --------------------------------------------------------------------------
+# Flags: any text for any setting is taken or refused by the flag's name
+
+FLAGS = cfgmod.flags(REGISTRY)
+
+
+@FAST
+@given(st.lists(st.tuples(st.sampled_from(FLAGS), env_values | st.integers(min_value=10**300, max_value=10**400).map(str)), min_size=1, max_size=4))
+def test_flags_with_any_text_are_taken_or_refused_by_name(given_flags):
+    from hostagent import cli
+
+    argv = []
+    for flag, text in given_flags:
+        argv.append(f"{flag.names[-1]}={text}" if not flag.switch or text in ("true", "false") else flag.negation)
+    overrides = cli.flag_overrides(cli.build_parser(REGISTRY).parse_args(argv))
+    try:
+        load_text("{}\n", {}) if not overrides else cfgmod.load(None, REGISTRY, {}, overrides)
+    except cfgmod.ConfigError as exc:
+        assert str(exc).startswith("invalid configuration from flags ("), str(exc)
+        for problem in exc.problems:
+            m = re.match(r"^([a-z0-9_.]+) \(from flag (--[a-z0-9.-]+)\): ", problem)
+            assert m, problem
+            assert any(m.group(2) in f.names + (f.negation,) and ".".join(f.path) == m.group(1) for f, _ in given_flags), problem

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from support import REPO
 
+from hostagent import promql
 from hostagent.alerting import thresholds
 from hostagent.collectors import load_all
 from hostagent.dashboards import boards
@@ -35,11 +36,6 @@ def known_metrics() -> Set[str]:
     """Every series name the agent, Prometheus or the recording rules can produce."""
     specs = [spec for cls in load_all().values() for spec in cls.metrics] + list(AGENT_METRICS)
     return {spec.name for spec in specs} | PROMETHEUS_SERIES | CLIENT_SERIES | recorded_series()
-
-
-def test_interfaces_down_tile_watches_what_the_alert_watches() -> None:
-    rules = (REPO / "prometheus" / "rules" / "hostagent-alerts.rules.yml").read_text()
-    assert f"host_network_up{{{boards.NOT_DOWN_BY_DESIGN}}}" in rules
 
 
 def _strip(expr: str) -> str:
@@ -307,7 +303,7 @@ def test_filesystem_usage_has_one_definition_on_every_dashboard() -> None:
         assert not re.search(SHARE_OF_BYTES, expr), expr
     used = {q.panel: q.expr for q in ALL_QUERIES if q.expr.startswith("host_filesystem_usage_ratio")}
     assert set(used) == {"Root filesystem", "Space used per mount", "Filesystems", "Space used"}
-    assert used["Space used"] == used["Space used per mount"] == used["Filesystems"] == boards.filesystem_used()
+    assert used["Space used"] == used["Space used per mount"] == used["Filesystems"] == promql.filesystem_usage(promql.DASHBOARD)
     disk = {p["title"]: p for p in BOARDS["disk"]["panels"]}
     renamed = disk["Filesystems"]["transformations"]
     assert '"Value #C": "used"' in str(renamed).replace("'", '"')

@@ -15,6 +15,7 @@ import pytest
 import requests
 from support import REPO, agent_server, prom_query, prometheus_server
 
+from hostagent import promql
 from hostagent.alerting import thresholds
 from hostagent.dashboards import boards
 from hostagent.dashboards.grafana import queries, variables
@@ -153,18 +154,24 @@ def test_host_variables_list_the_agent(stack: Tuple[str, str, float]) -> None:
 # Dashboard expression -> the series its alert compares with the thresholds
 # (a recording rule, or the agent's own metric). Evaluated over the rules' 5m
 # window, both must agree exactly, so a panel changes colour where the alert
-# condition holds.
+# condition holds. The recorded quantities are the promql module's formulas
+# in the dashboard scope; the check is that a panel draws each of them.
 SAME_AS_ALERT = {
-    boards.cpu_usage(): "instance:host_cpu_utilisation:rate5m",
-    boards.cpu_iowait(): "instance:host_cpu_iowait:rate5m",
-    boards.load_per_core(5): "instance:host_load5_per_cpu:ratio",
-    'host_memory_usage_ratio{job=~"$job",instance=~"$instance"}': "instance:host_memory_utilisation:ratio",
-    boards.memory_and_swap_available(): "instance:host_memory_and_swap_available:ratio",
-    boards.filesystem_used(): "host_filesystem_usage_ratio",
-    boards.inodes_used(): "instance_mountpoint:host_filesystem_inodes_usage:ratio",
-    'rate(host_disk_io_time_seconds_total{job=~"$job",instance=~"$instance"}[$__rate_interval])': "instance_device:host_disk_io_time_seconds:rate5m",
-    boards.packets_failed("receive"): "instance_device:host_network_receive_failed:ratio_rate5m",
-    boards.packets_failed("transmit"): "instance_device:host_network_transmit_failed:ratio_rate5m",
+    **{
+        quantity.expr(promql.DASHBOARD): quantity.name
+        for quantity in (
+            promql.cpu_utilisation,
+            promql.cpu_iowait,
+            promql.load5_per_cpu,
+            promql.memory_and_swap_available,
+            promql.inodes_usage,
+            promql.disk_io_utilisation,
+            promql.packets_failed["receive"],
+            promql.packets_failed["transmit"],
+        )
+    },
+    'host_memory_usage_ratio{job=~"$job",instance=~"$instance"}': promql.memory_utilisation.name,
+    promql.filesystem_usage(promql.DASHBOARD): "host_filesystem_usage_ratio",
 }
 
 

@@ -17,7 +17,7 @@ PASSWORD = "not-a-real-password"
 
 def compose_config(env_extra: Dict[str, str]) -> subprocess.CompletedProcess:
     exe = require_tool("docker-compose")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GF_", "PROMETHEUS_RETENTION"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GF_", "PROMETHEUS_RETENTION", "HOSTAGENT_EXTERNAL_HOST"))}
     env.update(env_extra)
     return subprocess.run([exe, "-f", str(REPO / "docker-compose.yml"), "config"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
 
@@ -150,3 +150,28 @@ def test_grafana_provisioning() -> None:
     provider = yaml.safe_load((REPO / "grafana" / "provisioning" / "dashboards" / "hostagent.yml").read_text())["providers"]
     assert len(provider) == 1 and provider[0]["type"] == "file"
     assert provider[0]["folder"] == "hostagent" and provider[0]["folderUid"] == "hostagent"
+
+
+def test_external_urls_come_from_one_setting(config: Dict[str, Any]) -> None:
+    """Links in notifications (graph, runbook, Alertmanager) point where people
+    reach the stack: one name, HOSTAGENT_EXTERNAL_HOST, for every service."""
+    prom, am = config["services"]["prometheus"], config["services"]["alertmanager"]
+    assert _flag(prom, "web.external-url") == "http://localhost:9090/"
+    assert _flag(am, "web.external-url") == "http://localhost:9093/"
+    done = compose_config({"GF_ADMIN_PASSWORD": PASSWORD, "HOSTAGENT_EXTERNAL_HOST": "mon-1.example.com"})
+    assert done.returncode == 0, done.stderr
+    services = yaml.safe_load(done.stdout)["services"]
+    assert _flag(services["prometheus"], "web.external-url") == "http://mon-1.example.com:9090/"
+    assert _flag(services["alertmanager"], "web.external-url") == "http://mon-1.example.com:9093/"
+    assert services["grafana"]["environment"]["GF_SERVER_ROOT_URL"] == "http://mon-1.example.com:3000/"
+
+
+def test_prometheus_serves_the_runbook_page(config: Dict[str, Any]) -> None:
+    prom = config["services"]["prometheus"]
+    assets = _flag(prom, "web.user-assets")
+    mounted = _mounts(prom)["/etc/prometheus"]["source"]
+    page = Path(mounted) / Path(assets).relative_to("/etc/prometheus") / "runbooks.html"
+    assert page.is_file(), f"{page}: run `hostagent rules`"
+    from hostagent.alerting import thresholds
+
+    assert thresholds.load_config().runbook_base_url == "{{ $externalURL }}/user/runbooks.html"

@@ -9,10 +9,7 @@ as they are.
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
@@ -20,11 +17,11 @@ import pytest
 import requests
 import yaml
 
+from alerting.amstack import FAST, Inbox, adapt_alertmanager, webhook_sink
+from hostagent.alerting.cli import parse_duration
 from support import REPO, agent_server, alertmanager_server, prometheus_server, require_tool
 
-AM_DIR = REPO / "alertmanager"
 PROM_DIR = REPO / "prometheus"
-FAST = "1s"
 
 ALERT_RULE = """
 groups:
@@ -42,99 +39,10 @@ groups:
 """
 
 
-# --------------------------------------------------------------------------
-# A webhook receiver in the test process
-
-
-class Inbox:
-    """Notifications received, by path, and a way to wait for one."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self.items: List[Tuple[str, Dict[str, Any]]] = []
-
-    def add(self, path: str, body: Dict[str, Any]) -> None:
-        with self._cond:
-            self.items.append((path, body))
-            self._cond.notify_all()
-
-    def at(self, path: Optional[str] = None) -> List[Dict[str, Any]]:
-        """What arrived so far at ``path`` (everywhere when None)."""
-        with self._cond:
-            return [body for p, body in self.items if path is None or p == path]
-
-    def wait(self, path: str, match: Callable[[Dict[str, Any]], bool], timeout: float = 20.0) -> Dict[str, Any]:
-        """The first notification at ``path`` that ``match`` accepts."""
-        def found() -> Optional[Dict[str, Any]]:
-            return next((body for p, body in self.items if p == path and match(body)), None)
-
-        with self._cond:
-            if not self._cond.wait_for(lambda: found() is not None, timeout):
-                summary = [(p, b.get("status"), [a.get("labels", {}).get("alertname") for a in b.get("alerts", [])]) for p, b in self.items]
-                raise AssertionError(f"no matching notification at {path} within {timeout}s; received: {summary}")
-            return found()  # type: ignore[return-value]
-
-
 @pytest.fixture
 def inbox() -> Iterator[Tuple[Inbox, str]]:
-    box = Inbox()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            box.add(self.path, json.loads(body))
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield box, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-# --------------------------------------------------------------------------
-# The repo's configs, adapted
-
-
-def adapt_alertmanager(receiver_url: str) -> str:
-    """alertmanager.yml with fast timings and every channel posting to ``receiver_url``."""
-    doc = yaml.safe_load((AM_DIR / "alertmanager.yml").read_text())
-    doc["templates"] = [str(AM_DIR / t) for t in doc["templates"]]
-
-    def fast(route: Dict[str, Any]) -> None:
-        for key in ("group_wait", "group_interval"):
-            if key in route or route is doc["route"]:
-                route[key] = FAST
-        if "repeat_interval" in route or route is doc["route"]:
-            route["repeat_interval"] = "1h"  # no repeats during the test
-        for child in route.get("routes", []):
-            fast(child)
-
-    fast(doc["route"])
-    for receiver in doc["receivers"]:
-        name = receiver["name"]
-        # Copies: YAML aliases make receivers share one config object.
-        slack = [dict(config) for config in receiver.get("slack_configs", [])]
-        for i, config in enumerate(slack):
-            # Slack and Discord (its Slack-compatible endpoint) render our templates.
-            config.pop("api_url_file")
-            config["api_url"] = f"{receiver_url}/slack/{name}/{i}"
-        # Webhook JSON carries every label and annotation; email needs an SMTP
-        # server and is rendered by amtool in tests/alerting instead.
-        receiver.clear()
-        receiver.update(name=name, webhook_configs=[{"url": f"{receiver_url}/hook/{name}", "send_resolved": True}])
-        if slack:
-            receiver["slack_configs"] = slack
-    return yaml.safe_dump(doc, sort_keys=False)
+    with webhook_sink() as sink:
+        yield sink
 
 
 def adapt_prometheus(agent: str, alertmanager: str, test_rules: Path) -> str:
@@ -286,3 +194,85 @@ def test_alert_delivery_resolution_inhibition_and_grouping(tmp_path: Path, inbox
             assert "*RESOLVED* Memory of" in slack["attachments"][0]["text"]
 
     assert time.monotonic() - started < 60
+
+
+# --------------------------------------------------------------------------
+# One incident, one notification
+
+
+def scaled_routes(factor: float, text: Optional[str] = None) -> str:
+    """alertmanager.yml with every route's waits and intervals times ``factor``
+    (so the test runs in seconds with the shipped proportions)."""
+    doc = yaml.safe_load(text if text is not None else (REPO / "alertmanager" / "alertmanager.yml").read_text())
+
+    def scale(route: Dict[str, Any]) -> None:
+        for key in ("group_wait", "group_interval", "repeat_interval"):
+            if key in route:
+                route[key] = f"{int(parse_duration(route[key], key).total_seconds() * factor * 1000)}ms"
+        for child in route.get("routes", []):
+            scale(child)
+
+    scale(doc["route"])
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+FACTOR = 1 / 12  # 2m -> 10s, 10s -> 833ms, 1m -> 5s
+# A CPU burn seen by the shipped rules (5m rates, evaluated every 15s): the
+# 5m rate crosses 80% and 95% about 45s apart and both levels wait 5m
+# (`for`), so the warning fires up to 45s + one evaluation before the
+# critical; on the way down the critical resolves about 45s before the warning.
+FIRING_GAP = 60 * FACTOR
+RESOLVING_GAP = 45 * FACTOR
+
+
+def posted(alertname: str, severity: str, ends: float = 3600) -> Dict[str, Any]:
+    now = time.time()
+    stamp = lambda t: time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"  # noqa: E731
+    return {"labels": {"alertname": alertname, "severity": severity, "instance": "web-1"}, "annotations": {"summary": f"CPU burn ({severity})"}, "startsAt": stamp(now - 1), "endsAt": stamp(now + ends)}
+
+
+def test_a_cpu_burn_is_one_notification_per_channel(tmp_path: Path) -> None:
+    """Warning, then critical a few seconds later, then both resolve: the
+    people paged get the critical and its resolution, and no warning. With
+    the warning's group_wait as short as the default route's, the warning
+    would go out first (the check has teeth)."""
+    require_tool("alertmanager")
+    shipped = (REPO / "alertmanager" / "alertmanager.yml").read_text()
+    doc = yaml.safe_load(shipped)
+    warning_route = next(r for r in doc["route"]["routes"] if r["matchers"] == ['severity="warning"'])
+    warning_route["group_wait"] = doc["route"]["group_wait"]
+    quick_warning = yaml.safe_dump(doc, sort_keys=False)
+    for sub in ("shipped", "quick"):
+        (tmp_path / sub).mkdir()
+    with webhook_sink() as (box, sink), webhook_sink() as (quick_box, quick_sink), \
+            alertmanager_server(tmp_path / "shipped", adapt_alertmanager(sink, scaled_routes(FACTOR), fast=None)).start() as am, \
+            alertmanager_server(tmp_path / "quick", adapt_alertmanager(quick_sink, scaled_routes(FACTOR, quick_warning), fast=None)).start() as quick_am:
+        both = (am.base_url, quick_am.base_url)
+
+        def post(*alerts: Dict[str, Any]) -> None:
+            for url in both:
+                requests.post(url + "/api/v2/alerts", json=list(alerts), timeout=10).raise_for_status()
+
+        started = time.monotonic()
+        post(posted("HostHighCpuUsage", "warning"))
+        time.sleep(FIRING_GAP)
+        post(posted("HostHighCpuUsage", "warning"), posted("HostHighCpuUsage", "critical"))
+        assert time.monotonic() - started < 120 * FACTOR - 2, "the critical must arrive well within the warning's group_wait"
+        box.wait("/hook/pager", has_alert("HostHighCpuUsage", "firing"))
+        # Past the warning's group_wait: it was muted when its group flushed.
+        time.sleep(max(0.0, 150 * FACTOR - (time.monotonic() - started)))
+        post(posted("HostHighCpuUsage", "warning"), posted("HostHighCpuUsage", "critical", ends=-0.5))
+        time.sleep(RESOLVING_GAP)
+        post(posted("HostHighCpuUsage", "warning", ends=-0.5))
+        resolved = box.wait("/hook/pager", has_alert("HostHighCpuUsage", "resolved"), timeout=30)
+        quick_box.wait("/hook/pager", has_alert("HostHighCpuUsage", "resolved"), timeout=30)
+
+    # Webhook, Slack and Discord of the chat receiver got nothing; the pager's
+    # channels got the critical once and its resolution.
+    assert [path for path, _ in box.items if "/chat" in path] == [], "the warning reached the chat channels"
+    firing = [n for n in box.at("/hook/pager") if n["status"] == "firing"]
+    assert [[a["labels"]["severity"] for a in n["alerts"]] for n in firing] == [["critical"]]
+    assert [a["labels"]["severity"] for a in resolved["alerts"]] == ["critical"]
+    assert len([n for n in box.at("/slack/pager/0") if n["attachments"][0]["title"].startswith("[FIRING")]) == 1
+    # The same schedule with a 30s warning wait: the warning goes out first.
+    assert any(n["status"] == "firing" for n in quick_box.at("/hook/chat")), quick_box.items

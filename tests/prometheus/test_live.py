@@ -14,8 +14,7 @@ from typing import Dict, List
 import requests
 import yaml
 
-from hostagent.alerting import thresholds
-from support import REPO, agent_server, fast_agent_config, prom_query, prometheus_server, require_tool, wait_until
+from support import REPO, agent_server, fast_agent_config, free_port, prom_query, prometheus_server, require_tool, wait_until
 
 PROM_DIR = REPO / "prometheus"
 AGENT_CONFIG = fast_agent_config(top_n=3)
@@ -75,7 +74,11 @@ def test_shipped_config_and_rules_against_a_real_agent(tmp_path):
         instance = agent.base_url.split("//", 1)[1]
         # Adding a host is adding a target file: no change to prometheus.yml.
         (prom_dir / "targets" / "test-agent.yml").write_text(f'- targets: ["{instance}"]\n')
-        with prometheus_server(prom_dir, config_text).start() as prom:
+        # As docker-compose.yml runs it: the runbook page served as a user asset.
+        port = free_port()
+        external = f"http://127.0.0.1:{port}"
+        flags = [f"--web.external-url={external}", f"--web.user-assets={PROM_DIR / 'user'}"]
+        with prometheus_server(prom_dir, config_text, port=port, extra_args=flags).start() as prom:
             base = prom.base_url
             sel = f'{{job="hostagent", instance="{instance}"}}'
 
@@ -85,7 +88,9 @@ def test_shipped_config_and_rules_against_a_real_agent(tmp_path):
             by_job: Dict[str, List[str]] = {}
             for target in targets:
                 by_job.setdefault(target["labels"]["job"], []).append(target["labels"]["instance"])
-            assert sorted(by_job["hostagent"]) == sorted(["localhost:9100", instance])
+            # The shipped target is named without the default port; the test
+            # agent's port is not 9100, so it keeps host:port.
+            assert sorted(by_job["hostagent"]) == sorted(["localhost", instance])
             assert by_job["prometheus"] == ["localhost:9090"]
             assert by_job["alertmanager"] == ["localhost:9093"]
 
@@ -120,8 +125,18 @@ def test_shipped_config_and_rules_against_a_real_agent(tmp_path):
             unhealthy = [(r["name"], r.get("lastError")) for g in loaded for r in g["rules"] if r["health"] != "ok"]
             assert unhealthy == []
 
+            # Every alert's runbook link, as Prometheus fills it in, is a page
+            # this Prometheus serves, with the alert's section in it.
+            links = {r["annotations"]["runbook_url"].replace("{{ $externalURL }}", external) for g in loaded for r in g["rules"] if r["type"] == "alerting"}
+            assert links and all(link.startswith(external + "/user/runbooks.html#") for link in links), links
+            page = requests.get(external + "/user/runbooks.html", timeout=10)
+            assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+            missing = [link for link in links if f'id="{link.split("#", 1)[1]}"' not in page.text]
+            assert missing == [], "runbook links without their section in the page"
+
             # The shipped static target localhost:9100 has no agent here, so
-            # HostagentDown goes pending for it (and only for it).
+            # HostagentDown goes pending for it (and only for it), with a
+            # runbook link that opens.
             if not port_in_use(9100):
                 def pending():
                     alerts = api(base, "/api/v1/alerts")["alerts"]
@@ -129,7 +144,9 @@ def test_shipped_config_and_rules_against_a_real_agent(tmp_path):
 
                 down = wait_until(pending, 15, "HostagentDown for localhost:9100")
                 assert [(a["labels"]["instance"], a["labels"]["severity"], a["state"]) for a in down] == [
-                    ("localhost:9100", "critical", "pending")
+                    ("localhost", "critical", "pending")
                 ]
-                base = thresholds.load_config().runbook_base_url
-                assert down[0]["annotations"]["runbook_url"] == f"{base}#hostagentdown"
+                link = down[0]["annotations"]["runbook_url"]
+                assert link == f"{external}/user/runbooks.html#hostagentdown"
+                opened = requests.get(link, timeout=10)
+                assert opened.status_code == 200 and 'id="hostagentdown"' in opened.text

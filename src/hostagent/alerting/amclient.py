@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any, Dict, List, Mapping
+from typing import Any, Dict, List, Mapping, Sequence
 
 import requests
+
+# A sample line of Alertmanager's /metrics: name{integration="slack"} 3
+_INTEGRATION_SAMPLE = re.compile(r'^(alertmanager_notification_requests(?:_failed)?_total)\{integration="([^"]+)"\} (\S+)$', re.M)
 
 
 class AlertmanagerError(Exception):
@@ -44,8 +47,8 @@ class Alertmanager:
         self.url = url.rstrip("/")
         self.timeout = timeout
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        target = f"{self.url}/api/v2{path}"
+    def _request(self, method: str, path: str, raw: bool = False, **kwargs: Any) -> Any:
+        target = f"{self.url}{path}" if raw else f"{self.url}/api/v2{path}"
         try:
             resp = requests.request(method, target, timeout=self.timeout, **kwargs)
         except requests.ConnectionError as exc:
@@ -57,6 +60,8 @@ class Alertmanager:
         if resp.status_code >= 400:
             detail = " ".join(resp.text.split())[:300] or resp.reason
             raise AlertmanagerError(f"Alertmanager at {self.url} answered {resp.status_code} to {method} {path}: {detail}")
+        if raw:
+            return resp.text
         if not resp.content:
             return None
         try:
@@ -64,11 +69,33 @@ class Alertmanager:
         except ValueError:
             raise AlertmanagerError(f"{target} did not answer JSON; is {self.url} an Alertmanager?") from None
 
-    def alerts(self, include_suppressed: bool = True) -> List[Dict[str, Any]]:
-        """Alerts Alertmanager holds now; suppressed (silenced or inhibited) ones too unless asked not to."""
+    def alerts(self, include_suppressed: bool = True, filters: Sequence[str] = ()) -> List[Dict[str, Any]]:
+        """Alerts Alertmanager holds now; suppressed (silenced or inhibited) ones
+        too unless asked not to; only those matching every matcher of ``filters``
+        (``name="value"``)."""
         flag = "true" if include_suppressed else "false"
-        params = {"active": "true", "silenced": flag, "inhibited": flag, "unprocessed": "true"}
+        params: Dict[str, Any] = {"active": "true", "silenced": flag, "inhibited": flag, "unprocessed": "true"}
+        if filters:
+            params["filter"] = list(filters)
         return list(self._request("GET", "/alerts", params=params) or [])
+
+    def status(self) -> Dict[str, Any]:
+        """Alertmanager's status: version, cluster and the configuration it runs (``config.original``)."""
+        return dict(self._request("GET", "/status") or {})
+
+    def silence(self, silence_id: str) -> Dict[str, Any]:
+        """One silence by ID."""
+        return dict(self._request("GET", f"/silence/{requests.utils.quote(silence_id, safe='')}") or {})
+
+    def notification_requests(self) -> Dict[str, Dict[str, float]]:
+        """Notification requests Alertmanager has made so far, per integration
+        (slack, email, webhook, ...): ``{"slack": {"sent": 5, "failed": 1}}``,
+        where sent counts every attempt and failed the attempts that failed."""
+        counts: Dict[str, Dict[str, float]] = {}
+        for name, integration, value in _INTEGRATION_SAMPLE.findall(self._request("GET", "/metrics", raw=True)):
+            key = "failed" if name.endswith("_failed_total") else "sent"
+            counts.setdefault(integration, {"sent": 0.0, "failed": 0.0})[key] = float(value)
+        return counts
 
     def post_alerts(self, alerts: List[Mapping[str, Any]]) -> None:
         """Send alerts as Prometheus would (labels, annotations, startsAt, endsAt)."""

@@ -1,15 +1,18 @@
 """Operator commands against Alertmanager: ``hostagent alerts`` and ``hostagent silence``.
 
     $ hostagent alerts
-    ALERTNAME         SEVERITY  INSTANCE    STATE     SINCE                       SUMMARY
-    HostHighCpuUsage  critical  web-1:9100  active    2024-05-01 10:02 (14m ago)  CPU usage on web-1:9100 is 97%
+    ALERTNAME         SEVERITY  INSTANCE  STATE   SINCE                       SUMMARY
+    HostHighCpuUsage  critical  web-1     active  2024-05-01 10:02 (14m ago)  CPU usage on web-1 is 97%
 
-    SILENCE ID                            STATE   MATCHERS              ENDS                         CREATED BY  COMMENT
-    6b1c4d6e-0f2a-4a55-9a6e-2c1b0e9f1d3a  active  instance="db-2:9100"  2024-05-01 12:00 (in 1h44m)  alice       kernel upgrade
+    SILENCE ID                            STATE   MATCHERS         ENDS                         CREATED BY  COMMENT
+    6b1c4d6e-0f2a-4a55-9a6e-2c1b0e9f1d3a  active  instance="db-2"  2024-05-01 12:00 (in 1h44m)  alice       kernel upgrade
 
-    $ hostagent silence add --instance db-2:9100 --duration 2h --comment "kernel upgrade"
+    $ hostagent silence add --instance db-2 --duration 2h --comment "kernel upgrade"
     $ hostagent silence expire 6b1c4d6e-0f2a-4a55-9a6e-2c1b0e9f1d3a
-    $ hostagent alerts test --severity critical --instance web-1:9100
+    $ hostagent alerts test --severity critical --instance web-1
+    Posted HostagentTestAlert (severity=critical, instance=web-1, test_id=20240501-100203-3fa2) to http://localhost:9093.
+    Routed to receiver pager (email x1, slack x2, webhook x1); the first notice goes out after its group_wait (10s). Waiting up to 25s...
+    Delivered: email 1 of 1, slack 2 of 2, webhook 1 of 1.
 """
 
 from __future__ import annotations
@@ -20,10 +23,16 @@ import getpass
 import json
 import os
 import re
+import secrets
 import socket
 import sys
+import time
+from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+import yaml
+
+from hostagent.alerting import routing
 from hostagent.alerting.amclient import Alertmanager, AlertmanagerError, isoformat, parse_time
 
 DEFAULT_URL = "http://localhost:9093"
@@ -217,36 +226,132 @@ def silence_table(silences: List[Mapping[str, Any]], now: dt.datetime) -> str:
     return table(["SILENCE ID", "STATE", "MATCHERS", "ENDS", "CREATED BY", "COMMENT"], rows)
 
 
+def _test_labels(args: argparse.Namespace, test_id: str) -> Dict[str, str]:
+    return {
+        "alertname": TEST_ALERTNAME,
+        "severity": args.severity or "warning",
+        "instance": args.instance,
+        "job": "hostagent-test",
+        "test_id": test_id,
+    }
+
+
 def send_test_alert(client: Alertmanager, args: argparse.Namespace) -> int:
-    """Post a synthetic alert (or its resolution) through Alertmanager's routing."""
+    """Post a synthetic alert through Alertmanager's routing and say what became of it."""
+    if args.resolve:
+        return resolve_test_alerts(client, args)
     duration = parse_duration(args.duration, "--duration")
+    wait = parse_duration(args.wait, "--wait") if args.wait else None
     now = _now()
-    labels = {"alertname": TEST_ALERTNAME, "severity": args.severity, "instance": args.instance, "job": "hostagent-test"}
+    # Each test is its own alert (test_id): a test never mutes or joins another.
+    test_id = now.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    labels = _test_labels(args, test_id)
     alert: Dict[str, Any] = {
         "labels": labels,
         "annotations": {
-            "summary": f"Test alert ({args.severity}) for {args.instance}: notification channels work",
+            "summary": f"Test alert ({labels['severity']}) for {args.instance}: notification channels work",
             "description": "Sent by `hostagent alerts test` to check notification delivery end to end. No action needed.",
         },
         "generatorURL": "",
+        "startsAt": isoformat(now),
+        "endsAt": isoformat(now + duration),
     }
-    if args.resolve:
-        # Same labels, an end in the past: Alertmanager marks it resolved now.
-        alert["startsAt"] = isoformat(now - dt.timedelta(seconds=1))
-        alert["endsAt"] = isoformat(now - dt.timedelta(milliseconds=1))
-    else:
-        alert["startsAt"] = isoformat(now)
-        alert["endsAt"] = isoformat(now + duration)
+    before = client.notification_requests()
     client.post_alerts([alert])
-    where = f"severity={args.severity}, instance={args.instance}"
-    if args.resolve:
-        print(f"Resolved {TEST_ALERTNAME} ({where}) at {client.url}; receivers with send_resolved get a resolved notice.")
+    where = f"severity={labels['severity']}, instance={args.instance}, test_id={test_id}"
+    print(f"Posted {TEST_ALERTNAME} ({where}) to {client.url}.")
+    status = 0 if args.no_wait else report_outcome(client, labels, before, wait)
+    ends = (now + duration).astimezone().strftime("%H:%M:%S")
+    print(f"It resolves by itself at {ends}; resolve it now with: hostagent alerts test --resolve --instance {args.instance}")
+    return status
+
+
+def resolve_test_alerts(client: Alertmanager, args: argparse.Namespace) -> int:
+    """End every test alert of an instance (of one severity when given) now."""
+    filters = [f'alertname="{TEST_ALERTNAME}"', f"instance={json.dumps(args.instance)}"]
+    if args.severity:
+        filters.append(f'severity="{args.severity}"')
+    found = client.alerts(filters=filters)
+    now = _now()
+    # Same labels, an end in the past: Alertmanager marks them resolved now.
+    client.post_alerts(
+        [{"labels": a["labels"], "annotations": a.get("annotations", {}), "startsAt": a["startsAt"], "endsAt": isoformat(now - dt.timedelta(milliseconds=1))} for a in found]
+    )
+    which = f"severity={args.severity}, " if args.severity else ""
+    if not found:
+        print(f"No {TEST_ALERTNAME} ({which}instance={args.instance}) is active at {client.url}.")
     else:
-        ends = (now + duration).astimezone().strftime("%H:%M:%S")
-        print(f"Posted {TEST_ALERTNAME} ({where}) to {client.url}.")
-        print(f"It is routed like a real {args.severity} alert (after the route's group_wait) and resolves by itself at {ends}.")
-        print(f"Resolve it now with: hostagent alerts test --resolve --severity {args.severity} --instance {args.instance}")
+        print(f"Resolved {len(found)} {TEST_ALERTNAME} ({which}instance={args.instance}) at {client.url}; receivers with send_resolved get a resolved notice.")
     return 0
+
+
+@dataclass
+class Outcome:
+    """What became of a test alert: a line for people and the exit status."""
+
+    text: str
+    status: int
+
+
+def report_outcome(client: Alertmanager, labels: Mapping[str, str], before: Mapping[str, Mapping[str, float]], wait: Optional[dt.timedelta]) -> int:
+    """Wait for a test alert to be delivered, silenced or inhibited; print which."""
+    config = yaml.safe_load(client.status().get("config", {}).get("original") or "{}") or {}
+    try:
+        route = routing.find_route(config, labels)
+        channels = routing.integrations(config, route.receiver)
+        group_wait = parse_duration(route.group_wait, "group_wait")
+    except (KeyError, ValueError, UsageError):  # a configuration this reader does not follow
+        route, channels, group_wait = None, None, dt.timedelta(seconds=30)
+    if wait is None:
+        wait = group_wait + dt.timedelta(seconds=15)
+    if route is not None:
+        listed = ", ".join(f"{kind} x{n}" for kind, n in sorted(channels.items())) or "no channels"
+        print(f"Routed to receiver {route.receiver} ({listed}); the first notice goes out after its group_wait ({route.group_wait}). Waiting up to {human_duration(wait)}...")
+    deadline = time.monotonic() + wait.total_seconds()
+    outcome = None
+    while outcome is None or (outcome.status == 2 and time.monotonic() < deadline):
+        time.sleep(0.5)
+        outcome = _outcome(client, labels, before, channels)
+    if outcome.status == 2:
+        outcome = Outcome(f"Not delivered within {human_duration(wait)}: {outcome.text}. See Alertmanager's log (docker-compose logs alertmanager).", 1)
+    print(outcome.text)
+    return outcome.status
+
+
+def _outcome(client: Alertmanager, labels: Mapping[str, str], before: Mapping[str, Mapping[str, float]], channels: Optional[Mapping[str, int]]) -> Outcome:
+    """The test alert's state now; status 2 while it is still on its way."""
+    found = client.alerts(filters=[f'test_id="{labels["test_id"]}"'])
+    if not found:
+        return Outcome("Alertmanager does not hold the alert (yet)", 2)
+    status = found[0].get("status") or {}
+    if status.get("silencedBy"):
+        silence = client.silence(status["silencedBy"][0])
+        matchers = ", ".join(matcher_text(m) for m in silence.get("matchers", []))
+        return Outcome(
+            f"Silenced by silence {silence.get('id')} ({matchers}; {silence.get('createdBy', '?')}: {silence.get('comment', '')}): no channel gets it.",
+            1,
+        )
+    if status.get("inhibitedBy"):
+        wanted = set(status["inhibitedBy"])
+        sources = [a for a in client.alerts() if a.get("fingerprint") in wanted]
+        names = ", ".join(f"{a['labels'].get('alertname')} ({a['labels'].get('severity', '-')}, instance={a['labels'].get('instance', '-')})" for a in sources)
+        return Outcome(f"Inhibited by {names or 'another alert'}: no channel gets it while that fires.", 1)
+    if channels is None:
+        return Outcome("active; which channels it goes to is unknown (the configuration could not be read)", 2)
+    if not channels:
+        return Outcome(f"Routed to receiver {found[0].get('receivers', [{}])[0].get('name', '?')}, which has no channels: nothing is sent.", 1)
+    after = client.notification_requests()
+    sent = {kind: after.get(kind, {}).get("sent", 0) - before.get(kind, {}).get("sent", 0) for kind in channels}
+    failed = {kind: after.get(kind, {}).get("failed", 0) - before.get(kind, {}).get("failed", 0) for kind in channels}
+    # Alertmanager counts requests per integration, not per alert: one sent for
+    # another alert in the same seconds counts here too, hence the cap.
+    ok = {kind: min(sent[kind] - failed[kind], n) for kind, n in channels.items()}
+    report = ", ".join(f"{kind} {int(ok[kind])} of {n}" + (f" ({int(failed[kind])} failed attempts)" if failed[kind] else "") for kind, n in sorted(channels.items()))
+    if all(ok[kind] >= n for kind, n in channels.items()):
+        return Outcome(f"Delivered: {report}.", 0)
+    if any(failed.values()):
+        return Outcome(f"Delivery failing: {report}. See Alertmanager's log (docker-compose logs alertmanager) and docs/alerting.md", 1)
+    return Outcome(f"not sent yet ({report})", 2)
 
 
 def alerts_parser() -> argparse.ArgumentParser:
@@ -260,10 +365,12 @@ def alerts_parser() -> argparse.ArgumentParser:
     listing.set_defaults(func=list_alerts)
     test = sub.add_parser("test", help="send a synthetic alert through Alertmanager to check the channels")
     _add_url_option(test, suppress=True)
-    test.add_argument("--severity", choices=SEVERITIES, default="warning", help="severity label (default: warning)")
+    test.add_argument("--severity", choices=SEVERITIES, default=None, help="severity label (default: warning; with --resolve: every severity)")
     test.add_argument("--instance", default=socket.gethostname(), help="instance label (default: this host's name)")
     test.add_argument("--duration", default="5m", help="how long the alert fires before it resolves by itself (default: 5m)")
-    test.add_argument("--resolve", action="store_true", help="resolve the test alert with these labels now")
+    test.add_argument("--wait", default="", help="how long to wait for the outcome (default: the route's group_wait and 15s)")
+    test.add_argument("--no-wait", action="store_true", help="post the alert and return without waiting for the outcome")
+    test.add_argument("--resolve", action="store_true", help="resolve the test alerts of this instance now")
     test.set_defaults(func=send_test_alert)
     return parser
 
@@ -350,7 +457,7 @@ def silence_parser() -> argparse.ArgumentParser:
     sub.required = True
     add = sub.add_parser("add", help="silence the alerts of an instance (optionally one alert name)")
     _add_url_option(add, suppress=True)
-    add.add_argument("--instance", help="instance label to silence, e.g. web-1:9100")
+    add.add_argument("--instance", help="instance label to silence, e.g. web-1")
     add.add_argument("--alertname", help="silence only this alert")
     add.add_argument("--duration", default="2h", help="how long, e.g. 30m, 2h, 1d (default: 2h)")
     add.add_argument("--comment", required=True, help="why (shown to everyone who looks at the silence)")

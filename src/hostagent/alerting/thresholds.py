@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-import yaml
-
+from ..config import ConfigFileError, load_yaml_file
 from ..project import ROOT
 
 DEFAULT_PATH: Path = ROOT / "config" / "alerting.yaml"
@@ -35,7 +34,9 @@ REQUIRED_KEYS: Tuple[str, ...] = (
     "cpu_iowait",
     "disk_io_utilisation",
 )
-DEFAULT_RUNBOOK_BASE_URL = "docs/alerts.md"
+# docs/alerts.md as Prometheus serves it (prometheus/user/runbooks.html,
+# --web.user-assets); Prometheus fills in its own external URL.
+DEFAULT_RUNBOOK_BASE_URL = "{{ $externalURL }}/user/runbooks.html"
 
 _DURATION = re.compile(r"(?:\d+y)?(?:\d+w)?(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\d+s)?(?:\d+ms)?")
 _KEY = re.compile(r"[a-z][a-z0-9_]*")
@@ -104,13 +105,9 @@ def load_config(path: Optional[Path] = None) -> AlertingConfig:
     """Read and validate the whole file; every problem is reported at once."""
     path = Path(path) if path is not None else DEFAULT_PATH
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ThresholdsError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ThresholdsError(f"{path}: not valid YAML: {exc}") from None
+        doc = load_yaml_file(str(path))
+    except ConfigFileError as exc:
+        raise ThresholdsError(f"{path}: {'cannot read: ' if exc.unreadable else ''}{exc}") from None
     errors: List[str] = []
     config = parse(doc, errors)
     if errors:

@@ -76,12 +76,21 @@ def _check_bool(value: Any) -> Any:
     return value
 
 
+def _shown_number(value: Any) -> str:
+    """repr(value), but a 400-digit number is named by its length, not printed."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**20:
+        digits = int(value.bit_length() * math.log10(2)) + 1
+        return f"a number of {digits - (abs(value) < 10 ** (digits - 1))} digits"
+    return repr(value)
+
+
 def _check_int(lo: Optional[int], hi: Optional[int]) -> Callable[[Any], Any]:
     def check(value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise OptionError(f"must be a whole number, got {value!r}")
         if lo is not None and value < lo or hi is not None and value > hi:
-            raise OptionError(f"must be between {lo} and {hi}, got {value!r}")
+            bounds = f"between {lo} and {hi}" if lo is not None and hi is not None else f"at least {lo}" if lo is not None else f"at most {hi}"
+            raise OptionError(f"must be {bounds}, got {_shown_number(value)}")
         return value
 
     return check
@@ -93,6 +102,9 @@ MAX_SECONDS = 86400.0  # one day: longer waits are mistakes, and threads cannot 
 def _check_positive_number(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise OptionError(f"must be a number, got {value!r}")
+    if isinstance(value, int) and value.bit_length() > 64:
+        # Past what a float holds exactly (or at all): no setting means that.
+        raise OptionError(f"must be a number of sensible size, got {_shown_number(value)}")
     if not math.isfinite(value):
         raise OptionError(f"must be a finite number, got {value!r}")
     if not value > 0:

@@ -7,7 +7,7 @@ exactly what Grafana stores and what the tests read.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence
 
 Json = Dict[str, Any]
 
@@ -17,24 +17,12 @@ TAG = "hostagent"
 DATASOURCE_UID = "hostagent-prometheus"
 DATASOURCE_NAME = "Prometheus"
 DS = {"type": "prometheus", "uid": "${datasource}"}
-# Variables users pick hosts with; every query filters on both.
-HOST_VARIABLES = ("datasource", "job", "instance")
 REFRESH = "10s"
 REFRESH_INTERVALS = ["10s", "30s", "1m", "5m", "15m", "30m", "1h"]
 TIME_OPTIONS = ["1h", "3h", "6h", "12h", "24h", "2d", "7d", "30d"]
 SEVERITY_COLOURS = {"info": "blue", "warning": "orange", "critical": "red"}
 OK_COLOUR = "green"
 GRID_WIDTH = 24
-
-
-def sel(*matchers: str) -> str:
-    """The host selector ``{job=~"$job",instance=~"$instance",...}``."""
-    return "{" + ",".join(('job=~"$job"', 'instance=~"$instance"') + matchers) + "}"
-
-
-def rate(metric: str, *matchers: str, fn: str = "rate") -> str:
-    """``rate(metric{hosts,...}[$__rate_interval])`` (or irate/increase)."""
-    return f"{fn}({metric}{sel(*matchers)}[$__rate_interval])"
 
 
 @dataclass(frozen=True)
@@ -45,9 +33,26 @@ class Query:
     legend: str = ""
 
 
-def series(*pairs: Tuple[str, str]) -> List[Query]:
-    """Plain selections of the chosen hosts: (metric, legend) pairs."""
-    return [Query(f"{metric}{sel()}", legend) for metric, legend in pairs]
+@dataclass(frozen=True)
+class Unit:
+    """How a panel shows its values: Grafana's unit and the axis range (None: automatic)."""
+
+    name: str
+    lo: Optional[float] = 0
+    hi: Optional[float] = None
+
+
+SHARE = Unit("percentunit", 0, 1)  # a share of a whole, 0..1 shown as 0-100 %
+CORES = Unit("percentunit")  # CPU seconds per second: 100 % is one full core, more on several
+PERCENT = Unit("percentunit")  # a share that is small next to 100 % (iowait, failed packets)
+BYTES = Unit("bytes")  # sizes, binary prefixes (KiB, MiB)
+BYTES_RATE = Unit("binBps")  # disk and swap throughput, binary prefixes
+NET_RATE = Unit("Bps")  # network throughput and link speed, decimal prefixes
+PACKETS_RATE = Unit("pps")
+IOPS = Unit("iops")
+PER_SECOND = Unit("cps")  # events per second
+SECONDS = Unit("s")
+COUNT = Unit("short")  # counts and plain numbers
 
 
 def dashed(name: str, colour: str = "") -> Json:
@@ -258,6 +263,47 @@ def table(
     p["transformations"] = transformations
     p["targets"] = _targets(queries, instant=True)
     return p
+
+
+class Board:
+    """The panels of one dashboard, in reading order (left to right, top to
+    bottom). ``alert=`` names a key of config/alerting.yaml: its levels
+    colour the panel, so it turns orange or red where that alert fires."""
+
+    def __init__(self, thresholds: Mapping[str, Any]):
+        self.thresholds = thresholds
+        self.panels: List[Json] = []
+
+    def alert(self, key: Optional[str]) -> Any:
+        """The thresholds of ``key`` (None for no key)."""
+        if key is None:
+            return None
+        try:
+            return self.thresholds[key]
+        except KeyError:
+            raise ValueError(f"config/alerting.yaml has no entry {key!r}, which the dashboards colour panels by") from None
+
+    def row(self, title: str, repeat: str = "") -> None:
+        self.panels.append(row(title, repeat))
+
+    def stat(self, title: str, description: str, unit: Unit, *queries: Query, alert: Optional[str] = None, **options: Any) -> None:
+        """A big number with a sparkline (``options``: steps, links, mappings, w, h)."""
+        self.panels.append(stat(title, description, queries, unit.name, alert=self.alert(alert), lo=unit.lo, hi=unit.hi, **options))
+
+    def graph(self, title: str, description: str, unit: Unit, *queries: Query, alert: Optional[str] = None, **options: Any) -> None:
+        """A time series graph; with ``alert`` its bands are shaded (``options``: stack, overrides, w, h)."""
+        self.panels.append(timeseries(title, description, queries, unit.name, alert=self.alert(alert), lo=unit.lo, hi=unit.hi, **options))
+
+    def bars(self, title: str, description: str, unit: Unit, *queries: Query, alert: Optional[str] = None, **options: Any) -> None:
+        """One bar per series of an instant query (``options``: w, h)."""
+        self.panels.append(bargauge(title, description, queries, unit.name, alert=self.alert(alert), lo=unit.lo, hi=unit.hi, **options))
+
+    def table(self, title: str, description: str, *queries: Query, **options: Any) -> None:
+        """A table of instant series; see :func:`table` for ``options``."""
+        self.panels.append(table(title, description, queries, **options))
+
+    def dashboard(self, uid: str, title: str, description: str) -> Json:
+        return dashboard(uid, title, description, self.panels)
 
 
 def row(title: str, repeat: str = "") -> Json:

@@ -1,0 +1,320 @@
+"""Every Prometheus rule hostagent ships, as data.
+
+Three rule files, all written by ``hostagent rules`` (``generate.py``):
+
+- ``hostagent-recording.rules.yml``: ``RECORDING``, the quantities of
+  ``hostagent.promql`` that alerts and baselines read every evaluation;
+- ``hostagent-alerts.rules.yml``: ``THRESHOLD_ALERTS``, one condition per key
+  of config/alerting.yaml, which gives each its levels, ``for`` and texts;
+- ``hostagent-trends.rules.yml``: ``trend_alerts()``, alerts that compare a
+  host with its own past rather than with a fixed threshold.
+
+Adding a threshold alert is a key in config/alerting.yaml plus its
+condition here, in the group it belongs to::
+
+    "hostagent-network": {
+        ...
+        "tcp_connections": when(q.tcp_connections(q.RULES, q.TCP_NOT_LISTEN)),
+        "udp_sockets": when(f"sum without (kind, state) (host_network_connections{q.RULES.sel(q.UDP)})"),
+    },
+
+Adding a recording rule is a ``@recorded`` function in ``hostagent.promql``
+and its name in a group of ``RECORDING``. A rule reads only what the agent
+or another rule makes; tests/prometheus checks that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+from hostagent import promql as q
+
+# --------------------------------------------------------------------------
+# Recording rules
+
+
+@dataclass(frozen=True)
+class RecordingGroup:
+    """A group of recording rules, evaluated together every ``interval``
+    (Prometheus' evaluation_interval when None)."""
+
+    name: str
+    rules: Tuple[q.Recorded, ...]
+    interval: Optional[str] = None
+
+
+RECORDING: Tuple[RecordingGroup, ...] = (
+    RecordingGroup(
+        "hostagent-recording",
+        (
+            q.cpu_utilisation,
+            q.cpu_iowait,
+            q.load5_per_cpu,
+            q.memory_utilisation,
+            q.swap_utilisation,
+            q.memory_and_swap_available,
+            # Space used is the agent's host_filesystem_usage_ratio, as df
+            # shows it; it needs no rule.
+            q.inodes_usage,
+            q.disk_io_utilisation,
+            q.network_bytes["receive"],
+            q.network_bytes["transmit"],
+            q.packets_all["receive"],
+            q.packets_failed["receive"],
+            q.packets_all["transmit"],
+            q.packets_failed["transmit"],
+        ),
+    ),
+    # The day-long histories (see hostagent.promql): whether each mount was
+    # writable and each interface up at any time in each 5 minutes.
+    RecordingGroup("hostagent-downsample", (q.readonly_5m, q.network_up_5m), interval="5m"),
+    # The day's baselines and histories. Once a minute is plenty for alerts
+    # with a `for` of 10 minutes, and reads a day 4 times less often than
+    # the 15s evaluation would.
+    RecordingGroup("hostagent-baselines", (*q.baselines.values(), q.readonly_1d, q.network_up_1d), interval="1m"),
+)
+
+
+# --------------------------------------------------------------------------
+# Threshold alerts: the PromQL of each key of config/alerting.yaml
+
+
+@dataclass(frozen=True)
+class Condition:
+    """What an alert's thresholds apply to: ``value <op> <threshold>``
+    (``>`` when the key's direction is above, ``<`` below), then ``guards``,
+    lines that narrow it (``and ...``, ``unless ...``)."""
+
+    value: str
+    guards: Tuple[str, ...] = ()
+
+    def expr(self, op: str, threshold: str) -> str:
+        return "\n".join((f"{self.value} {op} {threshold}", *self.guards))
+
+
+def when(value: str, *guards: str) -> Condition:
+    """A threshold alert's condition: ``value`` compared with each level's threshold, then ``guards``."""
+    return Condition(value, guards)
+
+
+_COLLECTOR_ENABLED = "and hostagent_collector_enabled == 1"
+_LAST_SUCCESS_AGE = "time() - hostagent_collector_last_success_timestamp_seconds"
+
+# Rule groups in output order; each key needs an entry in
+# config/alerting.yaml (or is left out when the file removes it).
+THRESHOLD_ALERTS: Tuple[Tuple[str, Mapping[str, Condition]], ...] = (
+    (
+        "hostagent-agent",
+        {
+            "agent_down": when('up{job="hostagent"}'),
+            # 1 while the hostagent job has no target at all.
+            "targets_missing": when('absent(up{job="hostagent"})'),
+            # A collector self-monitoring switched off is down by design, not
+            # failing: HostagentCollectorDisabled tells about it instead.
+            "collector_failing": when("hostagent_collector_up", _COLLECTOR_ENABLED),
+            "collector_disabled": when("hostagent_collector_enabled"),
+            # Also older than 3 of the collector's own intervals, so slow
+            # collectors are not stale between runs. A collector that never
+            # succeeded reports 0; HostagentCollectorFailing covers it. A
+            # switched-off collector stops succeeding by design.
+            "collector_stale": when(
+                _LAST_SUCCESS_AGE,
+                f"and {_LAST_SUCCESS_AGE} > 3 * hostagent_collector_interval_seconds",
+                "and hostagent_collector_last_success_timestamp_seconds > 0",
+                _COLLECTOR_ENABLED,
+            ),
+            # The host's clock minus the scrape's timestamp (Prometheus'
+            # clock), either way. Only while the reading moves: a system
+            # collector that is stuck or failing leaves the value standing
+            # while scrapes go on, which is not skew (HostagentCollectorStale
+            # and HostagentCollectorFailing tell about it).
+            "clock_skew": when("abs(host_time_seconds - timestamp(host_time_seconds))", "and changes(host_time_seconds[5m]) > 0"),
+        },
+    ),
+    (
+        "hostagent-cpu",
+        {
+            "cpu_usage": when(q.cpu_utilisation.series()),
+            "load_per_core": when(q.load5_per_cpu.series()),
+            "cpu_iowait": when(q.cpu_iowait.series()),
+        },
+    ),
+    (
+        "hostagent-memory",
+        {
+            "memory_usage": when(q.memory_utilisation.series()),
+            "memory_available": when(q.memory_and_swap_available.series()),
+            "swap_usage": when(q.swap_utilisation.series()),
+        },
+    ),
+    (
+        "hostagent-filesystem",
+        {
+            "filesystem_usage": when(q.filesystem_usage(q.RULES), q.WRITABLE),
+            "filesystem_inodes": when(q.inodes_usage.series(), q.WRITABLE),
+            "filesystem_device_error": when("host_filesystem_device_error"),
+            # Only mounts that were writable for at least half of the last
+            # day: a mount read-only by design and made writable for an
+            # update stays quiet, and a remount fires until read-only has
+            # been the mount's state for half a day (about 12 hours after it).
+            "filesystem_readonly": when("host_filesystem_readonly", f"and {q.readonly_1d.series()} <= 0.5"),
+        },
+    ),
+    (
+        "hostagent-disk",
+        {
+            "disk_io_utilisation": when(q.disk_io_utilisation.series()),
+        },
+    ),
+    (
+        "hostagent-network",
+        {
+            # Quiet interfaces (1 packet/s or less) are left out, where a few
+            # stray drops would make a large share.
+            "network_receive_errors": when(q.packets_failed["receive"].series(), f"and {q.packets_all['receive'].series()} > 1"),
+            "network_transmit_errors": when(q.packets_failed["transmit"].series(), f"and {q.packets_all['transmit'].series()} > 1"),
+            # Only interfaces seen up within the last day: unused ports never fire.
+            "network_interface_down": when(f"host_network_up{q.RULES.sel(q.INTERFACES_WATCHED)}", f"and {q.network_up_1d.series()} == 1"),
+            "tcp_time_wait": when(q.tcp_connections(q.RULES, q.TCP_TIME_WAIT)),
+            "tcp_connections": when(q.tcp_connections(q.RULES, q.TCP_NOT_LISTEN)),
+        },
+    ),
+)
+
+
+def threshold_conditions() -> Dict[str, Condition]:
+    """Every threshold alert key and its condition."""
+    return {key: condition for _, conditions in THRESHOLD_ALERTS for key, condition in conditions.items()}
+
+
+# --------------------------------------------------------------------------
+# Hand-written alerts: a host against its own past
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alerting rule with its texts; ``runbook_url`` is added when the file is written."""
+
+    name: str
+    expr: str
+    for_: str
+    severity: str
+    summary: str
+    description: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AlertGroup:
+    name: str
+    alerts: Tuple[Alert, ...]
+    interval: Optional[str] = None
+
+
+_FS = "Filesystem {{ $labels.mountpoint }}"
+_ON = "on {{ $labels.instance }}"
+
+
+def _avg_of(quantity: q.Recorded, humanize: str, unit: str = "") -> str:
+    """A template that prints the day's mean of ``quantity`` for the alert's host."""
+    avg = q.baselines[(quantity.name, "avg")].name
+    return f'{{{{ with printf "{avg}{{instance=%q}}" $labels.instance | query }}}}{{{{ . | first | value | {humanize} }}}}{unit}{{{{ end }}}}'
+
+
+def _network_anomaly(direction: str) -> Alert:
+    quantity = q.network_bytes[direction]
+    return Alert(
+        "HostNetworkThroughputAnomaly",
+        q.anomaly(quantity, "5242880"),  # 5 MiB/s, about 42 Mbit/s
+        "10m",
+        "warning",
+        f"Network {direction} throughput {_ON} is unusual for this host",
+        f"Network {direction} throughput {_ON} is {{{{ $value | humanize1024 }}}}B/s, more than 3 standard deviations "
+        f"from its mean of the last day ({_avg_of(quantity, 'humanize1024', 'B/s')}) and beyond what it was around this time yesterday.",
+        labels={"direction": direction},
+    )
+
+
+def trend_alerts() -> Tuple[AlertGroup, ...]:
+    """The hand-written alerts of hostagent-trends.rules.yml."""
+    fill = Alert(
+        "HostFilesystemWillFillIn24Hours",
+        # Linear trend of the last 6 hours reaches zero free space within
+        # 24h. Only filesystems already over 60% used (as df counts it: a
+        # young, fast-growing filesystem with room to spare is not urgent)
+        # and writable ones. The trend is read in 5-minute steps (72 points
+        # per mount instead of 1440 at a 15s scrape): plenty for a line over
+        # 6 hours, and this runs at every evaluation for every mount.
+        "\n".join(
+            (
+                f"{q.filesystem_usage(q.RULES)} > 0.6",
+                "and predict_linear(host_filesystem_avail_bytes[6h:5m], 24 * 3600) < 0",
+                q.WRITABLE,
+            )
+        ),
+        "1h",
+        "warning",
+        f"{_FS} {_ON} will fill within 24 hours",
+        f"{_FS} ({{{{ $labels.device }}}}) {_ON} is {{{{ $value | humanizePercentage }}}} full and, at the rate it filled "
+        "over the last 6 hours, will be full within 24 hours.",
+    )
+    cpu_anomaly = Alert(
+        "HostCpuUsageAnomaly",
+        q.anomaly(q.cpu_utilisation, "0.25"),  # 25 percentage points
+        "10m",
+        "warning",
+        f"CPU usage {_ON} is unusual for this host",
+        f"CPU usage {_ON} is {{{{ $value | humanizePercentage }}}}, more than 3 standard deviations from its mean of the "
+        f"last day ({_avg_of(q.cpu_utilisation, 'humanizePercentage')}) and beyond what it was around this time yesterday.",
+    )
+    fast_fill = Alert(
+        "HostFilesystemWillFillIn24Hours",
+        # A fast fill, which the 6-hour trend and its hour of `for` would
+        # only see once the disk is full: the trend of the last 10 minutes
+        # (40 raw points at a 15s scrape) reaches zero free space within an
+        # hour, and free space is still shrinking (below what it was 2
+        # minutes ago), so a fill that stopped is let go as soon as it
+        # stops rather than when its slope leaves the window. No usage
+        # floor: a disk that fills in an hour is urgent however empty it
+        # is now. Critical: it mutes the warning of the same mount.
+        "\n".join(
+            (
+                q.filesystem_usage(q.RULES),
+                "and predict_linear(host_filesystem_avail_bytes[10m], 3600) < 0",
+                "and host_filesystem_avail_bytes < host_filesystem_avail_bytes offset 2m",
+                q.WRITABLE,
+            )
+        ),
+        "5m",
+        "critical",
+        f"{_FS} {_ON} will fill within an hour",
+        f"{_FS} ({{{{ $labels.device }}}}) {_ON} is {{{{ $value | humanizePercentage }}}} full and, at the rate it filled "
+        "over the last 10 minutes, will be full within an hour.",
+    )
+    return (
+        # Once a minute: a 6-hour trend per mount does not change in 15
+        # seconds, and the slow level waits an hour (`for`) anyway.
+        AlertGroup("hostagent-trends", (fill, fast_fill), interval="1m"),
+        # Anomalies: see hostagent.promql.anomaly for what counts as one.
+        AlertGroup("hostagent-anomalies", (cpu_anomaly, *(_network_anomaly(d) for d in q.DIRECTIONS))),
+    )
+
+
+def recording_rule(quantity: q.Recorded) -> Dict[str, str]:
+    """A recording rule as Prometheus reads it."""
+    return {"record": quantity.name, "expr": quantity.expr(q.RULES)}
+
+
+def group(name: str, rules: Sequence[Dict[str, object]], interval: Optional[str] = None) -> Dict[str, object]:
+    """A rule group as Prometheus reads it."""
+    out: Dict[str, object] = {"name": name}
+    if interval:
+        out["interval"] = interval
+    out["rules"] = list(rules)
+    return out
+
+
+def recording_groups() -> List[Dict[str, object]]:
+    """The groups of hostagent-recording.rules.yml."""
+    return [group(g.name, [recording_rule(r) for r in g.rules], g.interval) for g in RECORDING]

@@ -1,0 +1,374 @@
+"""The PromQL of hostagent: named selectors and expressions that the alert
+rules, the recording rules and the dashboards all read, so each quantity is
+written once.
+
+An expression is a function of a :class:`Scope`, which says where it runs:
+
+- ``RULES``: every host, rates over 5 minutes, and a quantity that a
+  recording rule stores is read from its recorded series;
+- ``DASHBOARD``: the hosts picked in Grafana (``$job``, ``$instance``), rates
+  over ``$__rate_interval``, everything computed afresh.
+
+So the CPU usage a panel draws is the formula of the recording rule the CPU
+alert compares, only over Grafana's window::
+
+    >>> cpu_utilisation.expr(RULES)
+    '1 - avg without (cpu) (sum without (mode) (rate(host_cpu_seconds_total{mode=~"idle|iowait|steal"}[5m])))'
+    >>> cpu_utilisation.series(DASHBOARD)
+    'instance:host_cpu_utilisation:rate5m{job=~"$job",instance=~"$instance"}'
+
+A quantity that a recording rule stores is a :class:`Recorded`: its series
+name (``level:metric:operations``, where the level names the labels kept:
+``instance`` per host, ``instance_device`` / ``instance_mountpoint`` per host
+and disk, interface or mount) and its formula. Aggregations use ``without``,
+so the labels a target carries (``job``, ``instance``, a ``role`` from the
+targets file) stay on every result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Tuple
+
+# --------------------------------------------------------------------------
+# Where an expression runs
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The hosts an expression reads, the window its rates span, and whether
+    it may read recorded series in place of their formulas."""
+
+    hosts: Tuple[str, ...]
+    window: str
+    recorded: bool
+
+    def sel(self, *matchers: str) -> str:
+        """A series selector's braces: the scope's host matchers, then ``matchers``."""
+        both = self.hosts + matchers
+        return "{" + ",".join(both) + "}" if both else ""
+
+    def rate(self, metric: str, *matchers: str, fn: str = "rate") -> str:
+        """``rate(metric{...}[window])`` (or ``irate``, ``increase``)."""
+        return f"{fn}({metric}{self.sel(*matchers)}[{self.window}])"
+
+    def of(self, quantity: "Recorded") -> str:
+        """A recorded quantity inside a larger expression: its series where
+        recorded series may be read, its formula in parentheses elsewhere."""
+        return quantity.series(self) if self.recorded else f"({quantity.expr(self)})"
+
+    def lines(self, *parts: str) -> str:
+        """Parts of one expression: a line each in rule files, one line on dashboards."""
+        return ("\n" if self.recorded else " ").join(parts)
+
+
+RULES = Scope(hosts=(), window="5m", recorded=True)
+DASHBOARD = Scope(hosts=('job=~"$job"', 'instance=~"$instance"'), window="$__rate_interval", recorded=False)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A quantity a recording rule stores as ``name``; ``formula`` computes it
+    in any scope. Its docstring is what the quantity means."""
+
+    name: str
+    formula: Callable[[Scope], str]
+
+    def expr(self, scope: Scope = RULES) -> str:
+        """The formula, for the recording rule (RULES) or a panel (DASHBOARD)."""
+        return self.formula(scope)
+
+    def series(self, scope: Scope = RULES) -> str:
+        """The recorded series, restricted to the scope's hosts."""
+        return self.name + scope.sel()
+
+    @property
+    def help(self) -> str:
+        return " ".join((self.formula.__doc__ or "").split())
+
+
+def recorded(name: str) -> Callable[[Callable[[Scope], str]], Recorded]:
+    """Decorator: the function is the formula of the quantity recorded as ``name``."""
+    return lambda formula: Recorded(name, formula)
+
+
+# --------------------------------------------------------------------------
+# Selectors: label matchers with a meaning
+
+# The CPU was free to run something else: iowait and steal count as idle.
+CPU_IDLE = 'mode=~"idle|iowait|steal"'
+CPU_BUSY = 'mode!~"idle|iowait|steal"'
+CPU_IOWAIT = 'mode="iowait"'
+CPU_STEAL = 'mode="steal"'
+NOT_LOOPBACK = 'device!="lo"'
+# Interfaces whose link going down is a fault: not loopback, and not the
+# virtual bridges that lose carrier whenever their last container or VM
+# stops (Docker's docker0 and br-<network id>, libvirt's virbr<N>). A host
+# bridge such as br0 is watched.
+INTERFACES_WATCHED = 'device!~"lo|docker0|br-[0-9a-f]{12}|virbr[0-9]+"'
+ROOT_MOUNT = 'mountpoint="/"'
+TCP = 'kind=~"tcp6?"'
+UDP = 'kind=~"udp6?"'
+TCP_TIME_WAIT = 'state="TIME_WAIT"'
+TCP_LISTEN = 'state="LISTEN"'
+TCP_NOT_LISTEN = 'state!="LISTEN"'
+DIRECTIONS = ("receive", "transmit")
+
+# --------------------------------------------------------------------------
+# CPU
+
+
+@recorded("instance:host_cpu_utilisation:rate5m")
+def cpu_utilisation(s: Scope) -> str:
+    """Share of CPU time doing work, all cores averaged (0..1). iowait and
+    steal count as idle: the CPU was free to run something else."""
+    return f"1 - avg without (cpu) (sum without (mode) ({s.rate('host_cpu_seconds_total', CPU_IDLE)}))"
+
+
+def cpu_busy_by_mode(s: Scope) -> str:
+    """Share of all cores' time per busy mode; the modes add up to cpu_utilisation."""
+    return f"sum without (cpu) ({s.rate('host_cpu_seconds_total', CPU_BUSY)}) / ignoring (mode) group_left host_cpu_cores{s.sel()}"
+
+
+def cpu_mode_share(s: Scope, mode: str) -> str:
+    """Share of CPU time in one mode (a ``mode=...`` matcher), all cores averaged (0..1)."""
+    return f"avg without (cpu, mode) ({s.rate('host_cpu_seconds_total', mode)})"
+
+
+@recorded("instance:host_cpu_iowait:rate5m")
+def cpu_iowait(s: Scope) -> str:
+    """Share of CPU time idle while waiting for disk I/O, all cores averaged (0..1)."""
+    return cpu_mode_share(s, CPU_IOWAIT)
+
+
+def load_per_core(s: Scope, minutes: int) -> str:
+    """The load average over ``minutes`` (1, 5 or 15) per logical CPU."""
+    return f"host_load{minutes}{s.sel()} / host_cpu_cores{s.sel()}"
+
+
+@recorded("instance:host_load5_per_cpu:ratio")
+def load5_per_cpu(s: Scope) -> str:
+    """The 5-minute load average per logical CPU: above 1, runnable tasks wait."""
+    return load_per_core(s, 5)
+
+
+# --------------------------------------------------------------------------
+# Memory
+
+
+@recorded("instance:host_memory_utilisation:ratio")
+def memory_utilisation(s: Scope) -> str:
+    """Memory not available to new work, as a share of all memory (0..1)."""
+    return f"1 - host_memory_available_bytes{s.sel()} / host_memory_total_bytes{s.sel()}"
+
+
+@recorded("instance:host_swap_utilisation:ratio")
+def swap_utilisation(s: Scope) -> str:
+    """Share of swap in use (0..1); hosts without swap have no series rather than 0/0."""
+    return f"host_swap_used_bytes{s.sel()} / (host_swap_total_bytes{s.sel()} > 0)"
+
+
+@recorded("instance:host_memory_and_swap_available:ratio")
+def memory_and_swap_available(s: Scope) -> str:
+    """Memory and swap still available to new work, as a share of memory plus
+    swap (0..1): what is left before the OOM killer acts. Without swap it is
+    available / total."""
+    available = f"(host_memory_available_bytes{s.sel()} + host_swap_free_bytes{s.sel()})"
+    return s.lines(available, f"/ ((host_memory_total_bytes{s.sel()} + host_swap_total_bytes{s.sel()}) > 0)")
+
+
+# --------------------------------------------------------------------------
+# Filesystems and disks
+
+
+def filesystem_usage(s: Scope, *matchers: str) -> str:
+    """Share of each filesystem used as df shows it, used / (used + available
+    to users): the agent's own ratio, so alerts, panels and df agree (a share
+    computed as 1 - avail / size would count root's reserved blocks as used)."""
+    return f"host_filesystem_usage_ratio{s.sel(*matchers)}"
+
+
+# Read-only mounts (images, snaps) are full by design: space and inode
+# alerts leave them out.
+WRITABLE = "unless host_filesystem_readonly == 1"
+
+
+@recorded("instance_mountpoint:host_filesystem_inodes_usage:ratio")
+def inodes_usage(s: Scope) -> str:
+    """Inodes used as `df -i` shows them (IUse%); filesystems without an inode
+    limit (btrfs reports 0) have no series."""
+    return f"1 - host_filesystem_files_free{s.sel()} / (host_filesystem_files{s.sel()} > 0)"
+
+
+def time_until_full(s: Scope) -> str:
+    """Seconds until each filesystem is full at the rate its free space shrank
+    over the last 6 hours; only filesystems that are filling."""
+    return f"(host_filesystem_avail_bytes{s.sel()} / -deriv(host_filesystem_avail_bytes{s.sel()}[6h])) > 0"
+
+
+@recorded("instance_device:host_disk_io_time_seconds:rate5m")
+def disk_io_utilisation(s: Scope) -> str:
+    """Share of time each disk had I/O in flight (0..1)."""
+    return s.rate("host_disk_io_time_seconds_total")
+
+
+def disk_latency(s: Scope, operation: str) -> str:
+    """Average seconds per completed ``read`` or ``write``: time spent over operations."""
+    return f"{s.rate(f'host_disk_{operation}_time_seconds_total')} / {s.rate(f'host_disk_{operation}s_completed_total')}"
+
+
+# --------------------------------------------------------------------------
+# Network
+
+
+def _network_bytes(direction: str) -> Recorded:
+    def formula(s: Scope) -> str:
+        return f"sum without (device) ({s.rate(f'host_network_{direction}_bytes_total', NOT_LOOPBACK)})"
+
+    formula.__doc__ = f"Bytes per second {direction}d over all interfaces but loopback, per host."
+    return Recorded(f"instance:host_network_{direction}_bytes_excluding_lo:rate5m", formula)
+
+
+network_bytes = {d: _network_bytes(d) for d in DIRECTIONS}
+
+
+def _packets_all(direction: str) -> Recorded:
+    def formula(s: Scope) -> str:
+        kinds = ("packets", "errors", "drop")
+        first, *rest = (s.rate(f"host_network_{direction}_{kind}_total") for kind in kinds)
+        return s.lines(first, *(f"+ {r}" for r in rest))
+
+    formula.__doc__ = (
+        f"Packets {direction}d per second per interface, good or not: the kernel counts "
+        "failed packets (errors, drops) apart from good ones, so the sum is every packet seen."
+    )
+    return Recorded(f"instance_device:host_network_{direction}_packets_all:rate5m", formula)
+
+
+packets_all = {d: _packets_all(d) for d in DIRECTIONS}
+
+
+def _packets_failed(direction: str) -> Recorded:
+    def formula(s: Scope) -> str:
+        failed = f"{s.rate(f'host_network_{direction}_errors_total')} + {s.rate(f'host_network_{direction}_drop_total')}"
+        return s.lines(f"({failed})", f"/ ({s.of(packets_all[direction])} > 0)")
+
+    formula.__doc__ = f"Share of the packets {direction}d per interface that failed (errors + drops) (0..1)."
+    return Recorded(f"instance_device:host_network_{direction}_failed:ratio_rate5m", formula)
+
+
+packets_failed = {d: _packets_failed(d) for d in DIRECTIONS}
+
+
+def tcp_connections(s: Scope, *matchers: str) -> str:
+    """TCP and TCP6 sockets per host in the states ``matchers`` pick."""
+    return f"sum without (kind, state) (host_network_connections{s.sel(TCP, *matchers)})"
+
+
+# --------------------------------------------------------------------------
+# Day-long history, for the anomaly alerts and the state alerts
+# HostFilesystemRemountedReadOnly and HostNetworkInterfaceDown.
+#
+# A day read at full resolution is 5760 points per series at a 15s scrape,
+# and reading it at every 15s evaluation multiplies that by every host,
+# mount and interface. So the day is read from 5-minute points, once a
+# minute (docs/alerts.md, "Cost of the day-long windows", has the
+# measurements):
+# - per mount and per interface (many series), a 5-minute minimum or maximum
+#   is recorded every 5 minutes, and the day is taken over those 288 points,
+#   one series at a time;
+# - per host (few series), the baselines read the day in 5-minute steps with
+#   a subquery.
+
+
+@recorded("instance_mountpoint:host_filesystem_readonly:min_over_time_5m")
+def readonly_5m(s: Scope) -> str:
+    """Whether each mount was writable (0) at any time in the last 5 minutes."""
+    return f"min_over_time(host_filesystem_readonly{s.sel()}[5m])"
+
+
+@recorded("instance_device:host_network_up:max_over_time_5m")
+def network_up_5m(s: Scope) -> str:
+    """Whether each interface was up (1) at any time in the last 5 minutes."""
+    return f"max_over_time(host_network_up{s.sel(NOT_LOOPBACK)}[5m])"
+
+
+@recorded("instance_mountpoint:host_filesystem_readonly:avg_over_time_1d")
+def readonly_1d(s: Scope) -> str:
+    """Share of the last day each mount spent read-only; a 5-minute step
+    counts as writable if the mount was writable at any moment in it."""
+    return f"avg_over_time({readonly_5m.series(s)}[1d])"
+
+
+@recorded("instance_device:host_network_up:max_over_time_1d")
+def network_up_1d(s: Scope) -> str:
+    """Whether each interface was up at any time in the last day."""
+    return f"max_over_time({network_up_5m.series(s)}[1d])"
+
+
+def baseline(quantity: Recorded, stat: str) -> Recorded:
+    """The ``stat`` (avg or stddev) of a per-host quantity over the last day,
+    read in 5-minute steps: a 5-minute rate sampled every 5 minutes covers
+    the day without gaps.
+
+    Long routine peaks (business hours) widen the band; a short one does
+    not: a nightly 30-minute job is 2% of the day and stays far outside 3
+    standard deviations every night, so the anomaly alerts also compare with
+    the same hour yesterday. A sudden change stays outside the band for
+    about two hours before it becomes the new normal."""
+
+    def formula(s: Scope) -> str:
+        return f"{stat}_over_time({quantity.series(s)}[1d:5m])"
+
+    formula.__doc__ = f"The {stat} of {quantity.name} over the last day."
+    return Recorded(f"{quantity.name}_{stat}_over_time_1d", formula)
+
+
+BASELINED = (cpu_utilisation, network_bytes["receive"], network_bytes["transmit"])
+baselines = {(q.name, stat): baseline(q, stat) for q in BASELINED for stat in ("avg", "stddev")}
+
+
+def anomaly(quantity: Recorded, minimum: str) -> str:
+    """``quantity`` is far from its own day: beyond 3 standard deviations
+    from the day's mean, at least ``minimum`` away from it, and beyond what
+    it did in the hour around the same time yesterday (above its maximum
+    there for a rise, below its minimum for a drop).
+
+    The minimum keeps a flat line (standard deviation near 0) from alerting
+    on noise. The band alone does not absorb a short daily job: 30 minutes
+    are 2% of the day and barely widen it, so the job would stand out every
+    day; the look at yesterday keeps it quiet from its second day on. A host
+    with no data a day ago is judged by the band alone. A baseline of B
+    minutes keeps a step change beyond 3 deviations for about B/9 minutes,
+    so a host with less than an hour and a half of history cannot hold an
+    anomaly for 10 minutes. Yesterday's hour is read raw: per host, 240
+    points at a 15s scrape."""
+    x = quantity.name
+    avg, dev = baselines[(x, "avg")].name, baselines[(x, "stddev")].name
+    return (
+        f"(\n"
+        f"  {x}\n"
+        f"    > {avg} + 3 * {dev}\n"
+        f"  and {x} > {avg} + {minimum}\n"
+        f"  unless {x} <= max_over_time({x}[1h] offset 23h30m)\n"
+        f")\n"
+        f"or\n"
+        f"(\n"
+        f"  {x}\n"
+        f"    < {avg} - 3 * {dev}\n"
+        f"  and {x} < {avg} - {minimum}\n"
+        f"  unless {x} >= min_over_time({x}[1h] offset 23h30m)\n"
+        f")"
+    )
+
+
+# --------------------------------------------------------------------------
+# Dashboard-only views of the same data
+
+
+def interfaces_down(s: Scope) -> str:
+    """How many interfaces the interface-down alert watches are down: not
+    loopback nor a container or VM bridge, and up at some point in the last
+    day (0 when none)."""
+    down = f"host_network_up{s.sel(INTERFACES_WATCHED)} == 0 and on (job, instance, device) {network_up_1d.series(s)} == 1"
+    return f"count without (device) ({down}) or on () vector(0)"
