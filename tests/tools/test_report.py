@@ -146,7 +146,7 @@ def test_findings_to_act_on(report) -> None:
         (IDLE, "idle", "info"),
         (GONE, "no data", "warning"),
     }
-    assert report["thresholds"] == "thresholds from config/alerting.yaml"
+    assert report["thresholds"] == f"thresholds from {REPO / 'config' / 'alerting.yaml'}"
 
 
 def test_thresholds_file_moves_the_findings(backfilled, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ SYSTEM_PATH = Path("/etc/hostagent/alerting.yaml")
 
 
 def candidates() -> Tuple[Path, ...]:
-    """The project's config/alerting.yaml (checkout or current directory), then the system one."""
+    """The project's config/alerting.yaml (as the rule generator finds it), then the system one."""
     from ..alerting.thresholds import DEFAULT_PATH
 
     return (DEFAULT_PATH, SYSTEM_PATH)
