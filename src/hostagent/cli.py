@@ -51,6 +51,9 @@ SUBCOMMANDS: Dict[str, str] = {
     "docs": "hostagent.docsgen:main",
     "healthcheck": "hostagent.healthcheck:main",
     "hash-password": "hostagent.hashpassword:main",
+    "top": "hostagent.tools.top:main",
+    "report": "hostagent.tools.report:main",
+    "export": "hostagent.tools.export:main",
 }
 
 SHUTDOWN_TIMEOUT = 5.0

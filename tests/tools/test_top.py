@@ -1,0 +1,300 @@
+"""hostagent top in a real terminal (tmux) against a real agent and a real Prometheus."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, Iterator, List, Tuple
+
+import pytest
+import requests
+from support import agent_server, fast_agent_config, free_port, prom_query, prometheus_server, wait_until
+from terminal import Tmux
+from tools_support import one_line_error, tool
+
+from hostagent.tools.hostview import parse_exposition
+
+CANARY = """\
+groups:
+  - name: top-canary
+    rules:
+      - alert: TopCanary
+        expr: host_cpu_cores > 0
+        labels: {severity: warning}
+"""
+
+
+def agent_config() -> str:
+    """Every collector each second but the processes one, which can take
+    longer than that on a loaded machine and would be withdrawn as stale."""
+    return fast_agent_config(top_n=8).replace("processes: {interval: 1,", "processes: {interval: 3,")
+
+
+@pytest.fixture(scope="module")
+def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("top-agent")
+    with agent_server(tmp, agent_config()).start() as server:
+        yield server.base_url
+
+
+@pytest.fixture(scope="module")
+def prometheus(agent: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[str, str, str]]:
+    """(Prometheus URL, the agent's instance, an instance that never answers)."""
+    tmp = tmp_path_factory.mktemp("top-prom")
+    rules = tmp / "canary.yml"
+    rules.write_text(CANARY)
+    instance = agent.split("//", 1)[1]
+    dead = f"127.0.0.1:{free_port()}"
+    config = (
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        f"rule_files: ['{rules}']\n"
+        "scrape_configs:\n"
+        "  - job_name: hostagent\n"
+        f"    static_configs: [{{targets: ['{instance}', '{dead}']}}]\n"
+    )
+    with prometheus_server(tmp, config).start() as prom:
+        wait_until(lambda: prom_query(prom.base_url, 'ALERTS{alertname="TopCanary",alertstate="firing"}'), 30, "the canary alert to fire")
+        # Two minutes of rate window are not needed: a few scrapes give rate() its two points.
+        wait_until(lambda: prom_query(prom.base_url, f'rate(host_cpu_seconds_total{{instance="{instance}"}}[2m])'), 30, "CPU rates")
+        yield prom.base_url, instance, dead
+
+
+def metrics(url: str) -> Dict[str, List[Tuple[Dict[str, str], float]]]:
+    return parse_exposition(requests.get(url + "/metrics", timeout=10).text)
+
+
+def value(samples, name: str, **match: str) -> float:
+    return next(v for labels, v in samples[name] if all(labels.get(k) == x for k, x in match.items()))
+
+
+def figure(screen: str, pattern: str) -> float:
+    found = re.search(pattern, screen)
+    assert found, f"{pattern!r} not on the screen:\n{screen}"
+    return float(found.group(1))
+
+
+def size_bytes(text: str) -> float:
+    units = {"B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5}
+    return float(text[:-1]) * units[text[-1]]
+
+
+def rss_column(screen: str) -> List[float]:
+    return [size_bytes(x) for x in re.findall(r"^ +\d+ \S+ +\S+ +\S+ +(\S+)  ", screen, re.M)]
+
+
+def cpu_column(screen: str) -> List[float]:
+    return [float(x) for x in re.findall(r"^ +\d+ \S+ +([\d.]+)% ", screen, re.M)]
+
+
+def ready(screen: str) -> bool:
+    return "Collectors" in screen and "PID" in screen and "q quit" in screen
+
+
+def test_screen_shows_what_the_agent_serves(agent: str) -> None:
+    with Tmux(["top", "--url", agent, "--interval", "1"]) as term:
+        term.wait(ready, "the host screen")
+        assert term.state()["alternate"] == "1" and term.state()["cursor"] == "0"
+        # What the agent served over the last few seconds, against what is on the screen now.
+        seen_cpu, seen_mem, seen_up = set(), set(), set()
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            m = metrics(agent)
+            seen_cpu.add(round(value(m, "host_cpu_usage_ratio") * 100, 1))
+            seen_mem.add(round(value(m, "host_memory_usage_ratio") * 100, 1))
+            seen_up.add(sum(1 for _, v in m["hostagent_collector_up"] if v == 1))
+            time.sleep(0.2)
+        screen = term.screen()
+        cpu = figure(screen, r"CPU +([\d.]+)%")
+        assert any(abs(cpu - v) <= 0.11 for v in seen_cpu), (cpu, sorted(seen_cpu))
+        mem = figure(screen, r"Mem +([\d.]+)%")
+        assert any(abs(mem - v) <= 0.11 for v in seen_mem), (mem, sorted(seen_mem))
+        m = metrics(agent)
+        total = re.search(r"Mem .* of ([\d.]+[BKMGTP])", screen).group(1)
+        assert size_bytes(total) == pytest.approx(value(m, "host_memory_total_bytes"), rel=0.01)
+        cores = int(value(m, "host_cpu_cores"))
+        assert f"/core × {cores})" in screen
+        assert len(re.findall(r"\d+ +[\d.]+% \[", screen.split("\n")[2])) == min(cores, 4)
+        root = value(m, "host_filesystem_usage_ratio", mountpoint="/") * 100
+        assert figure(screen, r"\n/ +([\d.]+)%") == pytest.approx(root, abs=0.2)
+        assert int(figure(screen, r"Collectors (\d+)/8 up")) in seen_up
+        processes = re.findall(r"^ +(\d+) \S+ +[\d.]+% +[\d.]+% +\S+ +(\S+)", screen, re.M)
+        served = {labels["pid"] for labels, _ in m["host_process_resident_memory_bytes"]}
+        assert processes and len({pid for pid, _ in processes} & served) >= len(processes) // 2
+        assert "thresholds" not in screen  # help is not open
+        for line in screen.split("\n"):
+            assert len(line) <= 80
+
+
+def test_keys_sort_help_and_quit_restores_the_terminal(agent: str) -> None:
+    with Tmux(["top", "--url", agent, "--interval", "1"]) as term:
+        term.wait(ready, "the host screen")
+        # A capture can fall between two halves of a redraw: wait for a whole sorted screen.
+        term.keys("m")
+        screen = term.wait(lambda s: "sort memory" in s and "by memory" in s and rss_column(s) == sorted(rss_column(s), reverse=True), "memory sort")
+        assert len(rss_column(screen)) >= 3
+        term.keys("c")
+        screen = term.wait(lambda s: "sort cpu" in s and "by cpu" in s and cpu_column(s) == sorted(cpu_column(s), reverse=True), "CPU sort")
+        assert len(cpu_column(screen)) >= 3
+        term.keys("h")
+        screen = term.wait(lambda s: "Keys" in s and "thresholds from /" in s, "the help screen")
+        assert "PID" not in screen
+        term.keys("x")  # any key closes the help
+        term.wait(lambda s: "PID" in s and "Keys" not in s, "the help to close")
+        term.keys("q")
+        term.wait(lambda s: "EXITED 0" in s, "top to exit")
+        state = term.state()
+        assert state["alternate"] == "0", "still on the alternate screen"
+        assert state["cursor"] == "1", "the cursor is still hidden"
+
+
+def test_resize_redraws_to_the_new_size(agent: str) -> None:
+    with Tmux(["top", "--url", agent, "--interval", "1"]) as term:
+        small = term.wait(ready, "the host screen")
+        rows_small = len(re.findall(r"^ +\d+ \S+ +[\d.]+%", small, re.M))
+        term.resize(120, 40)
+
+        def big(screen: str) -> bool:
+            lines = screen.split("\n")
+            return len(lines) >= 40 and "q quit" in lines[39] and len(lines[0].rstrip()) > 100
+
+        screen = term.wait(big, "the 120x40 layout")
+        rows_big = len(re.findall(r"^ +\d+ \S+ +[\d.]+%", screen, re.M))
+        assert rows_big > rows_small
+        term.resize(60, 14)
+        screen = term.wait(lambda s: "q quit" in s.split("\n")[13] and "PID" not in s.split("\n")[0], "the 60x14 layout")
+        assert all(len(line) <= 60 for line in screen.split("\n"))
+        term.keys("q")
+        term.wait(lambda s: "EXITED 0" in s, "top to exit")
+
+
+def test_a_host_that_stops_answering_is_shown_as_such(tmp_path: Path) -> None:
+    with agent_server(tmp_path, agent_config()).start() as server:
+        with Tmux(["top", "--url", server.base_url, "--interval", "1", "--timeout", "1"]) as term:
+            term.wait(ready, "the host screen")
+            server.proc.send_signal(signal.SIGSTOP)
+            try:
+                screen = term.wait(lambda s: "NO ANSWER" in s, "the frozen agent to be reported")
+                assert "no answer from agent" in screen and "within 1s" in screen
+                assert "Collectors" in screen  # the last figures stay, dimmed
+            finally:
+                server.proc.send_signal(signal.SIGCONT)
+            term.wait(lambda s: "NO ANSWER" not in s and ready(s), "the agent to be back")
+            server.stop()
+            screen = term.wait(lambda s: "NO ANSWER" in s and "Connection refused" in s, "the stopped agent to be reported")
+            term.keys("q")
+            term.wait(lambda s: "EXITED 0" in s, "top to exit")
+
+
+def test_once_and_json_match_the_agent(agent: str) -> None:
+    done = tool("top", "--url", agent, "--once")
+    assert done.returncode == 0, done.stderr
+    text = done.stdout.decode()
+    assert "\x1b" not in text
+    for word in ("CPU", "Load", "Mem", "Swap", "Filesystem", "Disk", "Net", "TCP", "Collectors", "PID"):
+        assert re.search(rf"^{word}", text, re.M) or word in text, word
+    done = tool("top", "--url", agent, "--json")
+    assert done.returncode == 0, done.stderr
+    view = json.loads(done.stdout)
+    m = metrics(agent)
+    assert view["memory"]["total"] == value(m, "host_memory_total_bytes")
+    assert view["cpu"]["cores"] == value(m, "host_cpu_cores")
+    assert {fs["mountpoint"] for fs in view["filesystems"]} == {labels["mountpoint"] for labels, _ in m["host_filesystem_size_bytes"]}
+    # Rates were measured across a collector run: every interface and disk has them.
+    assert view["network"] and all(n["receive_bytes_per_second"] is not None for n in view["network"])
+    assert view["cpu"]["modes"] and sum(view["cpu"]["modes"].values()) == pytest.approx(1.0)
+    assert view["processes"]["kind"] == "processes" and view["processes"]["rows"]
+    assert view["pressure"] is None or isinstance(view["pressure"], dict)
+    assert {c["name"] for c in view["collectors"]} == {labels["collector"] for labels, _ in m["hostagent_collector_up"]}
+
+
+def test_dumb_terminal_gets_plain_frames(agent: str) -> None:
+    with Tmux(["top", "--url", agent, "--interval", "1"], env={"TERM": "dumb"}) as term:
+        text = term.wait(lambda s: s.count("Collectors") >= 2, "two plain frames", history=True)
+        assert term.state()["alternate"] == "0"
+        # No colours, no cursor movement: the pane holds plain text only.
+        assert "\x1b" not in term.screen(escapes=True, history=True)
+        assert "[#" in text or "[." in text  # ASCII bars
+        assert "█" not in text and "↓" not in text
+        term.keys("q")
+        term.wait(lambda s: "EXITED 0" in s, "top to exit on q")
+
+
+def test_not_a_terminal_prints_snapshots(agent: str) -> None:
+    done = tool("top", "--url", agent, "--interval", "0.5")
+    assert done.returncode == 0, done.stderr
+    text = done.stdout.decode()
+    assert text.count("Collectors") == 1 and "\x1b" not in text
+    done = tool("top", "--url", agent, "--interval", "0.5", "-n", "3")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().count("Collectors") == 3
+
+
+def test_fleet_view_from_prometheus(prometheus) -> None:
+    url, instance, dead = prometheus
+    with Tmux(["top", "--prometheus", url, "--interval", "1"]) as term:
+        screen = term.wait(lambda s: instance in s and dead in s and "TopCanary" in s and "2 hosts" in s, "the fleet screen")
+        lines = screen.split("\n")
+        dead_line = next(line for line in lines if line.startswith(dead))
+        assert "DOWN" in dead_line
+        assert lines.index(dead_line) < next(i for i, line in enumerate(lines) if line.startswith(instance)), "down hosts come first"
+        row = next(line for line in lines if line.startswith(instance))
+        cpu = float(re.search(r"^\S+ +([\d.]+)%", row).group(1))
+        theirs = float(prom_query(url, f'1 - avg by (instance) (sum without (mode) (rate(host_cpu_seconds_total{{instance="{instance}",mode=~"idle|iowait|steal"}}[2m])))')[0]["value"][1]) * 100
+        assert cpu == pytest.approx(theirs, abs=5)
+        mem = float(re.search(r"^\S+ +[\d.]+% +([\d.]+)%", row).group(1))
+        assert mem == pytest.approx(float(prom_query(url, f'1 - host_memory_available_bytes{{instance="{instance}"}} / host_memory_total_bytes{{instance="{instance}"}}')[0]["value"][1]) * 100, abs=1)
+        assert "Firing alerts" in screen
+        term.keys("m")
+        term.wait(lambda s: "sort memory" in s, "memory sort")
+        term.keys("q")
+        term.wait(lambda s: "EXITED 0" in s, "top to exit")
+        assert term.state()["alternate"] == "0" and term.state()["cursor"] == "1"
+    done = tool("top", "--prometheus", url, "--json")
+    view = json.loads(done.stdout)
+    assert {(h["instance"], h["up"]) for h in view["hosts"]} == {(instance, True), (dead, False)}
+    assert any(a["alertname"] == "TopCanary" for a in view["alerts"])
+
+
+def test_local_agent_from_its_config(agent: str, tmp_path: Path) -> None:
+    port = agent.rsplit(":", 1)[1]
+    config = tmp_path / "agent.yaml"
+    config.write_text(f"web:\n  listen_address: ':{port}'\n")
+    done = tool("top", "--config", str(config), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["source"] == f"http://127.0.0.1:{port}"
+    config.write_text("web:\n  listen_address: 'nonsense'\n")
+    line = one_line_error(tool("top", "--config", str(config), "--once"), (2,))
+    assert "configuration is not usable" in line
+
+
+def test_without_the_top_extra_one_line_says_what_to_install(agent: str) -> None:
+    code = "import sys; sys.modules['rich'] = None; from hostagent.cli import main; sys.exit(main(sys.argv[1:]))"
+    with Tmux(["top", "--url", agent], python_code=code) as term:
+        screen = term.wait(lambda s: "EXITED" in s, "top to give up")
+        assert "hostagent top needs the 'top' extra: pip install 'hostagent[top]'" in screen
+        assert "EXITED 2" in screen and "Traceback" not in screen
+    # Plain output needs no extra.
+    done = subprocess.run([sys.executable, "-c", code, "top", "--url", agent, "--once"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_errors_are_one_line(agent: str, prometheus, tmp_path: Path) -> None:
+    url, _, _ = prometheus
+    cases = [
+        (["--url", "127.0.0.1:9100", "--once"], 2, "must look like http://"),
+        (["--url", f"http://127.0.0.1:{free_port()}", "--once"], 1, "Connection refused"),
+        (["--url", url, "--once"], 1, "is it a hostagent?"),
+        (["--prometheus", agent, "--once"], 1, "answered 404"),
+        (["--url", agent, "--prometheus", url], 2, "not allowed with"),
+        (["--url", agent, "--interval", "0", "--once"], 2, "--interval"),
+        (["--url", agent, "--password-file", str(tmp_path / "nope")], 2, "no such file"),
+    ]
+    for argv, status, words in cases:
+        line = one_line_error(tool("top", *argv), (status,))
+        assert line.startswith("hostagent top: ") and words in line, (argv, line)
