@@ -39,6 +39,16 @@ TOOLS = {
 }
 
 
+class FakeClock:
+    """A clock for Runner, Agent and Exposition that moves only when told."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def fast_agent_config(top_n: int = 5) -> str:
     """Agent YAML with every collector running each second, for live tests."""
     names = ("cpu", "memory", "filesystem", "diskio", "network", "connections", "system")

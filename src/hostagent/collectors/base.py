@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Dict, Iterable, Mapping, Optional, Tuple, Type
@@ -35,6 +36,8 @@ class MetricSpec:
             raise ValueError(f"{self.name}: type must be gauge or counter")
         if self.type == "counter" and not self.name.endswith("_total"):
             raise ValueError(f"{self.name}: a counter's name ends in _total")
+        if self.type == "gauge" and self.name.endswith("_total"):
+            raise ValueError(f"{self.name}: only a counter's name ends in _total")
         if not self.help:
             raise ValueError(f"{self.name}: HELP text is required")
 
@@ -51,6 +54,13 @@ class MetricSpec:
         return fam
 
 
+def fraction(part: float, whole: float) -> float:
+    """``part / whole`` clamped to 0..1; 0 when ``whole`` is not positive."""
+    if whole <= 0:
+        return 0.0
+    return min(max(part / whole, 0.0), 1.0)
+
+
 # --------------------------------------------------------------------------
 # Outcomes
 
@@ -59,7 +69,12 @@ class NotAvailable(Exception):
     """Raised by ``sample()`` when the collector's source does not exist on
     this host (no /proc/pressure, no conntrack module, no /proc/mdstat): not a
     failure. The message says why, e.g. "no /proc/pressure (kernel without
-    PSI)". A source that exists but cannot be read raises as usual."""
+    PSI)". A source that exists but cannot be read raises as usual.
+
+    The agent then serves no host series for the collector, keeps
+    ``/-/ready`` from waiting on it, counts no error, logs the reason once
+    and keeps checking at the collector's interval, so a source that appears
+    later (a module loaded) is picked up at the next run."""
 
 
 # --------------------------------------------------------------------------
@@ -211,6 +226,12 @@ class NameFilter:
 # Paths
 
 
+def read_text(path: str) -> str:
+    """The whole text of a (small, /proc or /sys) file."""
+    with open(path) as f:
+        return f.read()
+
+
 @dataclass(frozen=True)
 class Paths:
     """Where the host's filesystems are seen from the agent (container use)."""
@@ -218,6 +239,14 @@ class Paths:
     procfs: str = "/proc"
     sysfs: str = "/sys"
     rootfs: str = "/"
+
+    def proc(self, *parts: str) -> str:
+        """A path under the host's /proc, e.g. ``proc("net", "dev")``."""
+        return os.path.join(self.procfs, *parts)
+
+    def sys(self, *parts: str) -> str:
+        """A path under the host's /sys, e.g. ``sys("class", "hwmon")``."""
+        return os.path.join(self.sysfs, *parts)
 
 
 # --------------------------------------------------------------------------
