@@ -38,7 +38,19 @@ CLIENT_METRICS: Tuple[Tuple[str, str, str, str], ...] = (
 # of a family's meaning, name, unit or labels gets a line here, so users know
 # what to fix in their own rules and dashboards when they upgrade; a new family
 # needs none.
-CHANGES: Tuple[Tuple[str, str], ...] = ()
+CHANGES: Tuple[Tuple[str, str], ...] = (
+    (
+        "0.2.0",
+        "`host_memory_cached_bytes` is the page cache alone (`Cached` in /proc/meminfo, as node_exporter's "
+        "`node_memory_Cached_bytes`); it used to add reclaimable slab (`SReclaimable`), as psutil does, and read about 14 % higher. "
+        "Reclaimable slab is `host_memory_slab_reclaimable_bytes` now.",
+    ),
+    (
+        "0.2.0",
+        "`host_swap_in_bytes_total` and `host_swap_out_bytes_total` multiply the kernel's page counts by the host's page size; "
+        "they used 4096, too low on kernels with larger pages (64 KiB on some arm64 and ppc64 hosts).",
+    ),
+)
 
 
 def _row(spec: MetricSpec, source: str) -> str:

@@ -9,7 +9,7 @@ import time
 
 import requests
 
-from support import agent_server, fast_agent_config, require_tool
+from support import agent_server, collector_names, fast_agent_config, require_tool
 
 FAST = fast_agent_config(top_n=5)
 
@@ -28,9 +28,12 @@ def test_serves_lints_and_stops_cleanly_on_sigterm(tmp_path):
         for name in ("host_cpu_usage_ratio", "host_memory_total_bytes", "host_filesystem_size_bytes", "host_network_receive_bytes_total",
                      "host_network_connections", "host_processes", "host_boot_time_seconds", "hostagent_collector_up"):
             assert f"\n{name}" in body, name
-        # Each collector's own line in the health metrics says up.
-        for col in ("cpu", "memory", "filesystem", "diskio", "network", "connections", "processes", "system"):
-            assert f'hostagent_collector_up{{collector="{col}"}} 1.0' in body
+        # Each collector's own line in the health metrics says up, or that
+        # its source is not on this host.
+        for col in collector_names(default_only=True):
+            up = f'hostagent_collector_up{{collector="{col}"}} 1.0' in body
+            absent = f'hostagent_collector_available{{collector="{col}"}} 0.0' in body
+            assert up != absent, col
 
         zipped = requests.get(base + "/metrics", headers={"Accept-Encoding": "gzip"}, timeout=5, stream=True)
         raw = zipped.raw.read(decode_content=False)

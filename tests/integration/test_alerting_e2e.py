@@ -20,7 +20,7 @@ import pytest
 import requests
 import yaml
 
-from support import REPO, agent_server, alertmanager_server, prometheus_server, require_tool
+from support import REPO, agent_server, alertmanager_server, fast_agent_config, prometheus_server, require_tool
 
 AM_DIR = REPO / "alertmanager"
 PROM_DIR = REPO / "prometheus"
@@ -221,7 +221,7 @@ def test_alert_delivery_resolution_inhibition_and_grouping(tmp_path: Path, inbox
     started = time.monotonic()
     rules = tmp_path / "e2e.rules.yml"
     rules.write_text(ALERT_RULE)
-    agent_config = "collectors:\n" + "".join(f"  {c}: {{interval: 1}}\n" for c in ("cpu", "memory", "filesystem", "diskio", "network", "connections", "processes", "system"))
+    agent_config = fast_agent_config()
     for sub in ("agent", "am", "prom"):
         (tmp_path / sub).mkdir()
 
