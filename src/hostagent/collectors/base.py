@@ -227,9 +227,21 @@ class NameFilter:
 
 
 def read_text(path: str) -> str:
-    """The whole text of a (small, /proc or /sys) file."""
-    with open(path) as f:
-        return f.read()
+    """The whole text of a /proc or /sys file.
+
+    With os.read rather than open(): half the cost for the small files read
+    on every run (no buffered text wrapper), which counts at 5 s intervals."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("utf-8", "replace")
 
 
 @dataclass(frozen=True)

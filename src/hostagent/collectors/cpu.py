@@ -153,6 +153,9 @@ class CpuCollector(BaseCollector):
     """CPU seconds per core and mode, usage ratios, load and core count."""
 
     name = "cpu"
+    # Fresh enough for a 15 s scrape to get data at most 5 s old, and a
+    # divisor of it, so successive scrapes see data exactly 15 s apart.
+    default_interval = 5.0
     help = "CPU time per core and mode, usage ratios, load averages, context switches, interrupts, forks and runnable and blocked tasks"
     metrics = (SECONDS, USAGE, CORE_USAGE, CORES, LOAD1, LOAD5, LOAD15, CONTEXT_SWITCHES, INTERRUPTS, FORKS, PROCS_RUNNING, PROCS_BLOCKED)
 

@@ -132,6 +132,9 @@ class DiskioCollector(BaseCollector):
     """Reads, writes, bytes, merges, discards, queue and busy time of each whole block device."""
 
     name = "diskio"
+    # Fresh enough for a 15 s scrape to get data at most 5 s old, and a
+    # divisor of it, so successive scrapes see data exactly 15 s apart.
+    default_interval = 5.0
     help = "Block device I/O counters (bytes, operations, merges, discards, time, queue depth)"
     options = NameFilter.options("device", "devices", DEFAULT_EXCLUDE, "the default drops partitions, loop and ram devices")
     metrics = tuple(spec for spec, _ in FIELDS)

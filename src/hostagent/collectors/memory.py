@@ -117,6 +117,9 @@ class MemoryCollector(BaseCollector):
     """Memory and swap sizes, usage ratios, swap traffic and meminfo detail."""
 
     name = "memory"
+    # Fresh enough for a 15 s scrape to get data at most 5 s old, and a
+    # divisor of it, so successive scrapes see data exactly 15 s apart.
+    default_interval = 5.0
     help = "Physical memory and swap: sizes, usage ratios, bytes swapped in and out, and the kernel's detail (slab, dirty, commit, huge pages)"
     metrics = tuple(spec for spec, _ in FIELD_GAUGES) + (HUGEPAGES, HUGEPAGES_FREE, USED, SWAP_USED, USAGE, SWAP_USAGE, SWAP_IN, SWAP_OUT)
 
