@@ -139,8 +139,7 @@ def render(source: object, openmetrics: bool) -> bytes:
     """Families as text-format bytes, or OpenMetrics bytes without '# EOF'."""
     if not openmetrics:
         return generate_text(source)
-    data = generate_openmetrics(source)  # type: ignore[arg-type]
-    return data[: -len(_EOF)] if data.endswith(_EOF) else data
+    return generate_openmetrics(source, eof=False)
 
 
 Key = Tuple[bool, bool]  # (openmetrics, gzip)
@@ -165,9 +164,14 @@ class Exposition:
     reused until the collector replaces it. A refresh joins those parts with
     the small dynamic part (agent health, process metrics) and publishes every
     variant a client has asked for. With ``start()`` a renderer thread
-    refreshes after each change, when a snapshot goes stale, and every
+    refreshes ``settle`` seconds after a change (so collectors finishing
+    together are rendered together), when a snapshot goes stale, and every
     ``max_age`` seconds; without it (``--once``, tests) ``body()`` refreshes
     when the published bytes are out of date.
+
+    Nothing in the bytes depends on the moment they are served: the time of
+    each collector's data goes out as an absolute Unix time
+    (``hostagent_collector_snapshot_timestamp_seconds``), never as an age.
     """
 
     def __init__(self, agent: Agent, registry: CollectorRegistry, max_age: float = 15.0, compresslevel: int = 1, settle: float = SETTLE):
