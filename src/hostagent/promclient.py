@@ -117,11 +117,14 @@ def _label_value(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
-def _sample_line(sample: Any) -> str:
+def _sample_line(sample: Any, openmetrics: bool = False) -> str:
     labels = ""
     if sample.labels:
         labels = "{" + ",".join(f'{k}="{_label_value(v)}"' for k, v in sorted(sample.labels.items())) + "}"
-    stamp = "" if sample.timestamp is None else f" {int(float(sample.timestamp) * 1000):d}"
+    if sample.timestamp is None:
+        stamp = ""
+    else:  # seconds in OpenMetrics, milliseconds in the text format
+        stamp = f" {sample.timestamp}" if openmetrics else f" {int(float(sample.timestamp) * 1000):d}"
     return f"{sample.name}{labels} {floatToGoString(sample.value)}{stamp}\n"
 
 
@@ -162,10 +165,6 @@ _LEGACY_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
 _plain_names: set = set()  # metric and label names seen to need no escaping
 
 
-def _om_escape(text: str) -> str:
-    return text.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
-
-
 def _is_plain(metric: Any) -> bool:
     if metric.type not in _OM_PLAIN:
         return False
@@ -183,14 +182,6 @@ def _is_plain(metric: Any) -> bool:
     return True
 
 
-def _om_sample_line(sample: Any) -> str:
-    labels = ""
-    if sample.labels:
-        labels = "{" + ",".join(f'{k}="{_om_escape(v)}"' for k, v in sorted(sample.labels.items())) + "}"
-    stamp = "" if sample.timestamp is None else f" {sample.timestamp}"
-    return f"{sample.name}{labels} {floatToGoString(sample.value)}{stamp}\n"
-
-
 def generate_openmetrics(source: Any, eof: bool = True) -> bytes:
     """OpenMetrics 1.0 of everything ``source.collect()`` yields, ending in
     ``# EOF`` unless ``eof`` is false (a part to be joined with others);
@@ -202,10 +193,11 @@ def generate_openmetrics(source: Any, eof: bool = True) -> bytes:
             out.append(library[: -len("# EOF\n")])
             continue
         name = metric.name
-        out.append(f"# HELP {name} {_om_escape(metric.documentation)}\n# TYPE {name} {metric.type}\n")
+        # HELP escapes as a label value does in OpenMetrics (quotes too).
+        out.append(f"# HELP {name} {_label_value(metric.documentation)}\n# TYPE {name} {metric.type}\n")
         if metric.unit:
             out.append(f"# UNIT {name} {metric.unit}\n")
-        out.extend(_om_sample_line(sample) for sample in metric.samples)
+        out.extend(_sample_line(sample, openmetrics=True) for sample in metric.samples)
     if eof:
         out.append("# EOF\n")
     return "".join(out).encode("utf-8")
