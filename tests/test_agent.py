@@ -466,3 +466,27 @@ def test_first_run_is_at_the_anchor_and_later_ones_on_its_grid():
     assert starts[0] == 1000.0
     assert [round(s - 999.0) for s in starts[1:3]] == [2, 3]
     assert all(abs(s - round(s)) < 0.05 for s in starts[1:3])
+
+
+def test_default_intervals_keep_rate_data_within_a_third_of_the_shipped_scrape_interval():
+    """With the shipped scrape interval, cpu, memory, network and diskio data
+    is at most a third of it old, and read at a divisor of it so successive
+    scrapes see data exactly one scrape interval apart."""
+    import yaml
+    from support import REPO
+
+    from hostagent.collectors import load_all
+
+    scrape = yaml.safe_load((REPO / "prometheus" / "prometheus.yml").read_text())["global"]["scrape_interval"]
+    assert scrape.endswith("s")
+    scrape_seconds = float(scrape[:-1])
+    registry = load_all()
+    for name in ("cpu", "memory", "network", "diskio"):
+        interval = registry[name].default_interval
+        assert interval <= scrape_seconds / 3, (name, interval, scrape)
+        assert (scrape_seconds / interval).is_integer(), (name, interval, scrape)
+    smallest = min(cls.default_interval for cls in registry.values())
+    for name, cls in registry.items():
+        # Every default interval is a multiple of the smallest: collectors due
+        # at the same tick run together and are rendered together.
+        assert (cls.default_interval / smallest).is_integer(), (name, cls.default_interval, smallest)
