@@ -139,12 +139,6 @@ def _check_regex(value: Any) -> Any:
     return value
 
 
-def _check_str(value: Any) -> Any:
-    if not isinstance(value, str):
-        raise OptionError(f"must be a string, got {value!r}")
-    return value
-
-
 @dataclass(frozen=True)
 class Option:
     """A collector option: its default, a one-line description and its check."""
@@ -170,10 +164,6 @@ class Option:
     def regex(cls, default: Optional[str], doc: str) -> "Option":
         """A regular expression (searched), or null/empty for 'none'."""
         return cls(default, doc, _check_regex)
-
-    @classmethod
-    def string(cls, default: Optional[str], doc: str) -> "Option":
-        return cls(default, doc, _check_str)
 
     @classmethod
     def choice(cls, default: str, doc: str, choices: Tuple[str, ...]) -> "Option":
