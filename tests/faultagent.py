@@ -24,10 +24,21 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 from prometheus_client.core import Metric  # noqa: E402
 
 from hostagent import cli  # noqa: E402
-from hostagent.collectors.base import BaseCollector, MetricSpec, Option, register  # noqa: E402
+from hostagent.collectors.base import BaseCollector, MetricSpec, Option, OptionError, register  # noqa: E402
 
 if TYPE_CHECKING:
     from support import Server
+
+def path_option(doc: str) -> Option:
+    """A file path option, empty for none."""
+
+    def check(value: object) -> object:
+        if not isinstance(value, str):
+            raise OptionError(f"must be a path, got {value!r}")
+        return value
+
+    return Option("", doc, check)
+
 
 FLAKY_RUNS = MetricSpec("host_faulttest_flaky_runs", "gauge", "Successful runs of the flaky test collector.")
 STUCK_RUNS = MetricSpec("host_faulttest_stuck_runs", "gauge", "Successful runs of the stuck test collector.")
@@ -59,7 +70,7 @@ class FlakyCollector(_CountingCollector):
 
     name = "flaky"
     help = "test only: fails on command"
-    options = {"control": Option.string("", "File whose content 'raise' makes the run fail.")}
+    options = {"control": path_option("File whose content 'raise' makes the run fail.")}
     metrics = (FLAKY_RUNS,)
 
     def fault(self) -> None:
@@ -75,7 +86,7 @@ class StuckCollector(_CountingCollector):
 
     name = "stuck"
     help = "test only: hangs on command"
-    options = {"fifo": Option.string("", "FIFO to read; the run blocks until a writer opens it.")}
+    options = {"fifo": path_option("FIFO to read; the run blocks until a writer opens it.")}
     metrics = (STUCK_RUNS,)
 
     def fault(self) -> None:

@@ -39,11 +39,31 @@ TOOLS = {
 }
 
 
+class FakeClock:
+    """A clock for Runner, Agent and Exposition that moves only when told."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def collector_names(default_only: bool = False) -> List[str]:
+    """Every registered collector (or only those on by default), by name:
+    the tests' list of collectors, so a new collector needs no test edit."""
+    from hostagent.collectors import load_all
+
+    return [name for name, cls in load_all().items() if cls.default_enabled or not default_only]
+
+
 def fast_agent_config(top_n: int = 5) -> str:
-    """Agent YAML with every collector running each second, for live tests."""
-    names = ("cpu", "memory", "filesystem", "diskio", "network", "connections", "system")
-    lines = ["collectors:"] + [f"  {name}: {{interval: 1}}" for name in names]
-    lines.append(f"  processes: {{interval: 1, top_n: {top_n}}}")
+    """Agent YAML with every collector running each second (those off by
+    default stay off), for live tests."""
+    lines = ["collectors:"]
+    for name in collector_names():
+        extra = f", top_n: {top_n}" if name == "processes" else ""
+        lines.append(f"  {name}: {{interval: 1{extra}}}")
     return "\n".join(lines) + "\n"
 
 

@@ -6,22 +6,15 @@ import gzip
 import time
 
 from prometheus_client.parser import text_string_to_metric_families
+from support import FakeClock
 
 from hostagent import __version__
 from hostagent.agent import Agent, Runner
-from hostagent.collectors.base import BaseCollector, MetricSpec
+from hostagent.collectors.base import BaseCollector, MetricSpec, NotAvailable
 from hostagent.exposition import Exposition, build_registry
 
 VALUE = MetricSpec("host_test_value", "gauge", "A test value.", ("device",))
 BYTES = MetricSpec("host_test_bytes_total", "counter", "Test bytes.", ("device",), "bytes")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Devices(BaseCollector):
@@ -48,7 +41,7 @@ def parse(body: bytes):
 
 
 def make(devices=("sda", "sdb"), interval=10.0):
-    clock = Clock()
+    clock = FakeClock(500.0)
     col = Devices(list(devices))
     agent = Agent([Runner("devices", col, interval, clock=clock, wall=lambda: 1700000000.0)], clock=clock)
     return clock, col, agent, Exposition(agent, build_registry(agent))
@@ -215,7 +208,7 @@ def test_a_family_that_cannot_be_rendered_leaves_the_rest_served(caplog):
             bad.add_metric([None], 1.0)  # not a string label value
             yield bad
 
-    clock = Clock()
+    clock = FakeClock(500.0)
     agent = Agent([Runner("devices", Devices(["sda"]), 10, clock=clock), Runner("broken", Broken([]), 10, clock=clock)], clock=clock)
     expo = Exposition(agent, build_registry(agent))
     agent.run_once()
@@ -244,5 +237,99 @@ def test_renderer_thread_survives_a_failed_refresh(monkeypatch):
         while b"sdz" not in expo._published.bodies.get((True, True), b"") and time.monotonic() < deadline:
             time.sleep(0.02)
         assert b"sdz" in gzip.decompress(expo._published.bodies[(True, True)])
+    finally:
+        expo.stop()
+
+
+class Absent(Devices):
+    """Raises NotAvailable while ``reason`` is set."""
+
+    name = "absent"
+
+    def __init__(self, devices, reason=""):
+        super().__init__(devices)
+        self.reason = reason
+
+    def sample(self):
+        if self.reason:
+            raise NotAvailable(self.reason)
+        return super().sample()
+
+
+def test_not_available_collector_serves_nothing_and_says_so_in_metrics():
+    clock = FakeClock(500.0)
+    absent = Absent(["md0"], reason="no /proc/mdstat")
+    agent = Agent([Runner("absent", absent, 10, clock=clock, wall=lambda: 1700000000.0)], clock=clock)
+    expo = Exposition(agent, build_registry(agent))
+    agent.run_once()
+    got = parse(expo.body()[0])
+    me = (("collector", "absent"),)
+    assert not any(k[0].startswith("host_") for k in got)
+    assert got[("hostagent_collector_available", me)] == 0.0
+    assert ("hostagent_collector_up", me) not in got
+    assert ("hostagent_collector_last_success_timestamp_seconds", me) not in got
+    assert ("hostagent_collector_snapshot_timestamp_seconds", me) not in got
+    assert got[("hostagent_collector_errors_total", me)] == 0.0
+    assert got[("hostagent_collector_runs_total", me)] == 1.0
+    assert got[("hostagent_collector_enabled", me)] == 1.0
+    # The source appears: served at the next run, up and available.
+    absent.reason = ""
+    agent.run_once()
+    got = parse(expo.body()[0])
+    assert got[("host_test_value", (("device", "md0"),))] == 0.0
+    assert got[("hostagent_collector_available", me)] == 1.0 and got[("hostagent_collector_up", me)] == 1.0
+    # ... and goes away again: its series go at once, not when stale.
+    absent.reason = "no /proc/mdstat"
+    agent.run_once()
+    got = parse(expo.body()[0])
+    assert not any(k[0].startswith("host_") for k in got)
+    assert ("hostagent_collector_up", me) not in got and got[("hostagent_collector_errors_total", me)] == 0.0
+
+
+def test_snapshot_timestamp_is_the_wall_time_of_the_data_served():
+    clock = FakeClock(500.0)
+    walls = iter([1700000000.0, 1700000000.25, 1700000005.0, 1700000005.25])
+    agent = Agent([Runner("devices", Devices(["sda"]), 5, clock=clock, wall=lambda: next(walls))], clock=clock)
+    expo = Exposition(agent, build_registry(agent))
+    me = (("collector", "devices"),)
+    agent.run_once()
+    got = parse(expo.body()[0])
+    # Read when the run started; last success is when it ended.
+    assert got[("hostagent_collector_snapshot_timestamp_seconds", me)] == 1700000000.0
+    assert got[("hostagent_collector_last_success_timestamp_seconds", me)] == 1700000000.25
+    clock.now += 5
+    agent.run_once()
+    assert parse(expo.body()[0])[("hostagent_collector_snapshot_timestamp_seconds", me)] == 1700000005.0
+    clock.now += 16  # stale: nothing served, so no time of it either
+    assert ("hostagent_collector_snapshot_timestamp_seconds", me) not in parse(expo.body()[0])
+
+
+def test_published_bytes_from_before_a_backward_clock_step_are_not_reused():
+    clock, col, agent, expo = make()
+    agent.run_once()
+    first = expo.body()[0]
+    clock.now -= 100
+    assert expo.body()[0] is not first and expo.renders == 2
+    # The snapshot taken "later" than now is not served until the next run.
+    assert b"host_test_value{" not in expo.body()[0]
+    agent.run_once()
+    assert b'host_test_value{device="sda"}' in expo.body()[0]
+
+
+def test_renderer_makes_one_refresh_for_the_collectors_of_one_tick():
+    runners = [Runner(f"d{i}", Devices([f"sd{i}"]), 10) for i in range(4)]
+    agent = Agent(runners)
+    expo = Exposition(agent, build_registry(agent), settle=0.5)
+    agent.run_once()
+    expo.start()
+    try:
+        before = expo.renders
+        for runner in runners:  # four collectors finishing within the settle time
+            runner.run_once()
+        deadline = time.monotonic() + 5
+        while expo.renders == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.6)  # longer than the settle time: no second refresh follows
+        assert expo.renders == before + 1
     finally:
         expo.stop()

@@ -13,7 +13,9 @@ from support import REPO, agent_server
 from hostagent.agent import Agent, Runner
 from hostagent.collectors import load_all
 from hostagent.exposition import build_registry
-from hostagent.promclient import CounterMetricFamily, GaugeMetricFamily, families_of, generate_text
+from hostagent.promclient import CounterMetricFamily, GaugeMetricFamily, families_of, generate_openmetrics, generate_text
+from prometheus_client.metrics_core import HistogramMetricFamily, InfoMetricFamily
+from prometheus_client.openmetrics.exposition import generate_latest as library_openmetrics
 
 
 def run_python(code: str) -> str:
@@ -36,6 +38,26 @@ def test_text_renderer_matches_prometheus_client_byte_for_byte():
     assert generate_text(families_of(families)) == generate_latest(families_of(families))
     registry = build_registry(agent)  # process and platform collectors
     assert generate_text(registry).split(b"\n# HELP process_cpu")[0] == generate_latest(registry).split(b"\n# HELP process_cpu")[0]
+
+
+def test_openmetrics_renderer_matches_prometheus_client_byte_for_byte():
+    agent = Agent([Runner(name, cls(), 15.0) for name, cls in load_all().items()])
+    agent.run_once()
+    families = [fam for runner in agent.runners for fam in runner.snapshot.families]
+    odd = GaugeMetricFamily("host_test_odd", 'help with \\ backslash, "quotes"\nand newline', labels=["v"], unit="bytes")
+    odd.add_metric(['quote " back \\ nl \n é'], float("nan"))
+    odd.add_metric(["inf"], float("-inf"))
+    odd.add_metric(["ts"], -1.5e-7, timestamp=1700000000.123)
+    created = CounterMetricFamily("host_test_created", "with created", labels=["a"], created=1700000000.0)
+    created.add_metric(["x"], 3, created=1700000001.5)
+    info = InfoMetricFamily("host_test_build", "an info family", value={"version": "1"})
+    # Not a plain family: left to the library, in its place among the others.
+    histogram = HistogramMetricFamily("host_test_latency_seconds", "a histogram", buckets=[("0.1", 2), ("+Inf", 3)], sum_value=0.4)
+    families += [odd, created, info, histogram, GaugeMetricFamily("host_test_empty", "no samples")]
+    assert generate_openmetrics(families_of(families)) == library_openmetrics(families_of(families))
+    assert generate_openmetrics(families_of(families), eof=False) + b"# EOF\n" == library_openmetrics(families_of(families))
+    registry = build_registry(agent)  # agent health, process and platform collectors
+    assert generate_openmetrics(registry).split(b"\n# HELP process_cpu")[0] == library_openmetrics(registry).split(b"\n# HELP process_cpu")[0]
 
 
 def test_agent_modules_do_not_load_the_http_side_of_prometheus_client():

@@ -12,11 +12,11 @@ import math
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Callable, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 from .promclient import Metric
 
-from .collectors.base import BaseCollector
+from .collectors.base import BaseCollector, NotAvailable
 
 log = logging.getLogger("hostagent.agent")
 
@@ -26,10 +26,11 @@ FAILURES_UNTIL_DOWN = 3
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The families of one successful run, and when it started."""
+    """The families of one successful run, and when that run started."""
 
     families: Tuple[Metric, ...]
     taken_at: float  # monotonic clock
+    taken_wall: float = 0.0  # wall clock (Unix time): the time of the data served
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,14 @@ class Status:
     last_success_wall: float = 0.0  # 0 until the first success
     last_error: str = ""
     enabled: bool = True
+    not_available: str = ""  # why, while the last run found no source on this host
+
+
+class State(NamedTuple):
+    """A collector's state in words, for the landing page and /-/ready."""
+
+    kind: str  # running, starting, failing, stale, not-available, disabled
+    text: str  # e.g. "not available on this host: no /proc/pressure"
 
 
 class Runner:
@@ -69,55 +78,90 @@ class Runner:
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._running_since: Optional[float] = None
-        self._reported_down = False
 
     # -- one run ------------------------------------------------------------
 
     def run_once(self) -> bool:
-        """Collect once, swap in the snapshot or count the failure."""
+        """Collect once, swap in the snapshot or count the failure; False
+        only for a failure (a source absent from this host is not one)."""
         started = self._clock()
+        started_wall = self._wall()
         self._running_since = started
+        changed = True
         try:
             families = self.collector.collect()
+        except NotAvailable as exc:
+            changed = self._not_available(str(exc) or type(exc).__name__, self._clock() - started)
+            ok = True
         except Exception as exc:  # any collector failure is counted, never raised
-            duration = self._clock() - started
-            status = self.status
-            self.status = replace(
-                status,
-                runs_total=status.runs_total + 1,
-                errors_total=status.errors_total + 1,
-                consecutive_failures=status.consecutive_failures + 1,
-                last_duration=duration,
-                last_error=f"{type(exc).__name__}: {exc}",
-            )
-            if status.consecutive_failures == 0:
-                log.warning("collector %s failed: %s: %s", self.name, type(exc).__name__, exc)
-            if self.status.consecutive_failures == FAILURES_UNTIL_DOWN:
-                log.error("collector %s is down after %d consecutive failures", self.name, FAILURES_UNTIL_DOWN)
+            self._failed(exc, self._clock() - started)
             ok = False
         else:
-            duration = self._clock() - started
-            if self.status.consecutive_failures:
-                log.info("collector %s recovered after %d failed runs", self.name, self.status.consecutive_failures)
-            self.snapshot = Snapshot(families, started)
-            self.status = replace(
-                self.status,
-                runs_total=self.status.runs_total + 1,
-                consecutive_failures=0,
-                last_duration=duration,
-                last_success_wall=self._wall(),
-                last_error="",
-            )
+            self._succeeded(families, started, started_wall, self._clock() - started)
             ok = True
         finally:
             self._running_since = None
-        self._on_change()
+        if changed:
+            self._on_change()
         return ok
+
+    def _succeeded(self, families: Tuple[Metric, ...], started: float, started_wall: float, duration: float) -> None:
+        status = self.status
+        if status.consecutive_failures:
+            log.info("collector %s recovered after %d failed runs", self.name, status.consecutive_failures)
+        if status.not_available:
+            log.info("collector %s is available on this host now", self.name)
+        self.snapshot = Snapshot(families, started, started_wall)
+        self.status = replace(
+            status,
+            runs_total=status.runs_total + 1,
+            consecutive_failures=0,
+            last_duration=duration,
+            last_success_wall=self._wall(),
+            last_error="",
+            not_available="",
+        )
+
+    def _failed(self, exc: Exception, duration: float) -> None:
+        status = self.status
+        self.status = replace(
+            status,
+            runs_total=status.runs_total + 1,
+            errors_total=status.errors_total + 1,
+            consecutive_failures=status.consecutive_failures + 1,
+            last_duration=duration,
+            last_error=f"{type(exc).__name__}: {exc}",
+            not_available="",
+        )
+        if status.consecutive_failures == 0:
+            log.warning("collector %s failed: %s: %s", self.name, type(exc).__name__, exc)
+        if self.status.consecutive_failures == FAILURES_UNTIL_DOWN:
+            log.error("collector %s is down after %d consecutive failures", self.name, FAILURES_UNTIL_DOWN)
+
+    def _not_available(self, reason: str, duration: float) -> bool:
+        """Record a run that found no source on this host: no snapshot, no
+        error. True when that is news (the first such run in a row)."""
+        status = self.status
+        news = not status.not_available
+        if news:
+            log.info("collector %s is not available on this host: %s; checking again every %gs", self.name, reason, self.interval)
+        self.snapshot = None
+        self.status = replace(
+            status,
+            runs_total=status.runs_total + 1,
+            consecutive_failures=0,
+            last_duration=duration,
+            last_error="",
+            not_available=reason,
+        )
+        # A repeat changes nothing served but the run count and duration,
+        # which the next refresh picks up: no render of its own for it.
+        return news
 
     # -- schedule -----------------------------------------------------------
 
-    def _loop(self) -> None:
-        next_run = self._clock()
+    def _loop(self, anchor: Optional[float]) -> None:
+        next_run = self._clock() if anchor is None else anchor
         while not self._stop.is_set():
             self.run_once()
             next_run += self.interval
@@ -127,10 +171,28 @@ class Runner:
                 missed = math.floor((now - next_run) / self.interval) + 1
                 next_run += missed * self.interval
                 self.status = replace(self.status, skipped_total=self.status.skipped_total + missed)
-            self._stop.wait(max(0.0, next_run - now))
+            next_run = self._wait_until(next_run)
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name=f"collector-{self.name}", daemon=True)
+    def _wait_until(self, next_run: float) -> float:
+        """Sleep until the clock reaches ``next_run`` (or stop); return the
+        tick to run at. The clock is read again after every wait of at most
+        one interval, so a clock that steps back is noticed within one
+        interval and the schedule starts again from its new reading, instead
+        of sleeping for the size of the step."""
+        while not self._stop.is_set():
+            now = self._clock()
+            if now >= next_run:
+                return next_run
+            if next_run - now > self.interval:
+                log.warning("collector %s: the monotonic clock stepped back %.3gs; running now and rescheduling from there", self.name, next_run - now - self.interval)
+                return now
+            self._stop.wait(next_run - now)
+        return next_run
+
+    def start(self, anchor: Optional[float] = None) -> None:
+        """Run on this thread's schedule: at ``anchor`` (default: now) and
+        every interval after it."""
+        self._thread = threading.Thread(target=self._loop, args=(anchor,), name=f"collector-{self.name}", daemon=True)
         self._thread.start()
 
     def request_stop(self) -> None:
@@ -153,9 +215,13 @@ class Runner:
     # -- views --------------------------------------------------------------
 
     def fresh_snapshot(self, now: float) -> Optional[Snapshot]:
-        """The snapshot if it is younger than STALE_INTERVALS intervals."""
+        """The snapshot if it is younger than STALE_INTERVALS intervals.
+
+        A snapshot taken "after" ``now`` comes from before the clock stepped
+        back: its age is unknown, so it is not served (missing beats frozen)
+        until the run that follows the step replaces it."""
         snap = self.snapshot
-        if snap is None or now - snap.taken_at > STALE_INTERVALS * self.interval:
+        if snap is None or not 0.0 <= now - snap.taken_at <= STALE_INTERVALS * self.interval:
             return None
         return snap
 
@@ -175,7 +241,10 @@ class Runner:
         """Why the snapshot went stale, in words for the log."""
         status = self.status
         busy = self.running_for(now)
-        if busy:
+        snap = self.snapshot
+        if snap is not None and now < snap.taken_at:
+            reason = "the monotonic clock stepped back since it was taken"
+        elif busy:
             reason = f"a run has been going for {busy:.1f}s"
         elif status.consecutive_failures:
             reason = f"the last {status.consecutive_failures} runs failed ({status.last_error})"
@@ -185,6 +254,24 @@ class Runner:
             reason += f"; the last run took {status.last_duration:.2f}s, longer than the {self.interval:g}s interval"
         return reason
 
+    def state(self, now: float) -> State:
+        """The collector's state in words; the same reading as
+        ``hostagent_collector_up``: "running" exactly when up is 1."""
+        status = self.status
+        if not status.enabled:
+            return State("disabled", "disabled by self-monitoring")
+        if status.not_available:
+            return State("not-available", f"not available on this host: {status.not_available}")
+        if self.is_up(now):
+            return State("running", "running")
+        if self.snapshot is None:
+            if status.last_error:
+                return State("failing", f"failing: {status.last_error}")
+            return State("starting", "waiting for its first run")
+        if status.consecutive_failures >= FAILURES_UNTIL_DOWN:
+            return State("failing", f"failing: {status.last_error}")
+        return State("stale", f"stale: {self.stale_reason(now)}")
+
     def cost(self) -> float:
         """Share of one core this collector uses: last duration per interval."""
         return self.status.last_duration / self.interval
@@ -193,19 +280,16 @@ class Runner:
 class Agent:
     """All runners, their change counter, and health bookkeeping."""
 
-    def __init__(self, runners: Sequence[Runner], clock: Callable[[], float] = time.monotonic):
+    def __init__(self, runners: Sequence[Runner], clock: Callable[[], float] = time.monotonic, disabled: Sequence[str] = ()):
         self.runners: List[Runner] = list(runners)
         self.clock = clock
+        self.disabled: Tuple[str, ...] = tuple(disabled)  # collectors switched off by the configuration
         self.version = 0
         self.listeners: List[Callable[[], None]] = []  # told after every change
         self._lock = threading.Lock()
         for runner in self.runners:
             runner._on_change = self._changed
         self._health_logged: dict = {}
-
-    @classmethod
-    def from_collectors(cls, items: Iterable[Tuple[str, BaseCollector, float]], clock: Callable[[], float] = time.monotonic) -> "Agent":
-        return cls([Runner(name, col, interval, clock=clock) for name, col, interval in items], clock=clock)
 
     def _changed(self) -> None:
         with self._lock:
@@ -214,8 +298,11 @@ class Agent:
             listener()
 
     def start(self) -> None:
+        # One anchor for all: collectors whose intervals divide one another
+        # run at the same moments, so one render serves all of that tick.
+        anchor = self.clock()
         for runner in self.runners:
-            runner.start()
+            runner.start(anchor)
         log.info("started collectors: %s", ", ".join(f"{r.name} (every {r.interval:g}s)" for r in self.runners) or "none")
 
     def run_once(self) -> List[str]:
@@ -241,19 +328,27 @@ class Agent:
             log.warning("collectors still inside a run at exit, left behind: %s", ", ".join(stuck))
         return stuck
 
-    def ready(self) -> bool:
-        """True once every enabled collector has produced a snapshot."""
-        return not self.not_ready_reason()
-
     def not_ready_reason(self) -> str:
-        """Which collectors hold readiness back: those whose runs failed so
-        far (with the last error), and those still on their first run; empty
-        when ready (one reading, so the answer cannot contradict itself)."""
-        failing = [f"{r.name} ({r.status.last_error})" for r in self.active() if r.snapshot is None and r.status.errors_total]
-        waiting = [r.name for r in self.active() if r.snapshot is None and not r.status.errors_total]
+        """Which collectors hold readiness back, empty when ready: every
+        enabled collector whose ``hostagent_collector_up`` would read 0, i.e.
+        those failing (with the last error), stale (with why) and still on
+        their first run. A collector not available on this host holds
+        nothing back. One reading, so the answer cannot contradict itself."""
+        now = self.clock()
+        failing, stale, waiting = [], [], []
+        for runner in self.active():
+            kind = runner.state(now).kind
+            if kind == "failing":
+                failing.append(f"{runner.name} ({runner.status.last_error})")
+            elif kind == "stale":
+                stale.append(f"{runner.name} ({runner.stale_reason(now)})")
+            elif kind == "starting":
+                waiting.append(runner.name)
         parts = []
         if failing:
             parts.append("failing: " + "; ".join(failing))
+        if stale:
+            parts.append("stale: " + "; ".join(stale))
         if waiting:
             parts.append("waiting for first run of " + ", ".join(waiting))
         return "; ".join(parts)

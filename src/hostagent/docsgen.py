@@ -44,6 +44,17 @@ CHANGES: Tuple[Tuple[str, str], ...] = (
     ("0.2.0", "`hostagent_limit{resource}` is split in two, one unit each: `hostagent_limit{resource=\"cpu\"}` (a fraction of one core) "
      "is now `hostagent_limit_cpu_cores`, `hostagent_limit{resource=\"memory\"}` is now `hostagent_limit_resident_memory_bytes`. "
      "`hostagent_limit_exceeded{resource}` is unchanged."),
+    (
+        "0.2.0",
+        "`host_memory_cached_bytes` is the page cache alone (`Cached` in /proc/meminfo, as node_exporter's "
+        "`node_memory_Cached_bytes`); it used to add reclaimable slab (`SReclaimable`), as psutil does, and read about 14 % higher. "
+        "Reclaimable slab is `host_memory_slab_reclaimable_bytes` now.",
+    ),
+    (
+        "0.2.0",
+        "`host_swap_in_bytes_total` and `host_swap_out_bytes_total` multiply the kernel's page counts by the host's page size; "
+        "they used 4096, too low on kernels with larger pages (64 KiB on some arm64 and ppc64 hosts).",
+    ),
 )
 
 

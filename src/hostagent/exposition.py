@@ -12,6 +12,7 @@ import gzip
 import logging
 import platform
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
@@ -33,23 +34,50 @@ from .collectors.base import MetricSpec
 
 log = logging.getLogger("hostagent.exposition")
 
-COLLECTOR_UP = MetricSpec("hostagent_collector_up", "gauge", "1 if the collector's last runs succeeded and its data is fresh, 0 after 3 consecutive failures or once stale.", ("collector",))
-COLLECTOR_ERRORS = MetricSpec("hostagent_collector_errors_total", "counter", "Runs of the collector that failed.", ("collector",))
+COLLECTOR_UP = MetricSpec(
+    "hostagent_collector_up",
+    "gauge",
+    "1 if the collector's last runs succeeded and its data is fresh, 0 after 3 consecutive failures or once stale; absent while the collector is not available on this host.",
+    ("collector",),
+)
+COLLECTOR_AVAILABLE = MetricSpec(
+    "hostagent_collector_available",
+    "gauge",
+    "0 while the collector's last run found its source absent on this host (not a failure: no host series, no error counted, readiness not held back), else 1.",
+    ("collector",),
+)
+COLLECTOR_ERRORS = MetricSpec("hostagent_collector_errors_total", "counter", "Runs of the collector that failed (a source absent on this host is not a failure).", ("collector",))
 COLLECTOR_RUNS = MetricSpec("hostagent_collector_runs_total", "counter", "Runs of the collector, successful or not.", ("collector",))
 COLLECTOR_SKIPPED = MetricSpec("hostagent_collector_skipped_runs_total", "counter", "Scheduled runs skipped because the previous run overran its interval.", ("collector",))
 COLLECTOR_DURATION = MetricSpec("hostagent_collector_duration_seconds", "gauge", "Duration of the collector's last run.", ("collector",), "seconds")
-COLLECTOR_LAST_SUCCESS = MetricSpec("hostagent_collector_last_success_timestamp_seconds", "gauge", "Unix time of the collector's last successful run (0 before the first).", ("collector",), "seconds")
+COLLECTOR_LAST_SUCCESS = MetricSpec(
+    "hostagent_collector_last_success_timestamp_seconds",
+    "gauge",
+    "Unix time of the collector's last successful run (0 before the first); absent while the collector is not available on this host.",
+    ("collector",),
+    "seconds",
+)
+COLLECTOR_SNAPSHOT_TIME = MetricSpec(
+    "hostagent_collector_snapshot_timestamp_seconds",
+    "gauge",
+    "Unix time at which the host data served for the collector was read (the start of the run that made it); absent while none is served. "
+    "Its age when scraped is timestamp(x) - x in PromQL.",
+    ("collector",),
+    "seconds",
+)
 COLLECTOR_INTERVAL = MetricSpec("hostagent_collector_interval_seconds", "gauge", "Configured seconds between the collector's runs.", ("collector",), "seconds")
 COLLECTOR_ENABLED = MetricSpec("hostagent_collector_enabled", "gauge", "1 while the collector is scheduled, 0 once self-monitoring switched it off.", ("collector",))
 BUILD_INFO = MetricSpec("hostagent_build_info", "gauge", "Agent version and Python version; value is always 1.", ("version", "python_version"))
 
 AGENT_METRICS: Tuple[MetricSpec, ...] = (
     COLLECTOR_UP,
+    COLLECTOR_AVAILABLE,
     COLLECTOR_ERRORS,
     COLLECTOR_RUNS,
     COLLECTOR_SKIPPED,
     COLLECTOR_DURATION,
     COLLECTOR_LAST_SUCCESS,
+    COLLECTOR_SNAPSHOT_TIME,
     COLLECTOR_INTERVAL,
     COLLECTOR_ENABLED,
     BUILD_INFO,
@@ -72,12 +100,20 @@ class AgentCollector:
         for runner in self.agent.runners:
             st = runner.status
             labels = [runner.name]
-            fams[COLLECTOR_UP].add_metric(labels, 1.0 if st.enabled and runner.is_up(now) else 0.0)
+            if st.not_available:
+                # Nothing to be up or fresh about: only available=0 says so.
+                fams[COLLECTOR_AVAILABLE].add_metric(labels, 0.0)
+            else:
+                fams[COLLECTOR_AVAILABLE].add_metric(labels, 1.0)
+                fams[COLLECTOR_UP].add_metric(labels, 1.0 if st.enabled and runner.is_up(now) else 0.0)
+                fams[COLLECTOR_LAST_SUCCESS].add_metric(labels, st.last_success_wall)
+            snap = runner.fresh_snapshot(now) if st.enabled else None
+            if snap is not None:
+                fams[COLLECTOR_SNAPSHOT_TIME].add_metric(labels, snap.taken_wall)
             fams[COLLECTOR_ERRORS].add_metric(labels, st.errors_total)
             fams[COLLECTOR_RUNS].add_metric(labels, st.runs_total)
             fams[COLLECTOR_SKIPPED].add_metric(labels, st.skipped_total)
             fams[COLLECTOR_DURATION].add_metric(labels, st.last_duration)
-            fams[COLLECTOR_LAST_SUCCESS].add_metric(labels, st.last_success_wall)
             fams[COLLECTOR_INTERVAL].add_metric(labels, runner.interval)
             fams[COLLECTOR_ENABLED].add_metric(labels, 1.0 if st.enabled else 0.0)
         yield from fams.values()
@@ -103,16 +139,20 @@ def render(source: object, openmetrics: bool) -> bytes:
     """Families as text-format bytes, or OpenMetrics bytes without '# EOF'."""
     if not openmetrics:
         return generate_text(source)
-    data = generate_openmetrics(source)  # type: ignore[arg-type]
-    return data[: -len(_EOF)] if data.endswith(_EOF) else data
+    return generate_openmetrics(source, eof=False)
 
 
 Key = Tuple[bool, bool]  # (openmetrics, gzip)
+
+# Seconds the renderer waits after a change before refreshing, so the
+# collectors that ran at the same moment are rendered together.
+SETTLE = 0.05
 
 
 @dataclass(frozen=True)
 class _Published:
     version: int
+    made_at: float
     valid_until: float
     bodies: Dict[Key, bytes]
 
@@ -124,15 +164,21 @@ class Exposition:
     reused until the collector replaces it. A refresh joins those parts with
     the small dynamic part (agent health, process metrics) and publishes every
     variant a client has asked for. With ``start()`` a renderer thread
-    refreshes after each change, when a snapshot goes stale, and every
+    refreshes ``settle`` seconds after a change (so collectors finishing
+    together are rendered together), when a snapshot goes stale, and every
     ``max_age`` seconds; without it (``--once``, tests) ``body()`` refreshes
     when the published bytes are out of date.
+
+    Nothing in the bytes depends on the moment they are served: the time of
+    each collector's data goes out as an absolute Unix time
+    (``hostagent_collector_snapshot_timestamp_seconds``), never as an age.
     """
 
-    def __init__(self, agent: Agent, registry: CollectorRegistry, max_age: float = 15.0, compresslevel: int = 1):
+    def __init__(self, agent: Agent, registry: CollectorRegistry, max_age: float = 15.0, compresslevel: int = 1, settle: float = SETTLE):
         self.agent = agent
         self.registry = registry
         self.max_age = max_age
+        self.settle = settle
         self.compresslevel = compresslevel
         self.renders = 0  # refreshes so far (tests and the benchmark read it)
         self._published: Optional[_Published] = None
@@ -196,11 +242,12 @@ class Exposition:
             live = {(r.name, om) for r in self.agent.active() if r.fresh_snapshot(now) is not None for om in (False, True)}
             for key in [k for k in self._parts if k not in live]:
                 del self._parts[key]
-            self._published = _Published(version, valid_until, bodies)
+            self._published = _Published(version, now, valid_until, bodies)
             self.renders += 1
 
     def _usable(self, pub: Optional[_Published], key: Key, now: float) -> bool:
-        if pub is None or key not in pub.bodies:
+        if pub is None or key not in pub.bodies or now < pub.made_at:
+            # (made "later" than now: the clock stepped back since)
             return False
         if self._thread is not None and self._thread.is_alive():
             # The renderer is (or will be in a moment) at work on any change.
@@ -232,10 +279,18 @@ class Exposition:
             with self._cond:
                 while not self._dirty and not self._stopping:
                     pub = self._published
-                    wait = (pub.valid_until if pub else 0.0) - self.agent.clock()
-                    if wait <= 0:
+                    now = self.agent.clock()
+                    if pub is None or not pub.made_at <= now < pub.valid_until:
                         break
-                    self._cond.wait(wait)
+                    # At most max_age at a time: the clock is read again, so
+                    # one that steps back cannot park the renderer.
+                    self._cond.wait(min(pub.valid_until - now, self.max_age))
+                if self._dirty:
+                    # Collectors of one tick finish within milliseconds of
+                    # each other (they share an anchor): one refresh for all.
+                    due = time.monotonic() + self.settle
+                    while not self._stopping and due > time.monotonic():
+                        self._cond.wait(due - time.monotonic())
                 if self._stopping:
                     return
                 self._dirty = False

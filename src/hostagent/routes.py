@@ -105,19 +105,26 @@ class Routes:
         rows = []
         for r in self.agent.runners:  # type: ignore[attr-defined]
             st = r.status
-            state = "disabled" if not st.enabled else ("up" if r.is_up(now) else ("starting" if r.snapshot is None and not st.errors_total else "down"))
+            state = r.state(now)
             last = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(st.last_success_wall)) if st.last_success_wall else "never"
-            rows.append(
-                f"<tr><td>{html.escape(r.name)}</td><td class='{state}'>{state}</td><td>{r.interval:g}s</td>"
-                f"<td>{last}</td><td>{st.last_duration * 1000:.1f} ms</td><td>{html.escape(st.last_error)}</td></tr>"
-            )
+            # A failing state names its error already; a running one may still have failed once or twice.
+            error = "" if state.kind == "failing" else st.last_error
+            rows.append((r.name, state.kind, state.text, f"{r.interval:g}s", last, f"{st.last_duration * 1000:.1f} ms", error))
+        for name in self.agent.disabled:  # type: ignore[attr-defined]
+            rows.append((name, "disabled", "disabled by config", "-", "-", "-", ""))
+        cells = "".join(
+            f"<tr><td>{html.escape(name)}</td><td class='{kind}'>{html.escape(text)}</td>"
+            + "".join(f"<td>{html.escape(v)}</td>" for v in rest)
+            + "</tr>"
+            for name, kind, text, *rest in sorted(rows)
+        )
         return (
             "<!DOCTYPE html><html><head><meta charset='utf-8'><title>hostagent</title>"
             "<style>body{font-family:sans-serif;margin:2em}td,th{padding:.2em .8em;text-align:left}"
-            ".up{color:#1a7f37}.down{color:#cf222e}.starting,.disabled{color:#6e7781}</style></head><body>"
+            ".running{color:#1a7f37}.failing,.stale{color:#cf222e}.starting,.disabled,.not-available{color:#6e7781}</style></head><body>"
             f"<h1>hostagent {html.escape(__version__)}</h1>"
             "<p><a href='/metrics'>Metrics</a> &middot; <a href='/-/healthy'>health</a> &middot; <a href='/-/ready'>readiness</a></p>"
             "<table><tr><th>collector</th><th>state</th><th>interval</th><th>last success</th><th>last duration</th><th>last error</th></tr>"
-            + "".join(rows)
+            + cells
             + "</table></body></html>\n"
         )

@@ -39,11 +39,17 @@ def test_parse_proc_stat_converts_ticks_and_keeps_kernel_cpu_numbers():
     assert stat.per_cpu[1][1] == (2.0, 0.0, 0.5, 7.0, 0.2, 0.0, 0.3, 0.0)
     assert stat.context_switches == 357645
     assert stat.interrupts == 177976
+    assert (stat.forks, stat.procs_running, stat.procs_blocked) == (6822, 2, 0)
 
 
 def test_parse_proc_stat_old_kernel_without_steal_column():
     stat = parse_proc_stat("cpu  1 2 3 4 5 6 7\ncpu0 1 2 3 4 5 6 7\nintr 9\nctxt 8\n", hz=1)
     assert stat.total == (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 0.0)
+    # No processes/procs_* lines: unknown, and their families are left out.
+    assert (stat.forks, stat.procs_running, stat.procs_blocked) == (None, None, None)
+    sample = CpuSample(stat=stat, usage=0.0, core_usage=(), load=(0.0, 0.0, 0.0))
+    names = {f.name for f in CpuCollector().families(sample)}
+    assert not names & {"host_forks", "host_procs_running", "host_procs_blocked"}
 
 
 def test_parse_proc_stat_rejects_other_text():
@@ -122,6 +128,9 @@ def test_families_exact_output():
         per_cpu=(("0", (1.0, 0.0, 0.5, 8.0, 0.3, 0.0, 0.0, 0.0)), ("1", (2.0, 0.0, 0.5, 7.0, 0.2, 0.0, 0.0, 0.25))),
         context_switches=1234,
         interrupts=567,
+        forks=890,
+        procs_running=3,
+        procs_blocked=1,
     )
     sample = CpuSample(stat=stat, usage=0.25, core_usage=(("0", 0.2), ("1", 0.3)), load=(1.5, 1.0, 0.5))
     got = samples_of(CpuCollector().families(sample))
@@ -135,6 +144,9 @@ def test_families_exact_output():
         ("host_load15", ()): 0.5,
         ("host_context_switches_total", ()): 1234,
         ("host_interrupts_total", ()): 567,
+        ("host_forks_total", ()): 890,
+        ("host_procs_running", ()): 3,
+        ("host_procs_blocked", ()): 1,
     }
     for cpu, values in stat.per_cpu:
         for mode, value in zip(MODES, values):

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 from collections import namedtuple
+from pathlib import Path
 
 import psutil
 import pytest
 from support import assert_well_formed, samples_of
 
-from hostagent.collectors.base import NameFilter
+from hostagent.collectors.base import NameFilter, Paths
 from hostagent.collectors.network import (
     DEFAULT_EXCLUDE,
+    Link,
     NetworkCollector,
     NicSample,
     NicStatus,
     merge_nics,
     nic_status,
+    read_link,
     speed_bytes,
 )
+
+SYSFS = Path(__file__).parent / "fixtures" / "network" / "sys"
 
 # Same fields as psutil's snetio and snicstats.
 RawIO = namedtuple("RawIO", "bytes_sent bytes_recv packets_sent packets_recv errin errout dropin dropout")
@@ -39,8 +44,19 @@ def test_speed_in_bytes_and_unknown_speed():
 
 
 def test_nic_status_from_psutil_stats():
-    assert nic_status(RawStats(True, 2, 10000, 9000, "up")) == NicStatus(True, 1_250_000_000, 9000)
-    assert nic_status(RawStats(False, 0, 0, 1500, "")) == NicStatus(False, None, 1500)
+    assert nic_status(RawStats(True, 2, 10000, 9000, "up")) == NicStatus(True, 1_250_000_000, 9000, "full")
+    assert nic_status(RawStats(True, 1, 10, 1500, "up")) == NicStatus(True, 1_250_000, 1500, "half")
+    assert nic_status(RawStats(False, 0, 0, 1500, "")) == NicStatus(False, None, 1500, "unknown")
+
+
+def test_read_link_from_the_fixture_sysfs():
+    net = SYSFS / "class" / "net"
+    assert read_link(str(net / "eth0")) == Link("up", 7)
+    assert read_link(str(net / "lo")) == Link("unknown", 0)
+    # A driver without carrier_changes, an empty one, an interface gone meanwhile.
+    assert read_link(str(net / "wg0")) == Link("unknown", None)
+    assert read_link(str(net / "ifb0")) == Link("lowerlayerdown", None)
+    assert read_link(str(net / "gone0")) == Link(None, None)
 
 
 def test_merge_maps_each_psutil_field_to_its_counter():
@@ -103,19 +119,21 @@ def test_include_and_exclude_options(mocker):
     mocker.patch.object(psutil, "net_io_counters", return_value={"eth0": io(1), "eth1": io(2), "veth9": io(3), "lo": io(4)})
     mocker.patch.object(psutil, "net_if_stats", return_value={})
     assert [n.device for n in NetworkCollector().sample()] == ["eth0", "eth1", "lo"]
+    with_links = NetworkCollector({"device_include": "^(eth0|lo)$"}, Paths(sysfs=str(SYSFS))).sample()
+    assert [(n.device, n.link) for n in with_links] == [("eth0", Link("up", 7)), ("lo", Link("unknown", 0))]
     assert [n.device for n in NetworkCollector({"device_include": "^eth"}).sample()] == ["eth0", "eth1"]
     assert [n.device for n in NetworkCollector({"device_exclude": "^lo$"}).sample()] == ["eth0", "eth1", "veth9"]
 
 
 def test_families_from_hand_made_sample():
     sample = (
-        NicSample("eth0", tuple(range(100, 108)), NicStatus(True, 125_000_000, 1500)),
-        NicSample("lo", tuple(range(8)), NicStatus(True, None, 65536)),
-        NicSample("wlan0", tuple(range(8)), NicStatus(False, None, 1500)),
+        NicSample("eth0", tuple(range(100, 108)), NicStatus(True, 125_000_000, 1500, "full"), Link("up", 4)),
+        NicSample("lo", tuple(range(8)), NicStatus(True, None, 65536), Link("unknown", 0)),
+        NicSample("wlan0", tuple(range(8)), NicStatus(False, None, 1500), Link("dormant", None)),
     )
     fams = list(NetworkCollector().families(sample))
-    assert [f.name for f in fams][-3:] == ["host_network_up", "host_network_speed_bytes", "host_network_mtu_bytes"]
-    assert [f.type for f in fams] == ["counter"] * 8 + ["gauge"] * 3
+    assert [f.name for f in fams][-5:] == ["host_network_up", "host_network_speed_bytes", "host_network_mtu_bytes", "host_network_carrier_changes", "host_network_info"]
+    assert [f.type for f in fams] == ["counter"] * 8 + ["gauge"] * 3 + ["counter", "gauge"]
     got = samples_of(fams)
     assert got[("host_network_receive_bytes_total", (("device", "eth0"),))] == 100
     assert got[("host_network_transmit_drop_total", (("device", "eth0"),))] == 107
@@ -124,7 +142,15 @@ def test_families_from_hand_made_sample():
     assert got[("host_network_speed_bytes", (("device", "eth0"),))] == 125_000_000
     assert ("host_network_speed_bytes", (("device", "lo"),)) not in got  # unknown speed: no sample
     assert got[("host_network_mtu_bytes", (("device", "lo"),))] == 65536
-    assert len(got) == 3 * 8 + 3 + 1 + 3
+    assert got[("host_network_carrier_changes_total", (("device", "eth0"),))] == 4
+    assert ("host_network_carrier_changes_total", (("device", "wlan0"),)) not in got
+    info = {labels for name, labels in got if name == "host_network_info"}
+    assert info == {
+        (("device", "eth0"), ("duplex", "full"), ("operstate", "up")),
+        (("device", "lo"), ("duplex", "unknown"), ("operstate", "unknown")),
+        (("device", "wlan0"), ("duplex", "unknown"), ("operstate", "dormant")),
+    }
+    assert len(got) == 3 * 8 + 3 + 1 + 3 + 2 + 3
 
 
 def test_counter_that_went_backwards_is_emitted_raw(mocker):
@@ -145,7 +171,14 @@ def test_real_machine():
     assert [f.name + ("_total" if f.type == "counter" else "") for f in fams] == list(specs)
     got = samples_of(fams)
     assert_well_formed(NetworkCollector, got)
-    # Loopback exists, is up and has an MTU on any Linux machine.
+    # Loopback exists, is up and has an MTU on any Linux machine; its
+    # operstate is "unknown" (no driver state), which IFF_RUNNING counts as up.
     assert got[("host_network_up", (("device", "lo"),))] == 1
+    assert (("device", "lo"), ("duplex", "unknown"), ("operstate", "unknown")) in {labels for name, labels in got if name == "host_network_info"}
+    for (name, labels), value in got.items():
+        if name == "host_network_info":
+            state = dict(labels)["operstate"]
+            # up reads 1 exactly for operstate up or unknown (the kernel's netif_oper_up)
+            assert got[("host_network_up", (labels[0],))] == (state in ("up", "unknown")), labels
     assert got[("host_network_mtu_bytes", (("device", "lo"),))] > 0
     assert ("host_network_receive_bytes_total", (("device", "lo"),)) in got

@@ -13,7 +13,7 @@ from typing import Dict, Iterator, List, Sequence, Tuple
 
 import pytest
 import requests
-from support import REPO, agent_server, prom_query, prometheus_server
+from support import REPO, agent_server, fast_agent_config, prom_query, prometheus_server
 
 from hostagent import promql
 from hostagent.alerting import thresholds
@@ -24,10 +24,7 @@ SCRAPE_SECONDS = 1
 # Grafana's $__rate_interval: max(4 x scrape interval, $__interval + scrape interval).
 RATE_INTERVAL = f"{4 * SCRAPE_SECONDS}s"
 SCRAPE_FOR = 10.0  # seconds of data before querying: several rate windows
-COLLECTORS = ("cpu", "memory", "filesystem", "diskio", "network", "connections", "processes", "system")
-AGENT_CONFIG = "collectors:\n" + "".join(
-    f"  {name}: {{interval: 1{', top_n: 5' if name == 'processes' else ''}}}\n" for name in COLLECTORS
-)
+AGENT_CONFIG = fast_agent_config(top_n=5)
 RECORDING_RULES = REPO / "prometheus" / "rules" / "hostagent-recording.rules.yml"
 # Without a firing alert the ALERTS panels could only be checked for syntax;
 # this rule fires for every scraped host from its first evaluation.

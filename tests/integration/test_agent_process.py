@@ -9,7 +9,7 @@ import time
 
 import requests
 
-from support import agent_server, fast_agent_config, require_tool
+from support import agent_server, collector_names, fast_agent_config, require_tool
 
 FAST = fast_agent_config(top_n=5)
 
@@ -19,6 +19,7 @@ def test_serves_lints_and_stops_cleanly_on_sigterm(tmp_path):
     agent = agent_server(tmp_path, FAST).start()
     try:
         base = agent.base_url
+        scraped_at = time.time()
         resp = requests.get(base + "/metrics", timeout=5)
         assert resp.status_code == 200
         assert resp.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
@@ -28,9 +29,17 @@ def test_serves_lints_and_stops_cleanly_on_sigterm(tmp_path):
         for name in ("host_cpu_usage_ratio", "host_memory_total_bytes", "host_filesystem_size_bytes", "host_network_receive_bytes_total",
                      "host_network_connections", "host_processes", "host_boot_time_seconds", "hostagent_collector_up"):
             assert f"\n{name}" in body, name
-        # Each collector's own line in the health metrics says up.
-        for col in ("cpu", "memory", "filesystem", "diskio", "network", "connections", "processes", "system"):
-            assert f'hostagent_collector_up{{collector="{col}"}} 1.0' in body
+        # Each collector's own line in the health metrics says up, or that
+        # its source is not on this host.
+        for col in collector_names(default_only=True):
+            up = f'hostagent_collector_up{{collector="{col}"}} 1.0' in body
+            absent = f'hostagent_collector_available{{collector="{col}"}} 0.0' in body
+            assert up != absent, col
+            if up:
+                # The time of the data served: at most 3 intervals (1 s here) old,
+                # since staler data is withdrawn; never in the future.
+                stamp = float(body.split(f'hostagent_collector_snapshot_timestamp_seconds{{collector="{col}"}} ')[1].split()[0])
+                assert scraped_at - 3.0 - 1.0 <= stamp <= time.time(), (col, scraped_at - stamp)
 
         zipped = requests.get(base + "/metrics", headers={"Accept-Encoding": "gzip"}, timeout=5, stream=True)
         raw = zipped.raw.read(decode_content=False)

@@ -19,7 +19,7 @@ import yaml
 
 from alerting.amstack import FAST, Inbox, adapt_alertmanager, webhook_sink
 from hostagent.alerting.cli import parse_duration
-from support import REPO, agent_server, alertmanager_server, prometheus_server, require_tool
+from support import REPO, agent_server, alertmanager_server, fast_agent_config, prometheus_server, require_tool
 
 PROM_DIR = REPO / "prometheus"
 
@@ -129,7 +129,7 @@ def test_alert_delivery_resolution_inhibition_and_grouping(tmp_path: Path, inbox
     started = time.monotonic()
     rules = tmp_path / "e2e.rules.yml"
     rules.write_text(ALERT_RULE)
-    agent_config = "collectors:\n" + "".join(f"  {c}: {{interval: 1}}\n" for c in ("cpu", "memory", "filesystem", "diskio", "network", "connections", "processes", "system"))
+    agent_config = fast_agent_config()
     for sub in ("agent", "am", "prom"):
         (tmp_path / sub).mkdir()
 

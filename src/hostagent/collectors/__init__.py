@@ -10,9 +10,9 @@ import importlib
 import pkgutil
 from typing import Dict, Type
 
-from .base import REGISTRY, BaseCollector, MetricSpec, NameFilter, NotAvailable, Option, Paths, register
+from .base import REGISTRY, BaseCollector, MetricSpec, NameFilter, NotAvailable, Option, Paths, fraction, read_text, register
 
-__all__ = ["BaseCollector", "MetricSpec", "NameFilter", "NotAvailable", "Option", "Paths", "register", "REGISTRY", "load_all"]
+__all__ = ["BaseCollector", "MetricSpec", "NameFilter", "NotAvailable", "Option", "Paths", "fraction", "read_text", "register", "REGISTRY", "load_all"]
 
 
 def load_all() -> Dict[str, Type[BaseCollector]]:

@@ -13,7 +13,6 @@ where walking every process's file descriptors costs one syscall per socket::
 
 from __future__ import annotations
 
-import os
 from typing import Dict, Iterable, Iterator, NamedTuple, Optional, Tuple
 
 from ..promclient import Metric
@@ -101,11 +100,11 @@ class ConnectionsCollector(BaseCollector):
     metrics = (CONNECTIONS,)
 
     def sample(self) -> Tuple[KindCounts, ...]:
-        tables = tuple(t for t in (read_table(os.path.join(self.paths.procfs, "net", kind), kind) for kind in KINDS) if t is not None)
+        tables = tuple(t for t in (read_table(self.paths.proc("net", kind), kind) for kind in KINDS) if t is not None)
         if not tables:
             # Some tables may be absent (no IPv6), never all of them: that is
             # a procfs without network, and a failure to report, not zero sockets.
-            raise FileNotFoundError(f"none of the socket tables {', '.join(KINDS)} in {os.path.join(self.paths.procfs, 'net')}")
+            raise FileNotFoundError(f"none of the socket tables {', '.join(KINDS)} in {self.paths.proc('net')}")
         return tables
 
     def families(self, sample: Tuple[KindCounts, ...]) -> Iterator[Metric]:

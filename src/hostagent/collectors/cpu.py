@@ -11,6 +11,9 @@ the cpu label is the kernel's own cpu number even when some cores are offline.
     host_load1 0.07
     host_context_switches_total 357645.0
     host_interrupts_total 177976.0
+    host_forks_total 6822.0
+    host_procs_running 2.0
+    host_procs_blocked 0.0
 """
 
 from __future__ import annotations
@@ -21,8 +24,7 @@ from typing import Any, Dict, Iterator, Mapping, Optional, Sequence, Tuple
 
 from ..promclient import Metric
 
-from .base import BaseCollector, MetricSpec, Paths, register
-from .memory import fraction
+from .base import BaseCollector, MetricSpec, Paths, fraction, read_text, register
 
 # Guest time is already counted inside user and nice, so it is left out.
 MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
@@ -35,6 +37,36 @@ USER_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 CpuTimes = Tuple[float, ...]  # seconds, one per entry of MODES
 
+# The one-number lines of /proc/stat this collector reads ("processes" counts forks).
+_COUNTS = ("ctxt", "intr", "processes", "procs_running", "procs_blocked")
+
+SECONDS = MetricSpec("host_cpu_seconds_total", "counter", "Seconds the CPUs spent in each mode.", ("cpu", "mode"), "seconds")
+USAGE = MetricSpec(
+    "host_cpu_usage_ratio",
+    "gauge",
+    "Share of the whole machine's CPU time spent busy (not idle, iowait nor steal) since the previous collection (since boot on the first).",
+    (),
+    "ratio",
+)
+CORE_USAGE = MetricSpec(
+    "host_cpu_core_usage_ratio",
+    "gauge",
+    "Share of one core's time spent busy (not idle, iowait nor steal) since the previous collection (since boot on the first).",
+    ("cpu",),
+    "ratio",
+)
+CORES = MetricSpec("host_cpu_cores", "gauge", "Number of online logical CPUs (hardware threads).", ())
+LOAD1 = MetricSpec("host_load1", "gauge", "Load average over 1 minute.", ())
+LOAD5 = MetricSpec("host_load5", "gauge", "Load average over 5 minutes.", ())
+LOAD15 = MetricSpec("host_load15", "gauge", "Load average over 15 minutes.", ())
+CONTEXT_SWITCHES = MetricSpec("host_context_switches_total", "counter", "Context switches since boot.", ())
+INTERRUPTS = MetricSpec("host_interrupts_total", "counter", "Interrupts serviced since boot.", ())
+FORKS = MetricSpec("host_forks_total", "counter", "Processes and threads created (forks and clones) since boot.", ())
+PROCS_RUNNING = MetricSpec("host_procs_running", "gauge", "Tasks runnable right now: running or waiting for a CPU (procs_running in /proc/stat).", ())
+PROCS_BLOCKED = MetricSpec(
+    "host_procs_blocked", "gauge", "Tasks blocked in uninterruptible sleep (D state, mostly waiting for I/O) right now (procs_blocked in /proc/stat).", ()
+)
+
 
 @dataclass(frozen=True)
 class ProcStat:
@@ -44,6 +76,10 @@ class ProcStat:
     per_cpu: Tuple[Tuple[str, CpuTimes], ...]
     context_switches: int
     interrupts: int
+    # None when the kernel's /proc/stat lacks the line (emulated procfs).
+    forks: Optional[int] = None
+    procs_running: Optional[int] = None
+    procs_blocked: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -66,7 +102,7 @@ def parse_proc_stat(text: str, hz: float = USER_HZ) -> ProcStat:
     """Parse the text of /proc/stat; raise ValueError if it is not /proc/stat."""
     total: Optional[CpuTimes] = None
     per_cpu = []
-    ctxt = intr = None
+    counts: Dict[str, int] = {}
     for line in text.splitlines():
         key, _, rest = line.partition(" ")
         fields = rest.split()
@@ -74,13 +110,19 @@ def parse_proc_stat(text: str, hz: float = USER_HZ) -> ProcStat:
             total = _times(fields, hz)
         elif key.startswith("cpu") and key[3:].isdigit():
             per_cpu.append((key[3:], _times(fields, hz)))
-        elif key == "ctxt":
-            ctxt = int(fields[0])
-        elif key == "intr":
-            intr = int(fields[0])
-    if total is None or ctxt is None or intr is None:
+        elif key in _COUNTS and fields:
+            counts[key] = int(fields[0])
+    if total is None or "ctxt" not in counts or "intr" not in counts:
         raise ValueError("not a /proc/stat text: missing the cpu, ctxt or intr line")
-    return ProcStat(total, tuple(per_cpu), ctxt, intr)
+    return ProcStat(
+        total,
+        tuple(per_cpu),
+        counts["ctxt"],
+        counts["intr"],
+        counts.get("processes"),
+        counts.get("procs_running"),
+        counts.get("procs_blocked"),
+    )
 
 
 def parse_loadavg(text: str) -> Tuple[float, float, float]:
@@ -111,32 +153,21 @@ class CpuCollector(BaseCollector):
     """CPU seconds per core and mode, usage ratios, load and core count."""
 
     name = "cpu"
-    help = "CPU time per core and mode, usage ratios, load averages, context switches and interrupts"
-    metrics = (
-        MetricSpec("host_cpu_seconds_total", "counter", "Seconds the CPUs spent in each mode.", ("cpu", "mode"), "seconds"),
-        MetricSpec("host_cpu_usage_ratio", "gauge", "Share of the whole machine's CPU time spent busy (not idle, iowait nor steal) since the previous collection (since boot on the first).", (), "ratio"),
-        MetricSpec("host_cpu_core_usage_ratio", "gauge", "Share of one core's time spent busy (not idle, iowait nor steal) since the previous collection (since boot on the first).", ("cpu",), "ratio"),
-        MetricSpec("host_cpu_cores", "gauge", "Number of online logical CPUs (hardware threads).", ()),
-        MetricSpec("host_load1", "gauge", "Load average over 1 minute.", ()),
-        MetricSpec("host_load5", "gauge", "Load average over 5 minutes.", ()),
-        MetricSpec("host_load15", "gauge", "Load average over 15 minutes.", ()),
-        MetricSpec("host_context_switches_total", "counter", "Context switches since boot.", ()),
-        MetricSpec("host_interrupts_total", "counter", "Interrupts serviced since boot.", ()),
-    )
+    # Fresh enough for a 15 s scrape to get data at most 5 s old, and a
+    # divisor of it, so successive scrapes see data exactly 15 s apart.
+    default_interval = 5.0
+    help = "CPU time per core and mode, usage ratios, load averages, context switches, interrupts, forks and runnable and blocked tasks"
+    metrics = (SECONDS, USAGE, CORE_USAGE, CORES, LOAD1, LOAD5, LOAD15, CONTEXT_SWITCHES, INTERRUPTS, FORKS, PROCS_RUNNING, PROCS_BLOCKED)
 
     def __init__(self, options: Optional[Mapping[str, Any]] = None, paths: Optional[Paths] = None) -> None:
         super().__init__(options, paths)
         self._prev_total: Optional[CpuTimes] = None
         self._prev_per_cpu: Dict[str, CpuTimes] = {}
 
-    def _read(self, name: str) -> str:
-        with open(os.path.join(self.paths.procfs, name)) as f:
-            return f.read()
-
     def sample(self) -> CpuSample:
         """Read /proc/stat and /proc/loadavg and compute usage since the last run."""
-        stat = parse_proc_stat(self._read("stat"))
-        load = parse_loadavg(self._read("loadavg"))
+        stat = parse_proc_stat(read_text(self.paths.proc("stat")))
+        load = parse_loadavg(read_text(self.paths.proc("loadavg")))
         usage = busy_ratio(self._prev_total, stat.total)
         cores = tuple((cpu, busy_ratio(self._prev_per_cpu.get(cpu), times)) for cpu, times in stat.per_cpu)
         self._prev_total = stat.total
@@ -146,20 +177,22 @@ class CpuCollector(BaseCollector):
 
     def families(self, sample: CpuSample) -> Iterator[Metric]:
         """Metric families of one sample, in declaration order."""
-        seconds, usage, core_usage, count, load1, load5, load15, ctxt, intr = self.metrics
-        fam = seconds.family()
+        fam = SECONDS.family()
         for cpu, times in sample.stat.per_cpu:
             for mode, value in zip(MODES, times):
                 fam.add_metric([cpu, mode], value)
         yield fam
-        yield usage.single(sample.usage)
-        fam = core_usage.family()
+        yield USAGE.single(sample.usage)
+        fam = CORE_USAGE.family()
         for cpu, ratio in sample.core_usage:
             fam.add_metric([cpu], ratio)
         yield fam
-        yield count.single(len(sample.stat.per_cpu))
-        yield load1.single(sample.load[0])
-        yield load5.single(sample.load[1])
-        yield load15.single(sample.load[2])
-        yield ctxt.single(sample.stat.context_switches)
-        yield intr.single(sample.stat.interrupts)
+        yield CORES.single(len(sample.stat.per_cpu))
+        yield LOAD1.single(sample.load[0])
+        yield LOAD5.single(sample.load[1])
+        yield LOAD15.single(sample.load[2])
+        yield CONTEXT_SWITCHES.single(sample.stat.context_switches)
+        yield INTERRUPTS.single(sample.stat.interrupts)
+        for spec, value in ((FORKS, sample.stat.forks), (PROCS_RUNNING, sample.stat.procs_running), (PROCS_BLOCKED, sample.stat.procs_blocked)):
+            if value is not None:
+                yield spec.single(value)

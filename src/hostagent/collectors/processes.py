@@ -32,8 +32,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Opt
 import psutil
 from ..promclient import Metric
 
-from .base import BaseCollector, MetricSpec, Option, Paths, register
-from .memory import fraction
+from .base import BaseCollector, MetricSpec, Option, Paths, fraction, register
 
 # Always exported, with 0, so rules and dashboards never see them vanish.
 COMMON_STATES = ("running", "sleeping", "disk-sleep", "stopped", "zombie", "idle")
@@ -44,6 +43,13 @@ COMMON_STATES = ("running", "sleeping", "disk-sleep", "stopped", "zombie", "idle
 _ATTRS = ["pid", "status", "num_threads", "cpu_times", "memory_info", "create_time", "uids"]
 
 Identity = Tuple[int, float]  # (pid, create_time): a pid reused later is a new process
+
+TOP = ("pid", "name", "username")
+STATES = MetricSpec("host_processes", "gauge", "Number of processes in each state.", ("state",))
+THREADS = MetricSpec("host_processes_threads", "gauge", "Number of threads of all processes.", ())
+CPU_USAGE = MetricSpec("host_process_cpu_usage_ratio", "gauge", "CPU used by a top process since the previous collection; 1.0 is one full core.", TOP, "ratio")
+RESIDENT = MetricSpec("host_process_resident_memory_bytes", "gauge", "Resident memory of a top process.", TOP, "bytes")
+MEMORY_USAGE = MetricSpec("host_process_memory_usage_ratio", "gauge", "Resident memory of a top process as a share of total memory.", TOP, "ratio")
 
 
 class Seen(NamedTuple):
@@ -171,13 +177,7 @@ class ProcessesCollector(BaseCollector):
     options = {
         "top_n": Option.integer(20, "How many processes to export by CPU and by memory (the union is exported).", 1, 100),
     }
-    metrics = (
-        MetricSpec("host_processes", "gauge", "Number of processes in each state.", ("state",)),
-        MetricSpec("host_processes_threads", "gauge", "Number of threads of all processes.", ()),
-        MetricSpec("host_process_cpu_usage_ratio", "gauge", "CPU used by a top process since the previous collection; 1.0 is one full core.", ("pid", "name", "username"), "ratio"),
-        MetricSpec("host_process_resident_memory_bytes", "gauge", "Resident memory of a top process.", ("pid", "name", "username"), "bytes"),
-        MetricSpec("host_process_memory_usage_ratio", "gauge", "Resident memory of a top process as a share of total memory.", ("pid", "name", "username"), "ratio"),
-    )
+    metrics = (STATES, THREADS, CPU_USAGE, RESIDENT, MEMORY_USAGE)
 
     def __init__(self, options: Optional[Mapping[str, Any]] = None, paths: Optional[Paths] = None) -> None:
         super().__init__(options, paths)
@@ -224,7 +224,7 @@ class ProcessesCollector(BaseCollector):
     def _command_name(self, pid: int) -> Optional[str]:
         """The kernel's name of a process; None if it has exited, "" if unreadable."""
         try:
-            with open(os.path.join(self.paths.procfs, str(pid), "comm"), "rb") as f:
+            with open(self.paths.proc(str(pid), "comm"), "rb") as f:
                 return f.read().rstrip(b"\n").decode("utf-8", "replace")
         except (FileNotFoundError, ProcessLookupError):
             return None
@@ -233,13 +233,12 @@ class ProcessesCollector(BaseCollector):
 
     def families(self, sample: ProcessesSample) -> Iterator[Metric]:
         """Metric families of one sample, in declaration order."""
-        states, threads, cpu, rss, mem = self.metrics
-        fam = states.family()
+        fam = STATES.family()
         for state, count in sample.states:
             fam.add_metric([state], count)
         yield fam
-        yield threads.single(sample.threads)
-        fams = (cpu.family(), rss.family(), mem.family())
+        yield THREADS.single(sample.threads)
+        fams = (CPU_USAGE.family(), RESIDENT.family(), MEMORY_USAGE.family())
         for p in sample.top:
             labels = [str(p.pid), p.name, p.username]
             fams[0].add_metric(labels, p.cpu_ratio)
