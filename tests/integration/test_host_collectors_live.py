@@ -11,8 +11,9 @@ import sys
 import time
 
 import requests
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 
-from support import REPO, agent_server, fast_agent_config, require_tool
+from support import REPO, agent_server, fast_agent_config, require_tool, wait_until
 from textfile_writer import content
 
 from hostagent.collectors import load_all
@@ -64,6 +65,7 @@ def test_real_scrape_lints_and_every_collector_serves_or_says_why(tmp_path):
     agent = agent_server(tmp_path, config_with(textfiles)).start()
     try:
         body = requests.get(agent.base_url + "/metrics", timeout=5).text
+        openmetrics = requests.get(agent.base_url + "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}, timeout=5).text
         landing = requests.get(agent.base_url + "/", timeout=5).text
         ready = requests.get(agent.base_url + "/-/ready", timeout=5).status_code
     finally:
@@ -86,6 +88,9 @@ def test_real_scrape_lints_and_every_collector_serves_or_says_why(tmp_path):
     assert 'backup_duration_seconds_bucket{le="+Inf"} 12.0' in body
     assert 'host_textfile_mtime_seconds{file="backup.prom"}' in body and 'file="broken.prom"' not in body
     assert "host_textfile_scrape_error 1.0" in body
+    # The OpenMetrics variant (what Prometheus asks for) parses strictly, textfile families included.
+    families = {f.name: f.type for f in openmetrics_families(openmetrics)}
+    assert (families["backup_duration_seconds"], families["backup_runs"], families["host_memory_page_faults"]) == ("histogram", "counter", "counter")
     log = agent.log()
     assert f"textfile {textfiles / 'broken.prom'} refused: not valid text format: line 1: " in log
     assert log.count("broken.prom refused") == 1
@@ -114,6 +119,13 @@ def test_the_agent_never_serves_a_half_written_textfile(tmp_path):
                 empty += 1
                 assert "host_textfile_scrape_error 1.0" in body
             time.sleep(0.01)
+        assert writer.wait(60) == 0
+
+        def last_round_served() -> bool:
+            body = requests.get(agent.base_url + "/metrics", timeout=5).text
+            return len(re.findall(rf'^job_state\{{job="j\d+"\}} {rounds}\.0$', body, re.M)) == lines
+
+        wait_until(last_round_served, 30, "the writer's last round to be served")
     finally:
         writer.kill()
         writer.wait()
