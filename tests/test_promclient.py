@@ -44,7 +44,7 @@ def test_text_renderer_matches_prometheus_client_byte_for_byte():
 def test_openmetrics_renderer_matches_prometheus_client_byte_for_byte():
     agent = Agent([Runner(name, cls(), 15.0) for name, cls in load_all().items()])
     agent.run_once()
-    families = [fam for runner in agent.runners for fam in runner.snapshot.families]
+    families = [fam for runner in agent.runners if runner.snapshot is not None for fam in runner.snapshot.families]
     odd = GaugeMetricFamily("host_test_odd", 'help with \\ backslash, "quotes"\nand newline', labels=["v"], unit="bytes")
     odd.add_metric(['quote " back \\ nl \n é'], float("nan"))
     odd.add_metric(["inf"], float("-inf"))

@@ -267,7 +267,7 @@ def reserved_names(registry: Optional[Mapping[str, type]] = None) -> FrozenSet[s
             names.add(spec.name)
             if spec.type == "counter":
                 names.add(spec.name[: -len("_total")])
-    for name, kind, _, _ in docsgen.CLIENT_METRICS:
+    for name, kind, *_ in docsgen.CLIENT_METRICS:
         names.add(name)
         if kind == "counter":
             names.add(name[: -len("_total")])

@@ -339,8 +339,10 @@ def collectors_line(view: Dict[str, Any], ctx: Context) -> Line:
     cs = [c for c in view["collectors"] if c["enabled"]]
     if not cs:
         return [("Collectors ", "bold"), ("–", "dim")]
-    up = [c for c in cs if c["up"] and c["available"]]
-    line: Line = [("Collectors ", "bold"), (f"{len(up)}/{len(cs)} up", "ok" if len(up) == len(cs) else "warning")]
+    # A collector whose source this host lacks is not a fault: counted apart.
+    available = [c for c in cs if c["available"]]
+    up = [c for c in available if c["up"]]
+    line: Line = [("Collectors ", "bold"), (f"{len(up)}/{len(available)} up", "ok" if len(up) == len(available) else "warning")]
     for c in cs:
         if not c["available"]:
             line.append((f"  {c['name']} n/a", "dim"))
