@@ -115,6 +115,7 @@ TCP_NOT_LISTEN = 'state!="LISTEN"'
 DIRECTIONS = ("receive", "transmit")
 MD_ACTIVE = 'state="active"'
 MD_FAILED = 'state="failed"'
+MD_SPARE = 'state="spare"'
 
 # --------------------------------------------------------------------------
 # CPU
