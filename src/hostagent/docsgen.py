@@ -38,7 +38,11 @@ CLIENT_METRICS: Tuple[Tuple[str, str, str, str], ...] = (
 # of a family's meaning, name, unit or labels gets a line here, so users know
 # what to fix in their own rules and dashboards when they upgrade; a new family
 # needs none.
-CHANGES: Tuple[Tuple[str, str], ...] = ()
+CHANGES: Tuple[Tuple[str, str], ...] = (
+    ("0.2.0", "`host_process_cpu_usage_ratio` is renamed `host_process_cpu_usage_cores`: it counts cores (1.0 = one full core), it is not a 0..1 share. "
+     "The per-process families (`host_process_cpu_usage_cores`, `host_process_resident_memory_bytes`, `host_process_memory_usage_ratio`) are off by default "
+     "(`collectors.processes.top_n: 0`): use the `host_process_group_*` families, or `/api/v1/processes` for the live list."),
+)
 
 
 def _row(spec: MetricSpec, source: str) -> str:

@@ -478,9 +478,9 @@ def processes(th: Thresholds) -> Json:
         row(HOST, repeat="instance"),
         table(
             "Top processes by CPU",
-            "The busiest processes now; 100% is one full core.",
-            [Query(f"topk(10, host_process_cpu_usage_ratio{sel()})")],
-            value_unit={"Value": "percentunit"},
+            "The busiest processes now, in cores (1 is one full core); needs collectors.processes.top_n above 0.",
+            [Query(f"topk(10, host_process_cpu_usage_cores{sel()})")],
+            value_unit={"Value": "short"},
             hide=("Time", "__name__", "job", "instance"),
             rename={"Value": "CPU"},
             sort_by="Value",
@@ -505,9 +505,9 @@ def processes(th: Thresholds) -> Json:
         timeseries("Threads", "Threads of all processes together.", [Query(f"host_processes_threads{sel()}", "threads")], "short", lo=0),
         timeseries(
             "Top processes by CPU over time",
-            "The five busiest processes at each moment; 100% is one full core.",
-            [Query(f"topk(5, host_process_cpu_usage_ratio{sel()})", "{{name}} ({{pid}})")],
-            "percentunit",
+            "The five busiest processes at each moment, in cores (1 is one full core).",
+            [Query(f"topk(5, host_process_cpu_usage_cores{sel()})", "{{name}} ({{pid}})")],
+            "short",
             lo=0,
         ),
         timeseries(
