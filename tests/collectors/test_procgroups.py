@@ -209,6 +209,18 @@ def test_orphans_reaped_by_init_are_not_counted_twice():
     assert deltas["daemon"][0] == pytest.approx(0.5)  # at its last pace it could have used that much
 
 
+def test_orphans_reaped_by_a_subreaper_are_not_counted_twice():
+    """A container's init reaps what the shell below it did not: the excess
+    over the shell's rise explains the init's rise."""
+    acct = Accountant(HZ)
+    procs = [proc(1, "init"), proc(300, "tini"), proc(305, "sh", ppid=300), proc(310, "app", ppid=305, ut=100, start=99000), proc(320, "worker", ppid=310, ut=200, start=99000)]
+    run(acct, procs, uptime=1000.0)
+    # app exited (sh reaped it, 1 s + 0.5 s more); worker, orphaned, ran 0.5 s more and tini reaped it.
+    deltas, _ = run(acct, [proc(1, "init"), proc(300, "tini", cut=250), proc(305, "sh", ppid=300, cut=150)])
+    assert sum(d[0] for d in deltas.values()) == pytest.approx(1.0)
+    assert deltas["app"][0] == pytest.approx(0.5) and deltas["worker"][0] == pytest.approx(0.5)
+
+
 def test_a_new_process_brings_its_reaped_childrens_time():
     acct = Accountant(HZ)
     run(acct, [proc(50, "cron")])

@@ -406,7 +406,7 @@ class CgroupsCollector(BaseCollector):
     help = "CPU, memory, I/O, OOM kills and pressure per systemd service, user slice and container, from the cgroup tree"
     options = {
         "max_cgroups": Option.integer(100, "Most cgroups exported under their own name; the rest are summed into 'other'.", 1, 10000),
-        "new_cgroups_per_hour": Option.integer(10, "Most cgroups newly given their own series per hour after the first run (up to 14 series each); others wait in 'other'.", 0, 3600),
+        "new_cgroups_per_hour": Option.integer(10, "Most cgroups newly given their own series per hour after the first run (up to 15 series each); others wait in 'other'.", 0, 3600),
         "max_depth": Option.integer(6, "How deep below the cgroup root to look for services and containers.", 1, 32),
         "extra_paths": Option.regex(None, "Also export cgroups whose path (relative to the hierarchy root, e.g. 'machine.slice/qemu-1-vm.scope') matches this regex (searched), labelled by their path."),
         "paths_exclude": Option.regex(None, "Skip cgroups (and what is below them) whose path matches this regex (searched)."),

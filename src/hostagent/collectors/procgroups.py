@@ -18,14 +18,16 @@ CPU time (its own reaped children's included) to the parent's ``cutime`` and
 children's CPU at their last sighting) is the CPU they used after it, or in
 their whole life when they lived between two runs; it goes to the vanished
 children's groups, by their last rate, and what is left to the parent's group.
-What /proc cannot show: children reaped by nobody that waits (a parent that
-ignores SIGCHLD), children whose parent exits before reaping them (they go to
-init, whose rise is counted to init's group), and I/O of any process after its
+A vanished process is matched to the nearest ancestor whose rise holds it, so
+a pipeline reaped by a shell reaped in turn, or an orphan reaped by init or a
+subreaper, counts once. What /proc cannot show: children reaped by nobody
+that waits (a parent that ignores SIGCHLD), and I/O of any process after its
 last sighting (the kernel keeps no children's I/O totals).
 """
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections import defaultdict
 from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
@@ -268,64 +270,69 @@ class Accountant:
     def _reaped(last: Mapping[Identity, Last], now: Mapping[Identity, Last], rising: Iterable[Identity], deltas: Dict[str, List[float]], elapsed: float) -> None:
         """Credit the rise of processes' reaped-children time that the
         vanished processes' last sightings do not already explain."""
-        live = {ident[0]: ident for ident in now}
+        live = {ident[0]: ident for ident in now if ident in last}  # alive at both runs
         gone = [l for ident, l in last.items() if ident not in now]
-        # Each vanished process is charged to its nearest ancestor still alive
-        # (as last seen): a shell and the pipeline it reaped may all vanish in
-        # one interval, and the shell's total then holds its children's.
-        gone_pids = {l.pid: l for l in gone if l.pid not in live}
+        gone_pids = {l.pid: l for l in gone}
+        # Each vanished process is charged to its nearest ancestor alive at
+        # both runs (as last seen): a shell and the pipeline it reaped may all
+        # vanish in one interval, and the shell's total then holds the
+        # pipeline's. Without one, to init.
         charged: Dict[int, List[Last]] = defaultdict(list)
         for l in gone:
             ancestor, hops = l.ppid, 0
-            while ancestor in gone_pids and hops < 64:
+            while ancestor not in live and ancestor in gone_pids and hops < 64:
                 ancestor, hops = gone_pids[ancestor].ppid, hops + 1
+            if ancestor not in live:
+                ancestor = 1
+                if ancestor not in live:
+                    continue
             charged[ancestor].append(l)
-        # What was charged to an ancestor that did not reap it (it was
-        # orphaned first) went to init instead: init's rise is explained by it.
-        excess_u = excess_s = 0
-        orphans: List[Last] = []  # charged where they did not explain a rise: init may have reaped them
-        init = live.get(1)
-        watch = set(rising)
-        watch.update(live[pid] for pid in charged if pid in live)
-        for ident in watch:
-            prev = last.get(ident)
-            if prev is None or ident == init:
+        depth_of: Dict[int, int] = {}
+
+        def depth(pid: int) -> int:
+            chain = []
+            while pid in live and pid not in depth_of and len(chain) < 64:
+                chain.append(pid)
+                pid = now[live[pid]].ppid
+            d = depth_of.get(pid, 0)
+            for p in reversed(chain):
+                d += 1
+                depth_of[p] = d
+            return depth_of[chain[0]] if chain else d
+
+        # Deepest first: a vanished process its charged ancestor did not reap
+        # (it was orphaned first) went to a reaper further up (a subreaper, a
+        # container's init, init), whose rise it explains instead.
+        heap = [(-depth(pid), pid) for pid in set(charged) | {ident[0] for ident in rising if ident[0] in live}]
+        heapq.heapify(heap)
+        done = set()
+        while heap:
+            _, pid = heapq.heappop(heap)
+            if pid in done:
                 continue
-            l = now[ident]
-            children = charged.get(l.pid, ())
-            ru, rs = _unexplained(prev, l, children)
-            if ru < 0 or rs < 0:
-                orphans.extend(children)
-            if ru < 0:
-                excess_u, ru = excess_u - ru, 0
-            if rs < 0:
-                excess_s, rs = excess_s - rs, 0
+            done.add(pid)
+            cur, prev = now[live[pid]], last[live[pid]]
+            ru = max(cur.cutime - prev.cutime, 0)
+            rs = max(cur.cstime - prev.cstime, 0)
+            reaped, passed = [], []
+            # Its own children first, then those of its vanished descendants.
+            for child in sorted(charged.pop(pid, ()), key=lambda c: c.ppid != pid):
+                used_u, used_s = child.utime + child.cutime, child.stime + child.cstime
+                if used_u + used_s <= ru + rs + 2:  # the kernel's user/system split may move by a tick
+                    reaped.append(child)
+                    ru, rs = ru - used_u, rs - used_s
+                    if ru < 0:
+                        ru, rs = 0, rs + ru
+                    elif rs < 0:
+                        ru, rs = ru + rs, 0
+                else:
+                    passed.append(child)
+            if passed and cur.ppid in live and cur.ppid not in done:
+                charged[cur.ppid].extend(passed)
+                heapq.heappush(heap, (-depth(cur.ppid), cur.ppid))
+            ru, rs = max(ru, 0), max(rs, 0)
             if ru or rs:
-                _share(deltas, l.group, children, ru, rs, elapsed)
-        for pid, children in charged.items():
-            if pid != 1 and (pid not in live or live[pid] not in last):
-                # The ancestor is gone or a new process under a reused pid.
-                excess_u += sum(c.utime + c.cutime for c in children)
-                excess_s += sum(c.stime + c.cstime for c in children)
-                orphans.extend(children)
-        if init is not None and init in last:
-            l = now[init]
-            children = charged.get(1, ())
-            ru, rs = _unexplained(last[init], l, children)
-            ru, rs = max(ru - excess_u, 0), max(rs - excess_s, 0)
-            if ru or rs:
-                _share(deltas, l.group, list(children) + orphans, ru, rs, elapsed)
-
-
-def _unexplained(prev: Last, cur: Last, children: Iterable[Last]) -> Tuple[int, int]:
-    """The rise of reaped-children time (user, system) less what the charged
-    vanished processes had used when last seen; negative when they explain
-    more than the rise."""
-    dcu, dcs = max(cur.cutime - prev.cutime, 0), max(cur.cstime - prev.cstime, 0)
-    for c in children:
-        dcu -= c.utime + c.cutime
-        dcs -= c.stime + c.cstime
-    return dcu, dcs
+                _share(deltas, cur.group, reaped, ru, rs, elapsed)
 
 
 def _share(deltas: Dict[str, List[float]], group: str, children: Iterable[Last], ru: int, rs: int, elapsed: float) -> None:
