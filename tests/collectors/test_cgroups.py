@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from support import assert_well_formed, samples_of, wait_until
+from cgrouptest import ROOT as LIVE_ROOT
+from cgrouptest import move, v1_cgroup
+from support import assert_well_formed, samples_of
 
 from hostagent.collectors.base import NotAvailable, Paths
 from hostagent.collectors.cgroups import (
@@ -219,63 +221,33 @@ def test_container_name_follows_a_rename(tmp_path):
 # Live, on this machine
 
 
-def own_cgroup(controller: str) -> str:
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
-        _, controllers, path = line.split(":", 2)
-        if controller in controllers.split(","):
-            return path.lstrip("/")
-    raise LookupError(controller)
-
-
-LIVE_ROOT = Path("/sys/fs/cgroup")
-# Memory is charged to a v1 cgroup as it is touched after the move: 16 MiB of it.
 BURNER = "import sys, time\nsys.stdin.readline()\nblock = bytearray(16 << 20)\nend = time.process_time() + 0.6\nwhile time.process_time() < end: pass\nprint('done', flush=True)\nsys.stdin.readline()\n"
 
 
 def test_live_v1_cgroup_with_a_process_in_it():
-    if not (LIVE_ROOT / "cpuacct" / "cgroup.procs").is_file() or not (LIVE_ROOT / "memory" / "cgroup.procs").is_file():
-        pytest.skip("this test needs the v1 cpuacct and memory hierarchies")
-    if not os.access(LIVE_ROOT / "cpuacct", os.W_OK):
-        pytest.skip("creating a cgroup needs root")
     name = f"hostagent-test-{os.getpid()}"
-    # Each below this process's own cgroup in its hierarchy, so nothing moves out of it.
-    dirs = {h: LIVE_ROOT / h / own_cgroup(h) / name for h in ("cpuacct", "memory")}
-    child = None
-    try:
-        for d in dirs.values():
-            d.mkdir()
+    with v1_cgroup(name) as dirs:
+        # Memory is charged to a v1 cgroup as it is touched after the move: 16 MiB of it.
         child = subprocess.Popen([sys.executable, "-c", BURNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        for d in dirs.values():
-            (d / "cgroup.procs").write_text(f"{child.pid}\n")
-        c = CgroupsCollector({"extra_paths": name})
-        before = samples_of(c.collect())
-        assert_well_formed(CgroupsCollector, before)
-        paths = {dict(labels)["path"]: dict(labels)["cgroup"] for n, labels in before if n == "host_cgroup_info"}
-        cpu_label = paths[str(dirs["cpuacct"].relative_to(LIVE_ROOT / "cpuacct"))]
-        mem_label = paths[str(dirs["memory"].relative_to(LIVE_ROOT / "memory"))]
-        child.stdin.write("go\n")
-        child.stdin.flush()
-        assert child.stdout.readline() == "done\n"
-        after = samples_of(c.collect())
-        used = sum(v for (label, _), v in cpu_of(after).items() if label == cpu_label) - sum(v for (label, _), v in cpu_of(before).items() if label == cpu_label)
-        assert used >= 0.5, used
-        assert by_label(after, "host_cgroup_processes")[mem_label] == 1
-        assert by_label(after, "host_cgroup_memory_bytes")[mem_label] >= 16 << 20
-    finally:
-        if child is not None:
+        try:
+            move(child.pid, dirs)
+            c = CgroupsCollector({"extra_paths": name})
+            before = samples_of(c.collect())
+            assert_well_formed(CgroupsCollector, before)
+            paths = {dict(labels)["path"]: dict(labels)["cgroup"] for n, labels in before if n == "host_cgroup_info"}
+            cpu_label = paths[str(dirs["cpuacct"].relative_to(LIVE_ROOT / "cpuacct"))]
+            mem_label = paths[str(dirs["memory"].relative_to(LIVE_ROOT / "memory"))]
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            assert child.stdout.readline() == "done\n"
+            after = samples_of(c.collect())
+            used = sum(v for (label, _), v in cpu_of(after).items() if label == cpu_label) - sum(v for (label, _), v in cpu_of(before).items() if label == cpu_label)
+            assert used >= 0.5, used
+            assert by_label(after, "host_cgroup_processes")[mem_label] == 1
+            assert by_label(after, "host_cgroup_memory_bytes")[mem_label] >= 16 << 20
+        finally:
             child.kill()
             child.wait()
-        for d in dirs.values():
-            if d.exists():
-                wait_until(lambda d=d: _rmdir(d), 10, f"{d} to be removed")
-
-
-def _rmdir(path: Path) -> bool:
-    try:
-        path.rmdir()
-        return True
-    except OSError:
-        return False  # a killed task leaves its cgroup a moment later
 
 
 def test_live_default_collector_on_this_machine():

@@ -40,7 +40,7 @@ MIB = 1 << 20
 
 def test_parse_stat_of_a_name_with_spaces_and_parentheses():
     s = parse_stat((FIXTURES / "proc" / "900" / "stat").read_bytes())
-    assert (s.comm, s.state, s.ppid, s.kernel) == ("tricky) (name", "S", 1, False)
+    assert (s.pid, s.comm, s.state, s.ppid, s.kernel) == (900, "tricky) (name", "S", 1, False)
     assert (s.utime, s.stime, s.cutime, s.cstime, s.threads, s.start) == (10, 10, 0, 0, 1, 5000)
     assert s.rss == 100 * PAGE_SIZE
 
@@ -68,7 +68,7 @@ def test_proc_table_of_the_fixture_tree():
     assert sorted(procs) == [1, 2, 12, 13, 14, 45, 812, 813, 900, 901]
     assert (procs[812].uid, procs[812].read_bytes, procs[812].write_bytes, procs[812].fds) == (110, 4096, 8192, 7)
     assert (procs[12].uid, procs[12].read_bytes, procs[12].fds) == (0, None, None)  # a kernel thread: nothing else read
-    assert (procs[901].stat.state, procs[901].read_bytes, procs[901].fds) == ("Z", None, None)  # a zombie without io or fd
+    assert (procs[901].state, procs[901].read_bytes, procs[901].fds) == ("Z", None, None)  # a zombie without io or fd
     assert table.boot_time() == 1_700_000_000
     assert table.uptime() == 1000.0
     assert table.mem_total() == 8_000_000 * 1024

@@ -18,7 +18,7 @@ from hostagent.collectors.procgroups import (
     label_safe,
     parse_matchers,
 )
-from hostagent.collectors.proctable import Proc, Stat
+from hostagent.collectors.proctable import Proc
 from hostagent.collectors.topgroups import BURST, DWELL, TopGroups
 
 HZ = 100
@@ -123,13 +123,13 @@ def test_pinned_group_names_are_checked():
 
 
 def proc(pid, comm="p", *, ppid=1, ut=0, st=0, cut=0, cst=0, start=100, rb=0, wb=0):
-    return Proc(pid, Stat(comm, "S", ppid, False, ut, st, cut, cst, 1, start, 4096), 0, rb, wb, 3)
+    return Proc(pid, comm, "S", ppid, False, ut, st, cut, cst, 1, start, 4096, 0, rb, wb, 3)
 
 
 def run(acct, procs, elapsed=10.0, uptime=1000.0):
     rule = GroupRule()
-    deltas, rates = acct.account(procs, [rule(p.stat.comm, False) for p in procs], elapsed, uptime)
-    return {g: [round(x, 6) for x in d] for g, d in deltas.items()}, rates
+    deltas, cores = acct.account(procs, [rule(p.comm, False) for p in procs], elapsed, uptime)
+    return {g: [round(x, 6) for x in d] for g, d in deltas.items()}, cores
 
 
 def test_first_run_counts_each_process_from_its_start_without_children():
@@ -137,8 +137,8 @@ def test_first_run_counts_each_process_from_its_start_without_children():
     deltas, rates = run(acct, [proc(10, "a", ut=500, st=100, cut=9999, rb=10, wb=20), proc(11, "a", ut=100, start=90000)])
     assert deltas == {"a": [6.0, 1.0, 10.0, 20.0]}
     # Cores over each process's life: 6 s in 999 s, 1 s in 100 s.
-    assert rates[(10, 100)] == pytest.approx(6.0 / 999)
-    assert rates[(11, 90000)] == pytest.approx(1.0 / 100)
+    assert rates[10] == pytest.approx(6.0 / 999)
+    assert rates[11] == pytest.approx(1.0 / 100)
 
 
 def test_rises_between_runs_and_a_reused_pid_is_a_new_process():
@@ -146,7 +146,7 @@ def test_rises_between_runs_and_a_reused_pid_is_a_new_process():
     run(acct, [proc(10, "a", ut=500, rb=100)])
     deltas, rates = run(acct, [proc(10, "a", ut=700, st=50, rb=150)], elapsed=5.0)
     assert deltas == {"a": [2.0, 0.5, 50.0, 0.0]}
-    assert rates[(10, 100)] == pytest.approx(0.5)  # 2.5 s in 5 s
+    assert rates[10] == pytest.approx(0.5)  # 2.5 s in 5 s
     # Same pid, later start: another process, all of its CPU is new.
     deltas, _ = run(acct, [proc(10, "b", ut=30, start=99000)])
     assert deltas == {"b": [0.3, 0.0, 0.0, 0.0]}

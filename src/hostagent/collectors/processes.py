@@ -39,8 +39,8 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Opt
 from ..promclient import Metric
 from .base import BaseCollector, MetricSpec, Option, Paths, register
 from .memory import fraction
-from .procgroups import OTHER, Accountant, GroupRule, assign, check_group_names, check_matchers, parse_matchers
-from .proctable import STATES, Identity, Proc, ProcTable
+from .procgroups import OTHER, Accountant, GroupRule, check_group_names, check_matchers, parse_matchers
+from .proctable import STATES, Proc, ProcTable
 from .topgroups import TopGroups
 
 # Always exported, with 0, so rules and dashboards never see them vanish.
@@ -172,6 +172,14 @@ class ProcessList:
         return body
 
 
+def _keep(heap: List[Any], item: Any) -> None:
+    """Keep the API_MAX_LIMIT largest items in ``heap``."""
+    if len(heap) < API_MAX_LIMIT:
+        heapq.heappush(heap, item)
+    elif item > heap[0]:
+        heapq.heapreplace(heap, item)
+
+
 def count_states(statuses: Iterable[str]) -> Tuple[Tuple[str, int], ...]:
     """Processes per state (a list of states, or counts per state): the
     common states always, others when seen, sorted."""
@@ -276,57 +284,64 @@ class ProcessesCollector(BaseCollector):
         self._accountant = Accountant()
         self._top = TopGroups(self.config["max_groups"], self.config["new_groups_per_hour"], len(GROUP_COUNTERS), pinned=self.config["pinned_groups"] or ())
         self._usernames = UserNames(self.paths.rootfs)
-        self._exes: Dict[Identity, str] = {}
-        self._cmdlines: Dict[Identity, Optional[str]] = {}
+        self._exes: Dict[int, Tuple[int, str]] = {}  # pid -> (start, executable basename)
+        self._cmdlines: Dict[int, Tuple[int, Optional[str]]] = {}  # pid -> (start, command line)
         self._boot_time: Optional[float] = None
         self._prev_time: Optional[float] = None
         self.process_list: Optional[ProcessList] = None  # the latest run's, for /api/v1/processes
 
-    def _exe(self, proc: Proc) -> str:
-        if proc.stat.kernel:
+    def _exe(self, p: Proc) -> str:
+        """Basename of a process's executable, read once per process."""
+        if p.kernel:
             return ""
-        ident = proc.identity
-        exe = self._exes.get(ident)
-        if exe is None:
-            exe = self._exes[ident] = self._table.exe(proc.pid)
-        return exe
+        known = self._exes.get(p.pid)
+        if known is None or known[0] != p.start:
+            known = self._exes[p.pid] = (p.start, self._table.exe(p.pid))
+        return known[1]
 
     def sample(self) -> ProcessesSample:
-        """Read the process table once; account, group and rank it."""
+        """Read the process table once, one process at a time: group,
+        account and rank it; keep the busiest for the process list."""
         now = monotonic()
         elapsed = now - self._prev_time if self._prev_time is not None else 0.0
         self._prev_time = now
+        table, rule, acct = self._table, self._rule, self._accountant
         if self._boot_time is None:
-            self._boot_time = self._table.boot_time()
-        procs = self._table.read()
-        uptime = self._table.uptime()
-        mem_total = self._table.mem_total()
+            self._boot_time = table.boot_time()
+        uptime = table.uptime()
+        mem_total = table.mem_total()
         self._usernames.begin_run()
-        groups = assign(procs, self._rule, self._usernames, self._exe)
-        if self._rule.needs_exe:
-            live = {p.identity for p in procs}
-            self._exes = {k: v for k, v in self._exes.items() if k in live}
-        deltas, rates = self._accountant.account(procs, groups, elapsed, uptime)
-
-        statuses: Counter = Counter()
+        needs_exe, needs_user = rule.needs_exe, rule.needs_user
+        acct.begin(elapsed, uptime)
+        states: Counter = Counter()
         threads = 0
         # Per group: processes, threads, rss, fds (None until one is readable), oldest start ticks, cores.
         gauges: Dict[str, List[Any]] = {}
-        for p, g in zip(procs, groups):
-            s = p.stat
-            statuses[STATES.get(s.state, s.state)] += 1
-            threads += s.threads
+        # The busiest by CPU and by memory, for the process list and top_n.
+        by_cpu: List[Tuple[float, int, int, Proc, str]] = []
+        by_mem: List[Tuple[int, float, int, Proc, str]] = []
+        for p in table.scan():
+            g = rule(p.comm, p.kernel, self._exe(p) if needs_exe else "", self._usernames(p.uid) if needs_user else "")
+            cores = acct.add(p, g)
+            states[p.state] += 1
+            threads += p.threads
             f = gauges.get(g)
             if f is None:
-                f = gauges[g] = [0, 0, 0, None, s.start, 0.0]
+                f = gauges[g] = [0, 0, 0, None, p.start, 0.0]
             f[0] += 1
-            f[1] += s.threads
-            f[2] += s.rss
+            f[1] += p.threads
+            f[2] += p.rss
             if p.fds is not None:
                 f[3] = (f[3] or 0) + p.fds
-            if s.start < f[4]:
-                f[4] = s.start
-            f[5] += rates.get((p.pid, s.start), 0.0)
+            if p.start < f[4]:
+                f[4] = p.start
+            f[5] += cores
+            _keep(by_cpu, (cores, p.rss, p.pid, p, g))
+            _keep(by_mem, (p.rss, cores, p.pid, p, g))
+        deltas = acct.finish()
+        if needs_exe and len(self._exes) > len(acct.last):
+            self._exes = {pid: v for pid, v in self._exes.items() if pid in acct.last}
+
         ranking = self._top.update(deltas, {g: f[2] for g, f in gauges.items()}, now, {g: f[5] for g, f in gauges.items()})
         figures = [self._figures(name, ranking.counters[name], gauges.get(name)) for name in ranking.named]
         other: List[Any] = [0, 0, 0, None, None, 0.0]
@@ -341,14 +356,18 @@ class ProcessesCollector(BaseCollector):
             other[4] = f[4] if other[4] is None else min(other[4], f[4])
         figures.append(self._figures(OTHER, ranking.other, other if other[0] else None))
 
-        seen = [Seen(p.pid, p.uid, rates.get(p.identity, 0.0), p.stat.rss) for p in procs]
+        by_cpu.sort(reverse=True)
+        by_mem.sort(reverse=True)
         top: List[ProcessInfo] = []
         if self.config["top_n"]:
-            by_pid = {p.pid: p for p in procs}
-            for r in select_top(seen, self.config["top_n"]):
-                top.append(ProcessInfo(r.pid, by_pid[r.pid].stat.comm, self._usernames(r.uid), r.cpu_cores, r.rss, fraction(r.rss, mem_total)))
-        self.process_list = self._process_list(procs, groups, rates, mem_total)
-        return ProcessesSample(count_states(statuses), threads, tuple(figures), len(ranking.in_other), tuple(top))
+            # Within the process list's API_MAX_LIMIT busiest by CPU and by memory (top_n is at most 100).
+            procs = {pid: (p, cores) for cores, _, pid, p, _ in by_cpu}
+            procs.update((pid, (p, cores)) for _, cores, pid, p, _ in by_mem)
+            for r in select_top((Seen(pid, p.uid, cores, p.rss) for pid, (p, cores) in procs.items()), self.config["top_n"]):
+                top.append(ProcessInfo(r.pid, procs[r.pid][0].comm, self._usernames(r.uid), r.cpu_cores, r.rss, fraction(r.rss, mem_total)))
+        total = sum(states.values())
+        self.process_list = self._process_list(by_cpu, [(cores, rss, pid, p, g) for rss, cores, pid, p, g in by_mem], total, mem_total)
+        return ProcessesSample(count_states({STATES.get(k, k): v for k, v in states.items()}), threads, tuple(figures), len(ranking.in_other), tuple(top))
 
     def _figures(self, name: str, counters: Tuple[float, ...], f: Optional[List[Any]]) -> GroupFigures:
         if f is None:
@@ -356,32 +375,28 @@ class ProcessesCollector(BaseCollector):
         oldest = None if f[4] is None else round((self._boot_time or 0.0) + f[4] / self._accountant.ticks, 2)
         return GroupFigures(name, *counters, processes=f[0], threads=f[1], rss=f[2], fds=f[3], oldest_start=oldest)
 
-    def _process_list(self, procs: List[Proc], groups: List[str], rates: Mapping[Identity, float], mem_total: int) -> ProcessList:
+    def _process_list(self, by_cpu: List[Tuple[float, int, int, Proc, str]], by_mem: List[Tuple[float, int, int, Proc, str]], total: int, mem_total: int) -> ProcessList:
         """The busiest processes by CPU and by memory, as API rows."""
-        items = list(zip(procs, groups))
-        by_cpu = heapq.nlargest(API_MAX_LIMIT, items, key=lambda pg: (rates.get(pg[0].identity, 0.0), pg[0].stat.rss))
-        by_mem = heapq.nlargest(API_MAX_LIMIT, items, key=lambda pg: (pg[0].stat.rss, rates.get(pg[0].identity, 0.0)))
         with_cmdline = bool(self.config["cmdline"])
-        rows: Dict[Identity, Row] = {}
-        cmdlines: Dict[Identity, Optional[str]] = {}
+        rows: Dict[int, Row] = {}
+        cmdlines: Dict[int, Tuple[int, Optional[str]]] = {}
         boot, ticks = self._boot_time or 0.0, self._accountant.ticks
 
-        def row(pg: Tuple[Proc, str]) -> Row:
-            p, g = pg
-            ident = p.identity
-            r = rows.get(ident)
+        def row(item: Tuple[float, int, int, Proc, str]) -> Row:
+            cores, _, pid, p, g = item
+            r = rows.get(pid)
             if r is None:
-                s = p.stat
                 cmd = None
                 if with_cmdline:
-                    cmd = self._cmdlines[ident] if ident in self._cmdlines else self._table.cmdline(p.pid)
-                    cmdlines[ident] = cmd
-                r = rows[ident] = Row(p.pid, s.ppid, s.comm, self._usernames(p.uid), g, STATES.get(s.state, s.state), rates.get(ident, 0.0), s.rss, s.threads, boot + s.start / ticks, cmd)
+                    known = self._cmdlines.get(pid)
+                    cmd = known[1] if known is not None and known[0] == p.start else self._table.cmdline(pid)
+                    cmdlines[pid] = (p.start, cmd)
+                r = rows[pid] = Row(pid, p.ppid, p.comm, self._usernames(p.uid), g, STATES.get(p.state, p.state), cores, p.rss, p.threads, boot + p.start / ticks, cmd)
             return r
 
         cpu_rows, mem_rows = tuple(map(row, by_cpu)), tuple(map(row, by_mem))
         self._cmdlines = cmdlines
-        return ProcessList(time.time(), len(procs), mem_total, cpu_rows, mem_rows, with_cmdline)
+        return ProcessList(time.time(), total, mem_total, cpu_rows, mem_rows, with_cmdline)
 
     def families(self, sample: ProcessesSample) -> Iterator[Metric]:
         """Metric families of one sample, in declaration order."""

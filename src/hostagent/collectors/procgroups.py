@@ -33,7 +33,7 @@ from collections import defaultdict
 from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from .base import OptionError
-from .proctable import CLOCK_TICKS, Identity, Proc
+from .proctable import CLOCK_TICKS, Proc
 
 MAX_NAME = 32
 OTHER = "other"
@@ -192,87 +192,109 @@ USER, SYSTEM, READ, WRITTEN = range(4)
 
 
 class Last(NamedTuple):
-    """What is remembered of a process from its last sighting."""
+    """What is remembered of a process from its last sighting (times in clock ticks)."""
 
     pid: int
+    start: int
     ppid: int
     group: str
-    utime: int  # clock ticks
+    utime: int
     stime: int
     cutime: int
     cstime: int
     read_bytes: Optional[int]
     write_bytes: Optional[int]
     rate: Optional[float]  # CPU ticks per second over its last interval or its life; None when seen in its first second only
+    run: int  # the run it was last seen in
+    new: bool  # first seen in that run
 
 
 class Accountant:
-    """Turns successive process tables into what each group used in between."""
+    """Turns successive process tables into what each group used in between.
+
+    One run is ``begin()``, ``add()`` for every process, ``finish()``; only
+    one small record per living process is kept between runs."""
 
     def __init__(self, clock_ticks: int = CLOCK_TICKS):
         self.ticks = clock_ticks
-        self._last: Dict[Identity, Last] = {}
-        self._seen = False
+        self.last: Dict[int, Last] = {}  # by pid
+        self._run = 0
+        self._elapsed = 0.0
+        self._uptime = 0.0
+        self._deltas: Dict[str, List[float]] = {}
+        self._gone: List[Last] = []
+        self._rising: List[Tuple[int, int, int]] = []  # (pid, cutime, cstime before)
 
-    def account(self, procs: Sequence[Proc], groups: Sequence[str], elapsed: float, uptime: float) -> Tuple[Dict[str, List[float]], Dict[Identity, float]]:
+    def begin(self, elapsed: float, uptime: float) -> None:
+        self._run += 1
+        self._elapsed, self._uptime = elapsed, uptime
+        self._deltas = defaultdict(lambda: [0, 0, 0, 0])
+        self._gone, self._rising = [], []
+
+    def add(self, p: Proc, group: str) -> float:
+        """Account one process; its CPU in cores over the last interval
+        (over its life when new)."""
+        first = self._run == 1
+        last = self.last
+        prev = last.get(p.pid)
+        if prev is not None and prev.start != p.start:
+            self._gone.append(prev)  # the pid was used again: that process is gone
+            prev = None
+        d = self._deltas[group]
+        if prev is None:
+            du, ds = p.utime, p.stime
+            # A process new since the last run: every child it reaped ran since then.
+            dcu, dcs = (0, 0) if first else (p.cutime, p.cstime)
+            d[READ] += p.read_bytes or 0
+            d[WRITTEN] += p.write_bytes or 0
+            age = self._uptime - p.start / self.ticks
+            lifetime = (p.utime + p.stime) / age if age > 0 else 0.0
+            rate = lifetime if age >= 1.0 else None
+            cores = lifetime / self.ticks
+        else:
+            du, ds = max(p.utime - prev.utime, 0), max(p.stime - prev.stime, 0)
+            dcu = dcs = 0
+            if p.cutime != prev.cutime or p.cstime != prev.cstime:
+                self._rising.append((p.pid, prev.cutime, prev.cstime))
+            d[READ] += _rise(prev.read_bytes, p.read_bytes)
+            d[WRITTEN] += _rise(prev.write_bytes, p.write_bytes)
+            rate = (du + ds) / self._elapsed if self._elapsed > 0 else prev.rate
+            cores = (rate or 0.0) / self.ticks
+        d[USER] += du + dcu
+        d[SYSTEM] += ds + dcs
+        last[p.pid] = Last(p.pid, p.start, p.ppid, group, p.utime, p.stime, p.cutime, p.cstime, p.read_bytes, p.write_bytes, rate, self._run, prev is None)
+        return cores
+
+    def finish(self) -> Dict[str, List[float]]:
         """Per group [user s, system s, read bytes, written bytes] since the
-        previous call (on the first call: since each process started; its
-        reaped children not counted), and each process's CPU in cores over
-        that time (over its life when new)."""
-        first = not self._seen
-        self._seen = True
-        last = self._last
+        previous run (on the first: since each process started, its reaped
+        children not counted)."""
+        run = self._run
+        gone = self._gone
+        for pid in [pid for pid, l in self.last.items() if l.run != run]:
+            gone.append(self.last.pop(pid))
+        if run > 1:
+            self._reaped(gone)
         ticks = self.ticks
-        deltas: Dict[str, List[float]] = defaultdict(lambda: [0, 0, 0, 0])
-        rates: Dict[Identity, float] = {}
-        now: Dict[Identity, Last] = {}
-        rising: List[Identity] = []  # processes whose reaped children's time rose
-        for proc, group in zip(procs, groups):
-            s = proc.stat
-            ident = (proc.pid, s.start)
-            prev = last.get(ident)
-            d = deltas[group]
-            if prev is None:
-                du, ds = s.utime, s.stime
-                dcu, dcs = (0, 0) if first else (s.cutime, s.cstime)
-                dr = proc.read_bytes or 0
-                dw = proc.write_bytes or 0
-                age = uptime - s.start / ticks
-                rate = (s.utime + s.stime) / age if age >= 1.0 else None
-            else:
-                du, ds = max(s.utime - prev.utime, 0), max(s.stime - prev.stime, 0)
-                dcu, dcs = max(s.cutime - prev.cutime, 0), max(s.cstime - prev.cstime, 0)
-                dr = _rise(prev.read_bytes, proc.read_bytes)
-                dw = _rise(prev.write_bytes, proc.write_bytes)
-                rate = (du + ds) / elapsed if elapsed > 0 else prev.rate
-            if rate is None and prev is None and age > 0:
-                rates[ident] = (s.utime + s.stime) / age / ticks  # a noisy first figure for the list
-            else:
-                rates[ident] = (rate or 0.0) / ticks
-            d[USER] += du
-            d[SYSTEM] += ds
-            d[READ] += dr
-            d[WRITTEN] += dw
-            if prev is None and (dcu or dcs):
-                # A process new since the last run: every child it reaped ran since then.
-                d[USER] += dcu
-                d[SYSTEM] += dcs
-            elif dcu or dcs:
-                rising.append(ident)
-            now[ident] = Last(proc.pid, s.ppid, group, s.utime, s.stime, s.cutime, s.cstime, proc.read_bytes, proc.write_bytes, rate)
-        if not first:
-            self._reaped(last, now, rising, deltas, elapsed)
-        self._last = now
-        out = {g: [d[USER] / ticks, d[SYSTEM] / ticks, float(d[READ]), float(d[WRITTEN])] for g, d in deltas.items()}
-        return out, rates
+        out = {g: [d[USER] / ticks, d[SYSTEM] / ticks, float(d[READ]), float(d[WRITTEN])] for g, d in self._deltas.items()}
+        self._deltas, self._gone, self._rising = {}, [], []
+        return out
 
-    @staticmethod
-    def _reaped(last: Mapping[Identity, Last], now: Mapping[Identity, Last], rising: Iterable[Identity], deltas: Dict[str, List[float]], elapsed: float) -> None:
+    def account(self, procs: Iterable[Proc], groups: Iterable[str], elapsed: float, uptime: float) -> Tuple[Dict[str, List[float]], Dict[int, float]]:
+        """One whole run: the deltas per group and each process's cores by pid."""
+        self.begin(elapsed, uptime)
+        cores = {p.pid: self.add(p, g) for p, g in zip(procs, groups)}
+        return self.finish(), cores
+
+    def _alive(self, pid: int) -> Optional[Last]:
+        """The process at ``pid`` if it was seen in this run and the one before."""
+        l = self.last.get(pid)
+        return l if l is not None and l.run == self._run and not l.new else None
+
+    def _reaped(self, gone: List[Last]) -> None:
         """Credit the rise of processes' reaped-children time that the
         vanished processes' last sightings do not already explain."""
-        live = {ident[0]: ident for ident in now if ident in last}  # alive at both runs
-        gone = [l for ident, l in last.items() if ident not in now]
-        gone_pids = {l.pid: l for l in gone}
+        gone_by_pid = {l.pid: l for l in gone}
         # Each vanished process is charged to its nearest ancestor alive at
         # both runs (as last seen): a shell and the pipeline it reaped may all
         # vanish in one interval, and the shell's total then holds the
@@ -280,20 +302,21 @@ class Accountant:
         charged: Dict[int, List[Last]] = defaultdict(list)
         for l in gone:
             ancestor, hops = l.ppid, 0
-            while ancestor not in live and ancestor in gone_pids and hops < 64:
-                ancestor, hops = gone_pids[ancestor].ppid, hops + 1
-            if ancestor not in live:
+            while self._alive(ancestor) is None and ancestor in gone_by_pid and hops < 64:
+                ancestor, hops = gone_by_pid[ancestor].ppid, hops + 1
+            if self._alive(ancestor) is None:
                 ancestor = 1
-                if ancestor not in live:
+                if self._alive(ancestor) is None:
                     continue
             charged[ancestor].append(l)
+        before = {pid: (cu, cs) for pid, cu, cs in self._rising}
         depth_of: Dict[int, int] = {}
 
         def depth(pid: int) -> int:
             chain = []
-            while pid in live and pid not in depth_of and len(chain) < 64:
+            while self._alive(pid) is not None and pid not in depth_of and len(chain) < 64:
                 chain.append(pid)
-                pid = now[live[pid]].ppid
+                pid = self.last[pid].ppid
             d = depth_of.get(pid, 0)
             for p in reversed(chain):
                 d += 1
@@ -303,7 +326,7 @@ class Accountant:
         # Deepest first: a vanished process its charged ancestor did not reap
         # (it was orphaned first) went to a reaper further up (a subreaper, a
         # container's init, init), whose rise it explains instead.
-        heap = [(-depth(pid), pid) for pid in set(charged) | {ident[0] for ident in rising if ident[0] in live}]
+        heap = [(-depth(pid), pid) for pid in set(charged) | set(before)]
         heapq.heapify(heap)
         done = set()
         while heap:
@@ -311,9 +334,9 @@ class Accountant:
             if pid in done:
                 continue
             done.add(pid)
-            cur, prev = now[live[pid]], last[live[pid]]
-            ru = max(cur.cutime - prev.cutime, 0)
-            rs = max(cur.cstime - prev.cstime, 0)
+            cur = self.last[pid]
+            cu, cs = before.get(pid, (cur.cutime, cur.cstime))
+            ru, rs = max(cur.cutime - cu, 0), max(cur.cstime - cs, 0)
             reaped, passed = [], []
             # Its own children first, then those of its vanished descendants.
             for child in sorted(charged.pop(pid, ()), key=lambda c: c.ppid != pid):
@@ -327,12 +350,12 @@ class Accountant:
                         ru, rs = ru + rs, 0
                 else:
                     passed.append(child)
-            if passed and cur.ppid in live and cur.ppid not in done:
+            if passed and self._alive(cur.ppid) is not None and cur.ppid not in done:
                 charged[cur.ppid].extend(passed)
                 heapq.heappush(heap, (-depth(cur.ppid), cur.ppid))
             ru, rs = max(ru, 0), max(rs, 0)
             if ru or rs:
-                _share(deltas, cur.group, reaped, ru, rs, elapsed)
+                _share(self._deltas, cur.group, reaped, ru, rs, self._elapsed)
 
 
 def _share(deltas: Dict[str, List[float]], group: str, children: Iterable[Last], ru: int, rs: int, elapsed: float) -> None:
@@ -376,6 +399,5 @@ def assign(procs: Iterable[Proc], rule: GroupRule, user_of: Callable[[Optional[i
     needs_exe, needs_user = rule.needs_exe, rule.needs_user
     out = []
     for p in procs:
-        s = p.stat
-        out.append(rule(s.comm, s.kernel, exe_of(p) if needs_exe else "", user_of(p.uid) if needs_user else ""))
+        out.append(rule(p.comm, p.kernel, exe_of(p) if needs_exe else "", user_of(p.uid) if needs_user else ""))
     return out

@@ -11,7 +11,7 @@ size of ``fd`` (user processes only: kernel threads have neither), and
 from __future__ import annotations
 
 import os
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -25,47 +25,39 @@ STATES = {
 
 UID_REFRESH_RUNS = 20  # a process's user id is re-read every this many runs
 
-Identity = Tuple[int, int]  # (pid, start ticks after boot): a reused pid is a new process
 
+class Proc(NamedTuple):
+    """One process as read in one run (a pid and a start time: a pid used
+    again later is another process); None where a file could not be read."""
 
-class Stat(NamedTuple):
-    """The fields of /proc/PID/stat the collectors use (times in clock ticks)."""
-
+    pid: int
     comm: str
     state: str
     ppid: int
     kernel: bool
     utime: int
     stime: int
-    cutime: int  # reaped children's user time (their own children's included)
+    cutime: int
     cstime: int
     threads: int
-    start: int  # ticks after boot
-    rss: int  # bytes
-
-
-class Proc(NamedTuple):
-    """One process as read in one run; None where a file could not be read."""
-
-    pid: int
-    stat: Stat
+    start: int
+    rss: int
     uid: Optional[int]
     read_bytes: Optional[int]
     write_bytes: Optional[int]
     fds: Optional[int]
 
-    @property
-    def identity(self) -> Identity:
-        return (self.pid, self.stat.start)
 
-
-def parse_stat(data: bytes) -> Stat:
-    """/proc/PID/stat. The command name sits in parentheses and may itself
-    hold spaces and parentheses, so fields are counted from the last ')'."""
+def parse_stat(data: bytes) -> Proc:
+    """/proc/PID/stat, as a Proc without what other files say. The command
+    name sits in parentheses and may itself hold spaces and parentheses, so
+    fields are counted from the last ')'."""
+    open_ = data.index(b"(")
     close = data.rindex(b")")
-    comm = data[data.index(b"(") + 1:close].decode("utf-8", "replace")
+    comm = data[open_ + 1:close].decode("utf-8", "replace")
     f = data[close + 2:].split()
-    return Stat(
+    return Proc(
+        int(data[:open_]),
         comm,
         f[0].decode("ascii", "replace"),
         int(f[1]),
@@ -77,6 +69,10 @@ def parse_stat(data: bytes) -> Stat:
         int(f[17]),
         int(f[19]),
         int(f[21]) * PAGE_SIZE,
+        None,
+        None,
+        None,
+        None,
     )
 
 
@@ -133,12 +129,14 @@ def fd_count_from_stat(procfs: str) -> bool:
 
 
 class ProcTable:
-    """Reads every process under ``procfs`` once per call of ``read()``."""
+    """Reads every process under ``procfs``, one at a time (``scan()``), so
+    a table of thousands is never held whole."""
 
     def __init__(self, procfs: str = "/proc"):
         self.procfs = procfs
         self._fd_size = fd_count_from_stat(procfs)
-        self._uids: Dict[Identity, int] = {}
+        self._uids: Dict[int, int] = {}  # pid -> start << 32 | uid
+        self._comms: Dict[str, str] = {}  # one string per command name
         self._runs = 0
 
     def boot_time(self) -> float:
@@ -155,29 +153,41 @@ class ProcTable:
         return [int(name) for name in os.listdir(self.procfs) if name.isdigit()]
 
     def read(self) -> List[Proc]:
+        return list(self.scan())
+
+    def scan(self) -> Iterator[Proc]:
         """Every process that could be read; one that exits mid-read is left out."""
         self._runs += 1
         refresh = self._runs % UID_REFRESH_RUNS
-        uids: Dict[Identity, int] = {}
-        out: List[Proc] = []
-        for pid in self.pids():
+        uids = self._uids
+        pids = self.pids()
+        for pid in pids:
             base = f"{self.procfs}/{pid}"
             try:
                 stat = parse_stat(read_bytes(base + "/stat", 4096))
             except (OSError, ValueError, IndexError):
                 continue  # gone, or a kernel we cannot read: not counted
-            identity = (pid, stat.start)
-            uid = self._uids.get(identity)
+            comm = self._comms.get(stat.comm)
+            if comm is None:
+                if len(self._comms) > 4096:
+                    self._comms.clear()
+                comm = self._comms[stat.comm] = stat.comm
             if stat.kernel:
-                out.append(Proc(pid, stat, 0, None, None, None))
+                yield stat._replace(comm=comm, uid=0)
                 continue
-            if uid is None or pid % UID_REFRESH_RUNS == refresh:
+            known = uids.get(pid)
+            if known is not None and known >> 32 == stat.start and pid % UID_REFRESH_RUNS != refresh:
+                uid: Optional[int] = known & 0xFFFFFFFF
+            else:
                 uid = self._read_uid(base)
-            if uid is not None:
-                uids[identity] = uid
-            out.append(Proc(pid, stat, uid, *self._read_io(base), self._read_fds(base)))
-        self._uids = uids  # only the living are remembered
-        return out
+                if uid is not None:
+                    uids[pid] = stat.start << 32 | uid
+            read, written = self._read_io(base)
+            yield stat._replace(comm=comm, uid=uid, read_bytes=read, write_bytes=written, fds=self._read_fds(base))
+        if len(uids) > len(pids):
+            alive = set(pids)
+            for pid in [p for p in uids if p not in alive]:
+                del uids[pid]  # only the living are remembered
 
     @staticmethod
     def _read_uid(base: str) -> Optional[int]:
