@@ -147,13 +147,23 @@ def test_v1_and_hybrid_hosts(mode):
     assert pressure == ({} if mode == "v1" else {"nginx.service": 1.5, "docker.service": 1.5, "user-1000.slice": 1.5})
 
 
-def test_v1_without_usage_user_falls_back_to_cpuacct_stat(tmp_path):
+def test_v1_cpu_is_the_exact_total_split_as_the_sampled_figures_split(tmp_path):
     shutil.copytree(FIXTURES / "v1", tmp_path / "v1", symlinks=True)
     base = tmp_path / "v1" / "sys" / "fs" / "cgroup" / "cpu,cpuacct" / "system.slice" / "nginx.service"
+    (base / "cpuacct.usage").write_text("1000000000000\n")  # 1000 s, more than the 912.4 s the ticks saw
+    got = cpu_of(samples_of(collector("v1", tmp_path).collect()))
+    assert got[("nginx.service", "user")] == pytest.approx(1000 * 812.4 / 912.4)
+    assert got[("nginx.service", "system")] == pytest.approx(1000 * 100 / 912.4)
+    # Without usage_user and usage_sys, cpuacct.stat's ticks give the split.
     (base / "cpuacct.usage_user").unlink()
-    got = samples_of(collector("v1", tmp_path).collect())
-    ticks = os.sysconf("SC_CLK_TCK")
-    assert cpu_of(got)[("nginx.service", "user")] == pytest.approx(81240 / ticks)
+    c = collector("v1", tmp_path)
+    got = cpu_of(samples_of(c.collect()))
+    assert got[("nginx.service", "user")] == pytest.approx(1000 * 81240 / 91240)
+    # A split that moves while the total stands still adds nothing.
+    (base / "cpuacct.stat").write_text("user 81000\nsystem 10240\n")
+    again = cpu_of(samples_of(c.collect()))
+    assert again[("nginx.service", "user")] == got[("nginx.service", "user")]
+    assert again[("nginx.service", "system")] >= got[("nginx.service", "system")]
 
 
 def test_extra_paths_exclude_and_bounds():

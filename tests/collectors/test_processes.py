@@ -303,11 +303,15 @@ for line in sys.stdin:
 """
 
 
+# Names of this test run's own: another run on the host must not look like ours.
+PARENT, CHILD = f"hagp{os.getpid()}", f"hagc{os.getpid()}"
+
+
 @pytest.fixture
 def burner():
-    """A process named hagt-parent that, per line of input, forks a child named
-    hagt-child burning that many CPU seconds, reaps it and answers."""
-    proc = subprocess.Popen([sys.executable, "-c", BURN, "hagt-parent", "hagt-child"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    """A process named PARENT that, per line of input, forks a child named
+    CHILD burning that many CPU seconds, reaps it and answers."""
+    proc = subprocess.Popen([sys.executable, "-c", BURN, PARENT, CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
 
     def burn(seconds: float, wait: bool = True) -> None:
@@ -328,24 +332,24 @@ def group_cpu(collector):
 
 def test_real_child_that_lived_between_two_runs_is_counted_to_its_parent(burner):
     c = ProcessesCollector()
-    before = group_cpu(c).get("hagt-parent", 0.0)
+    before = group_cpu(c).get(PARENT, 0.0)
     burner(0.4)
     after = group_cpu(c)
     # Never seen: all of it goes to the group of the parent that reaped it.
-    assert after["hagt-parent"] - before >= 0.35
-    assert "hagt-child" not in after
+    assert after[PARENT] - before >= 0.35
+    assert CHILD not in after
 
 
 def test_real_child_seen_then_exited_is_counted_to_its_own_group(burner):
     c = ProcessesCollector()
     c.sample()
     burner(1.2, wait=False)
-    wait_until(lambda: any(g.name == "hagt-child" and g.processes for g in c.sample().groups), 10, "the child to be seen")
+    wait_until(lambda: any(g.name == CHILD and g.processes for g in c.sample().groups), 10, "the child to be seen")
     assert burner.proc.stdout.readline() == "done\n"
     c.sample()  # the exit is accounted here; the child's group was newly named, so its first run shows now
     cpu = group_cpu(c)
-    assert cpu["hagt-child"] + cpu.get("hagt-parent", 0.0) >= 1.1
-    assert cpu["hagt-child"] >= 0.6
+    assert cpu[CHILD] + cpu.get(PARENT, 0.0) >= 1.1
+    assert cpu[CHILD] >= 0.6
 
 
 def test_real_renamed_process_never_makes_a_new_group(tmp_path):

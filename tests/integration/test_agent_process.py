@@ -60,7 +60,7 @@ def test_serves_lints_and_stops_cleanly_on_sigterm(tmp_path):
     finally:
         agent.stop()
     log = agent.log()
-    assert "listening on 127.0.0.1:" in log and "with collectors: connections, cpu, diskio" in log
+    assert "listening on 127.0.0.1:" in log and "with collectors: cgroups, connections, cpu, diskio" in log
     assert "shutting down" in log and "Traceback" not in log
 
 

@@ -52,10 +52,10 @@ def test_new_series_stay_within_the_budget_under_worst_case_churn(tmp_path):
     # No per-process series, and renamed workers never made a group of their own.
     assert not [s for s in mine.seen if 'pid="' in s]
     assert not [s for s in mine.seen if re.search(r'group="kworker[^"]', s)]
-    # New groups are named only from the budget: BURST at once, then 15 an
-    # hour, 9 series each; the churn used the burst during the warm-up.
+    # New groups get series only from the budget: BURST at once, then 15 an
+    # hour, 9 series each, whatever the churn (and whatever else runs on the
+    # host meanwhile): over an hour at most 9 x (5 + 15) = 180.
     budget = 9 * (BURST + 15 * (WARMUP + WINDOW) / 3600)
     assert len(mine.new) <= budget, sorted(mine.new)
-    assert churn.per_hour(len(mine.new), WINDOW) <= 300, sorted(mine.new)
-    # The same churn with per-pid series: far beyond.
+    # The same churn with per-pid series: far beyond 300 an hour.
     assert churn.per_hour(len(pids.new), WINDOW) > 10 * 300, len(pids.new)

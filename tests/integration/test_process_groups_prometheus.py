@@ -16,7 +16,7 @@ from support import agent_server, prom_query, prometheus_server, require_tool, w
 # spin for 10 s of wall time and reaps it; it prints the CPU the worker used.
 JOB = r"""
 import os, resource, sys, time
-open("/proc/self/comm", "w").write("hogjob")
+open("/proc/self/comm", "w").write(sys.argv[1])
 sys.stdin.readline()
 started = time.time()
 pid = os.fork()
@@ -35,13 +35,14 @@ def test_ten_second_hog_shows_in_its_group_and_its_cgroup(tmp_path):
     require_tool("prometheus")
     name = f"hostagent-hog-{os.getpid()}"
     with v1_cgroup(name, ("cpuacct",)) as dirs:
-        job = subprocess.Popen([sys.executable, "-c", JOB], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        group = f"hogjob{os.getpid()}"  # this run's own: no other process on the host is in it
+        job = subprocess.Popen([sys.executable, "-c", JOB, group], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         try:
             move(job.pid, dirs)
             # Default intervals (processes every 30 s, cgroups every 15 s). The
             # group is pinned, as a job someone watches would be: on a busy host
             # it could otherwise be summed into "other".
-            config = f"collectors:\n  processes: {{pinned_groups: [hogjob]}}\n  cgroups: {{extra_paths: '{name}$'}}\n"
+            config = f"collectors:\n  processes: {{pinned_groups: [{group}]}}\n  cgroups: {{extra_paths: '{name}$'}}\n"
             with agent_server(tmp_path, config).start() as agent:
                 instance = agent.base_url.split("//", 1)[1]
                 prom_config = (
@@ -51,7 +52,7 @@ def test_ten_second_hog_shows_in_its_group_and_its_cgroup(tmp_path):
                 with prometheus_server(tmp_path, prom_config).start() as prom:
                     base = prom.base_url
                     cgroup = str(dirs["cpuacct"].relative_to(ROOT / "cpuacct"))
-                    cpu_group = 'sum(host_process_group_cpu_seconds_total{group="hogjob"})'
+                    cpu_group = f'sum(host_process_group_cpu_seconds_total{{group="{group}"}})'
                     cpu_cgroup = f'sum(host_cgroup_cpu_seconds_total * on(instance, cgroup) group_left host_cgroup_info{{path="{cgroup}"}})'
                     for expr in (cpu_group, cpu_cgroup):
                         wait_until(lambda expr=expr: prom_query(base, expr), 60, f"{expr} in Prometheus")

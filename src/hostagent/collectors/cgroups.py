@@ -333,19 +333,35 @@ def _read_pressure(base: str, counters: List[Optional[float]]) -> None:
             counters[5 + i] = parsed[kind]
 
 
+def _v1_cpu(base: str) -> Tuple[Optional[float], Optional[float]]:
+    """(user, system) seconds of a v1 cpuacct cgroup. cpuacct.usage counts
+    every nanosecond run; the user/system split (cpuacct.usage_user and
+    usage_sys, or cpuacct.stat) is sampled at timer ticks and can miss a
+    share under load, so it only divides the exact total."""
+    usage = _read(os.path.join(base, "cpuacct.usage"))
+    user, system = _read(os.path.join(base, "cpuacct.usage_user")), _read(os.path.join(base, "cpuacct.usage_sys"))
+    if user is not None and system is not None:
+        u, s = int(user), int(system)
+    else:
+        text = _read(os.path.join(base, "cpuacct.stat"))
+        if text is None:
+            return None, None
+        stat = parse_keyed(text)
+        u, s = stat.get("user", 0), stat.get("system", 0)
+        if usage is None:
+            ticks = os.sysconf("SC_CLK_TCK")
+            return u / ticks, s / ticks
+    if usage is None:
+        return u / 1e9, s / 1e9
+    total = int(usage) / 1e9
+    share = u / (u + s) if u + s > 0 else 1.0
+    return total * share, total * (1 - share)
+
+
 def read_v1(layout: Layout, rel: str) -> Reading:
     counters: List[Optional[float]] = [None] * WIDTH
     if layout.cpuacct:
-        base = os.path.join(layout.cpuacct, rel)
-        user, system = _read(os.path.join(base, "cpuacct.usage_user")), _read(os.path.join(base, "cpuacct.usage_sys"))
-        if user is not None and system is not None:
-            counters[USER], counters[SYSTEM] = int(user) / 1e9, int(system) / 1e9
-        else:
-            text = _read(os.path.join(base, "cpuacct.stat"))
-            if text is not None:
-                stat = parse_keyed(text)
-                ticks = os.sysconf("SC_CLK_TCK")
-                counters[USER], counters[SYSTEM] = stat.get("user", 0) / ticks, stat.get("system", 0) / ticks
+        counters[USER], counters[SYSTEM] = _v1_cpu(os.path.join(layout.cpuacct, rel))
     memory = limit = None
     if layout.memory:
         base = os.path.join(layout.memory, rel)
@@ -369,6 +385,10 @@ def read_v1(layout: Layout, rel: str) -> Reading:
     # its tree into each; other managers need not).
     tree = next((t for t in (layout.procs, layout.memory, layout.cpuacct, layout.blkio) if t and os.path.isdir(os.path.join(t, rel))), None)
     return Reading(tuple(counters), memory, limit, _count_procs(tree, rel) if tree else 0)
+
+
+def _cpu(counters: Tuple[Optional[float], ...]) -> float:
+    return (counters[USER] or 0.0) + (counters[SYSTEM] or 0.0)
 
 
 # --------------------------------------------------------------------------
@@ -403,7 +423,7 @@ class CgroupsCollector(BaseCollector):
 
     name = "cgroups"
     default_interval = 15.0
-    help = "CPU, memory, I/O, OOM kills and pressure per systemd service, user slice and container, from the cgroup tree"
+    help = "CPU, memory, I/O, OOM kills and pressure per systemd service, user slice and container, from the cgroup tree (up to 15 series a cgroup, at most max_cgroups + 1)"
     options = {
         "max_cgroups": Option.integer(100, "Most cgroups exported under their own name; the rest are summed into 'other'.", 1, 10000),
         "new_cgroups_per_hour": Option.integer(10, "Most cgroups newly given their own series per hour after the first run (up to 15 series each); others wait in 'other'.", 0, 3600),
@@ -487,6 +507,8 @@ class CgroupsCollector(BaseCollector):
                     ino = 0
                 ident = (rel, ino)
                 prev = self._last.get(ident)
+                if prev is not None and _cpu(reading.counters) < _cpu(prev) - 1e-6:
+                    prev = None  # the CPU total went down: a cgroup made anew where the old one was
                 for i, value in enumerate(reading.counters):
                     if value is None:
                         continue
@@ -495,8 +517,10 @@ class CgroupsCollector(BaseCollector):
                     if before is None:
                         # New since the last run (or a figure that just appeared): all of it is recent.
                         d[i] += value
-                    else:
-                        d[i] += value - before if value >= before else value
+                    elif value > before:
+                        # Within one cgroup, a figure that went down (v1's
+                        # user/system split moving) adds nothing.
+                        d[i] += value - before
                 last[ident] = reading.counters
                 if reading.memory is not None:
                     memory = (memory or 0) + reading.memory

@@ -265,7 +265,7 @@ class ProcessesCollector(BaseCollector):
     # Walking every process is the agent's dearest read; groups summed over
     # minutes do not need fresher figures than every 30 s.
     default_interval = 30.0
-    help = "Process counts by state, CPU, memory, I/O and descriptors per process group, and (opt-in) the top processes"
+    help = "Process counts by state; CPU, memory, I/O and descriptors per process group (9 series a group, at most max_groups + 1 groups); and (opt-in) the top processes"
     options = {
         "max_groups": Option.integer(50, "Most process groups exported under their own name; the rest are summed into the group 'other'.", 1, 1000),
         "group_by": Option.choice("comm", "What names a process's group when no matcher in 'groups' does: comm (the kernel's command name, kernel threads folded by prefix), exe (executable basename) or user.", ("comm", "exe", "user")),
@@ -367,7 +367,10 @@ class ProcessesCollector(BaseCollector):
                 top.append(ProcessInfo(r.pid, procs[r.pid][0].comm, self._usernames(r.uid), r.cpu_cores, r.rss, fraction(r.rss, mem_total)))
         total = sum(states.values())
         self.process_list = self._process_list(by_cpu, [(cores, rss, pid, p, g) for rss, cores, pid, p, g in by_mem], total, mem_total)
-        return ProcessesSample(count_states({STATES.get(k, k): v for k, v in states.items()}), threads, tuple(figures), len(ranking.in_other), tuple(top))
+        named_states: Counter = Counter()
+        for letter, count in states.items():
+            named_states[STATES.get(letter, letter)] += count  # X and x are both "dead"
+        return ProcessesSample(count_states(named_states), threads, tuple(figures), len(ranking.in_other), tuple(top))
 
     def _figures(self, name: str, counters: Tuple[float, ...], f: Optional[List[Any]]) -> GroupFigures:
         if f is None:

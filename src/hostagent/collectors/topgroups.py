@@ -95,9 +95,10 @@ class TopGroups:
             self._tokens = min(float(BURST), self._tokens + elapsed * self.per_hour / 3600.0)
             self._rename(now)
         named = sorted(k for k, st in self._keys.items() if st.named_since is not None)
-        self._credit(deltas, set(named), before, first)
+        named_set = set(named)
+        self._credit(deltas, named_set, before, first)
         self._forget(now)
-        in_other = tuple(sorted(k for k in set(memory) | set(deltas) if k not in named))
+        in_other = tuple(sorted(k for k in set(memory) | set(deltas) if k not in named_set))
         return Ranking(tuple(named), {k: tuple(self._keys[k].counters) for k in named}, tuple(self._other), in_other)
 
     # -- scores ---------------------------------------------------------
