@@ -283,10 +283,10 @@ class HostModel:
         if "host_process_group_cpu_seconds_total" in samples or "host_process_group_resident_memory_bytes" in samples:
             out["kind"] = "groups"
             out["rows"] = self._grouped(samples, scraped, "host_process_group", "group")
-        elif "host_process_cpu_usage_ratio" in samples or "host_process_resident_memory_bytes" in samples:
+        elif "host_process_cpu_usage_cores" in samples or "host_process_resident_memory_bytes" in samples:
             out["kind"] = "processes"
             rows: Dict[Tuple[str, str], Dict[str, Any]] = {}
-            for name, field in (("host_process_cpu_usage_ratio", "cpu"), ("host_process_resident_memory_bytes", "rss"), ("host_process_memory_usage_ratio", "memory_ratio")):
+            for name, field in (("host_process_cpu_usage_cores", "cpu"), ("host_process_resident_memory_bytes", "rss"), ("host_process_memory_usage_ratio", "memory_ratio")):
                 for labels, value in samples.get(name, []):
                     key = (labels.get("pid", ""), labels.get("name", ""))
                     row = rows.setdefault(key, {"pid": labels.get("pid", ""), "name": labels.get("name", ""), "user": labels.get("username", "")})
