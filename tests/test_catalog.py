@@ -67,8 +67,8 @@ def test_every_emitted_family_is_declared_and_documented():
         "host_memory_usage_ratio", "host_swap_total_bytes", "host_swap_in_bytes_total", "host_filesystem_size_bytes",
         "host_filesystem_usage_ratio", "host_filesystem_device_error", "host_filesystem_readonly", "host_disk_read_bytes_total",
         "host_disk_io_time_seconds_total", "host_network_receive_bytes_total", "host_network_up", "host_network_mtu_bytes",
-        "host_network_connections", "host_processes", "host_processes_threads", "host_process_cpu_usage_ratio",
-        "host_process_resident_memory_bytes", "host_process_memory_usage_ratio", "host_boot_time_seconds", "host_os_info",
+        "host_network_connections", "host_processes", "host_processes_threads", "host_process_group_cpu_seconds_total",
+        "host_process_group_processes", "host_process_group_resident_memory_bytes", "host_boot_time_seconds", "host_os_info",
         "host_users", "hostagent_collector_up", "hostagent_collector_errors_total", "hostagent_collector_duration_seconds",
         "hostagent_collector_last_success_timestamp_seconds", "hostagent_build_info", "process_cpu_seconds_total", "python_info",
     }

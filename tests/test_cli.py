@@ -43,7 +43,7 @@ def test_check_config_bad_exits_2_with_all_problems_and_no_traceback(tmp_path):
     for fragment in (
         "web.listen_address: port must be a number from 1 to 65535",
         "collectors.cpu.interval: must be greater than 0",
-        "collectors.processes.top_n: must be between 1 and 100, got 500",
+        "collectors.processes.top_n: must be between 0 and 100, got 500",
         "collectors.memory.enabled (from environment variable HOSTAGENT_COLLECTOR_MEMORY_ENABLED): must be true or false",
     ):
         assert fragment in out.stderr, out.stderr

@@ -55,6 +55,9 @@ CHANGES: Tuple[Tuple[str, str], ...] = (
         "`host_swap_in_bytes_total` and `host_swap_out_bytes_total` multiply the kernel's page counts by the host's page size; "
         "they used 4096, too low on kernels with larger pages (64 KiB on some arm64 and ppc64 hosts).",
     ),
+    ("0.2.0", "`host_process_cpu_usage_ratio` is renamed `host_process_cpu_usage_cores`: it counts cores (1.0 = one full core), it is not a 0..1 share. "
+     "The per-process families (`host_process_cpu_usage_cores`, `host_process_resident_memory_bytes`, `host_process_memory_usage_ratio`) are off by default "
+     "(`collectors.processes.top_n: 0`): use the `host_process_group_*` families, or `/api/v1/processes` for the live list."),
 )
 
 

@@ -1,4 +1,4 @@
-"""The agent's endpoints: /metrics, /, /-/healthy, /-/ready.
+"""The agent's endpoints: /metrics, /, /-/healthy, /-/ready, /api/v1/processes.
 
 ``Routes`` is the handler the HTTP server of ``web.py`` calls for every
 request that passed authentication. Every route hands out bytes made
@@ -13,6 +13,7 @@ import time
 from typing import Optional
 
 from . import __version__
+from . import procapi
 from .web import Request, Response, text_response
 
 def _q(params: str) -> float:
@@ -78,7 +79,7 @@ class Routes:
     def __call__(self, request: Request) -> Response:
         path = request.path
         if request.method not in ("GET", "HEAD"):
-            known = path in ("/metrics", "/", "/-/healthy", "/-/ready")
+            known = path in ("/metrics", "/", "/-/healthy", "/-/ready", procapi.PATH)
             return text_response(405 if known else 404, "method not allowed" if known else "not found", headers=[("Allow", "GET, HEAD")] if known else [])
         if path == "/metrics":
             return self.metrics(request)
@@ -89,6 +90,8 @@ class Routes:
             return text_response(503, "not ready: " + reason) if reason else text_response(200, "OK")
         if path == "/":
             return Response(200, self.landing().encode("utf-8"), "text/html; charset=utf-8")
+        if path == procapi.PATH:
+            return procapi.processes_response(self.agent, request)
         return text_response(404, "not found")
 
     def metrics(self, request: Request) -> Response:

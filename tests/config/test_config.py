@@ -37,7 +37,7 @@ def test_defaults_when_file_is_empty(tmp_path):
     assert cfg.limits["action"] == "log"
     assert cfg.paths.procfs == "/proc"
     assert set(cfg.collectors) == set(REGISTRY)
-    assert cfg.collectors["processes"].options["top_n"] == 20
+    assert cfg.collectors["processes"].options["top_n"] == 0
     assert all(c.interval == REGISTRY[c.name].default_interval for c in cfg.collectors.values())
 
 
@@ -128,7 +128,7 @@ def test_interval_must_be_positive_number(tmp_path, interval):
     assert len(found) == 1 and found[0].startswith("collectors.cpu.interval: "), found
 
 
-@pytest.mark.parametrize("top_n, ok", [(0, False), (1, True), (100, True), (101, False), ("'ten'", False), (2.5, False)])
+@pytest.mark.parametrize("top_n, ok", [(-1, False), (0, True), (100, True), (101, False), ("'ten'", False), (2.5, False)])
 def test_top_n_range(tmp_path, top_n, ok):
     text = f"collectors: {{processes: {{top_n: {top_n}}}}}\n"
     if ok:

@@ -98,6 +98,8 @@ scalars = st.one_of(
 )
 containers = st.one_of(st.lists(scalars, max_size=3), st.dictionaries(st.text(max_size=5), scalars, max_size=2))
 new_keys = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12)
+# The settings that take a list (of group matchers, of group names).
+LIST_SETTINGS = {"collectors.processes.groups", "collectors.processes.pinned_groups"}
 
 
 @st.composite
@@ -114,8 +116,8 @@ def mutated_configs(draw) -> Tuple[Dict[str, Any], Set[str], Set[str]]:
             parent[key] = draw(scalars)
             may.add(".".join(path))
         elif action == "container":
-            parent[key] = draw(containers)  # no setting takes a list or a mapping
-            must.add(".".join(path))
+            parent[key] = draw(containers)  # no other setting takes a list or a mapping
+            (may if ".".join(path) in LIST_SETTINGS else must).add(".".join(path))
         elif action == "delete":
             del parent[key]  # falls back to the default
         # "default": left as is, spelled out
@@ -275,7 +277,7 @@ INVALID = [
     ("web: [1\n", [], {}, "not valid YAML at line"),
     ("collectors:\n  cpu:\n    interval: -1\n", [], {}, "collectors.cpu.interval: must be greater than 0, got -1"),
     ("{}\n", ["--web.max-requests=lots"], {}, "web.max_requests (from flag --web.max-requests): must be a whole number"),
-    ("{}\n", [], {"HOSTAGENT_COLLECTOR_PROCESSES_TOP_N": "0"}, "collectors.processes.top_n (from environment variable HOSTAGENT_COLLECTOR_PROCESSES_TOP_N)"),
+    ("{}\n", [], {"HOSTAGENT_COLLECTOR_PROCESSES_TOP_N": "-1"}, "collectors.processes.top_n (from environment variable HOSTAGENT_COLLECTOR_PROCESSES_TOP_N)"),
     ("logging:\n  level: loud\npaths:\n  procfs: /nonexistent\n", [], {}, "(2 problems)"),
 ]
 

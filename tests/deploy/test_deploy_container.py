@@ -92,13 +92,15 @@ def compose_agent_env(host_root: Path) -> Dict[str, str]:
 
 def test_agent_runs_with_the_container_settings(tmp_path: Path, host_root: Path) -> None:
     env = compose_agent_env(host_root)
-    with agent_server(tmp_path, "", env=env).start() as agent:
+    # top_n: user names come from the host's passwd, read through the configured root.
+    with agent_server(tmp_path, "collectors: {processes: {top_n: 5}}\n", env=env).start() as agent:
         body = requests.get(agent.base_url + "/metrics", timeout=10).text
         # Collectors read the host through the configured paths and all succeed.
         ups = re.findall(r'^hostagent_collector_up\{collector="(\w+)"\} (\S+)$', body, re.M)
         assert len(ups) >= 8 and all(v == "1.0" for _, v in ups), ups
         assert re.search(r'^host_filesystem_size_bytes\{[^}]*mountpoint="/"[^}]*\} [1-9]', body, re.M)
         assert re.search(r'^host_process_resident_memory_bytes\{[^}]*username="root"', body, re.M)
+        assert re.search(r'^host_process_group_processes\{group="[^"]+"\} [1-9]', body, re.M)
         assert re.search(r"^host_cpu_seconds_total\{", body, re.M)
 
         port = agent.base_url.rsplit(":", 1)[1]

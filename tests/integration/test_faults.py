@@ -189,35 +189,34 @@ def test_dead_mount_is_reported_without_leaking_threads(tmp_path):
 
 
 def test_access_denied_and_vanished_processes_are_not_failures(monkeypatch):
-    # Patched where psutil reads /proc, below its per-process error handling.
-    platform_process = psutil._psplatform.Process
+    # Errors injected where the collector reads /proc: a process whose io and
+    # fd the agent may not read (another user's, for an agent not running as
+    # root), and one that exits between the listing of /proc and its stat.
+    from hostagent.collectors import proctable
+
     me = os.getpid()
-    denied = {"pid": None}
-    vanished = {"pid": None}
-    raised = {"denied": 0, "vanished": 0}
-
-    real_cpu_times = platform_process.cpu_times
-    real_memory_info = platform_process.memory_info
-
-    def cpu_times(self):
-        if self.pid == denied["pid"]:
-            raised["denied"] += 1
-            raise psutil.AccessDenied(self.pid)
-        if self.pid == vanished["pid"]:
-            raised["vanished"] += 1
-            raise psutil.NoSuchProcess(self.pid)
-        return real_cpu_times(self)
-
-    def memory_info(self):
-        if self.pid == denied["pid"]:
-            raise psutil.AccessDenied(self.pid)
-        return real_memory_info(self)
-
     children = [subprocess.Popen(["sleep", "30"]) for _ in range(2)]
-    denied["pid"], vanished["pid"] = children[0].pid, children[1].pid
+    denied, vanished = children[0].pid, children[1].pid
+    raised = {"denied": 0, "vanished": 0}
+    real_read, real_stat = proctable.read_bytes, os.stat
+
+    def read_bytes(path, size=8192):
+        if path.endswith(f"/{denied}/io"):
+            raised["denied"] += 1
+            raise PermissionError(13, "Permission denied", path)
+        if path.endswith(f"/{vanished}/stat"):
+            raised["vanished"] += 1
+            raise FileNotFoundError(2, "No such file or directory", path)
+        return real_read(path, size)
+
+    def stat(path, *args, **kwargs):
+        if str(path).endswith(f"/{denied}/fd"):
+            raise PermissionError(13, "Permission denied", path)
+        return real_stat(path, *args, **kwargs)
+
     pids = psutil.pids()
-    monkeypatch.setattr(platform_process, "cpu_times", cpu_times)
-    monkeypatch.setattr(platform_process, "memory_info", memory_info)
+    monkeypatch.setattr(proctable, "read_bytes", read_bytes)
+    monkeypatch.setattr(proctable.os, "stat", stat)
     collector = ProcessesCollector({"top_n": 100})
     runner = Runner("processes", collector, 15.0)
     try:
@@ -234,10 +233,10 @@ def test_access_denied_and_vanished_processes_are_not_failures(monkeypatch):
     assert runner.status.errors_total == 0
     samples = samples_of(runner.snapshot.families)
     exported = {dict(k[1])["pid"] for k in samples if k[0] == "host_process_resident_memory_bytes"}
-    assert str(me) in exported
-    assert str(denied["pid"]) not in exported  # no memory figure: not ranked
-    assert str(vanished["pid"]) not in exported
-    # Every process but the one made to vanish is counted.
+    assert str(me) in exported and str(vanished) not in exported
+    listed = {p.pid: p for p in collector.process_list.by_memory}
+    assert denied in listed and vanished not in listed  # counted without its io and fds; the vanished one not at all
+    # Every process alive throughout but the one made to vanish is counted.
     assert sum(v for k, v in samples.items() if k[0] == "host_processes") >= len(throughout) - 1
 
 

@@ -45,7 +45,7 @@ def test_disable_collectors_switches_off_the_most_expensive_one_at_a_time(tmp_pa
         assert sum(enabled.values()) == 1, enabled  # the last one is kept
         assert enabled["processes"] == 0  # the most expensive goes first
         assert 'hostagent_limit_exceeded{resource="cpu"} 1.0' in body
-        assert "host_process_cpu_usage_ratio" not in body  # its series are gone
+        assert "host_process_group_cpu_seconds_total{" not in body  # its series are gone
         assert agent.proc.poll() is None  # still serving
     finally:
         agent.stop()

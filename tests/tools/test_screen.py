@@ -41,7 +41,7 @@ host_process_group_cpu_seconds_total{{group="postgres",mode="user"}} {group_cpu}
 host_process_group_cpu_seconds_total{{group="postgres",mode="system"}} {group_cpu / 2}
 host_process_group_resident_memory_bytes{{group="postgres"}} 500
 host_process_group_processes{{group="postgres"}} 12
-host_process_cpu_usage_ratio{{name="x",pid="1",username="root"}} 0.5
+host_process_cpu_usage_cores{{name="x",pid="1",username="root"}} 0.5
 host_network_connections{{kind="tcp",state="TIME_WAIT"}} 25000
 host_network_connections{{kind="tcp6",state="ESTABLISHED"}} 3
 hostagent_collector_up{{collector="cpu"}} 1

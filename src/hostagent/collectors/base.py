@@ -151,6 +151,12 @@ def _check_regex(value: Any) -> Any:
     return value
 
 
+def _check_str(value: Any) -> Any:
+    if not isinstance(value, str) or not value:
+        raise OptionError(f"must be a non-empty string, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Option:
     """A collector option: its default, a one-line description and its check."""
@@ -176,6 +182,11 @@ class Option:
     def regex(cls, default: Optional[str], doc: str) -> "Option":
         """A regular expression (searched), or null/empty for 'none'."""
         return cls(default, doc, _check_regex)
+
+    @classmethod
+    def string(cls, default: str, doc: str) -> "Option":
+        """A non-empty string."""
+        return cls(default, doc, _check_str)
 
     @classmethod
     def choice(cls, default: str, doc: str, choices: Tuple[str, ...]) -> "Option":

@@ -567,7 +567,7 @@ def processes(th: Thresholds) -> Json:
     b.table(
         "Top processes by CPU",
         "The busiest processes now; 100% is one full core.",
-        Query(f"topk(10, host_process_cpu_usage_ratio{D.sel()})"),
+        Query(f"topk(10, host_process_cpu_usage_cores{D.sel()})"),
         value_unit={"Value": "percentunit"},
         hide=HOST_COLUMNS,
         rename={"Value": "CPU"},
@@ -591,7 +591,7 @@ def processes(th: Thresholds) -> Json:
         stack=True,
     )
     b.graph("Threads", "Threads of all processes together.", COUNT, metric("host_processes_threads", "threads"))
-    b.graph("Top processes by CPU over time", "The five busiest processes at each moment; 100% is one full core.", CORES, Query(f"topk(5, host_process_cpu_usage_ratio{D.sel()})", "{{name}} ({{pid}})"))
+    b.graph("Top processes by CPU over time", "The five busiest processes at each moment; 100% is one full core.", CORES, Query(f"topk(5, host_process_cpu_usage_cores{D.sel()})", "{{name}} ({{pid}})"))
     b.graph("Top processes by memory over time", "The five processes holding the most resident memory at each moment.", BYTES, Query(f"topk(5, host_process_resident_memory_bytes{D.sel()})", "{{name}} ({{pid}})"))
     return b.dashboard(UIDS["processes"], "hostagent / Processes", "What runs on each host: the top processes by CPU and memory, process states and threads.")
 

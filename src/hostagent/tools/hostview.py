@@ -72,9 +72,30 @@ class AgentSource:
             raise ToolError(f"{self.url}/metrics has no host_ metrics: is it a hostagent?")
         return time.time(), samples
 
-    # Where the live process list of the agent's /api/v1/processes plugs in:
-    # once agents serve it, fetch it here (same connection, ?limit=N) and let
-    # HostModel.processes() prefer its rows to the per-pid top N of /metrics.
+    def process_list(self, limit: int = 60) -> Optional[List[Dict[str, Any]]]:
+        """The agent's live process list (/api/v1/processes), busiest by CPU
+        and by memory together; None where the agent serves none (an older
+        agent, the processes collector off, or its list not current)."""
+        rows: Dict[int, Dict[str, Any]] = {}
+        for sort in ("cpu", "memory"):
+            resp = self.conn.get("/api/v1/processes", params={"sort": sort, "limit": limit}, ok=(200, 404, 503))
+            if resp.status_code != 200:
+                return None
+            try:
+                body = resp.json()
+                total = body.get("memory_total_bytes")
+                for p in body["processes"]:
+                    rows[p["pid"]] = {
+                        "pid": str(p["pid"]),
+                        "name": p.get("name", ""),
+                        "user": p.get("user", ""),
+                        "cpu": p.get("cpu_cores"),
+                        "rss": p.get("resident_memory_bytes"),
+                        "memory_ratio": _ratio(p.get("resident_memory_bytes"), total),
+                    }
+            except (ValueError, KeyError, TypeError, AttributeError):
+                return None  # not the list this tool knows: show what /metrics has
+        return list(rows.values())
 
 
 class Rates:
@@ -132,7 +153,7 @@ class HostModel:
         t = self._collector_time(samples, name, scraped)
         return [(labels, self.rates.update((name, _key(labels)), t, value)) for labels, value in samples.get(name, [])]
 
-    def view(self, scraped: float, samples: Samples, source: str) -> Dict[str, Any]:
+    def view(self, scraped: float, samples: Samples, source: str, process_list: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
         """The whole picture as plain data."""
         info = next((labels for labels, _ in samples.get("host_os_info", [])), {})
         boot = _one(samples, "host_boot_time_seconds")
@@ -151,7 +172,7 @@ class HostModel:
             "disks": self.disks(samples, scraped),
             "network": self.network(samples, scraped),
             "tcp": self.tcp(samples),
-            "processes": self.processes(samples, scraped),
+            "processes": self.processes(samples, scraped, process_list),
             "collectors": self.collectors(samples, scraped),
         }
 
@@ -277,16 +298,21 @@ class HostModel:
             states["total"] = sum(v for k, v in states.items() if k != "LISTEN")
         return states
 
-    def processes(self, samples: Samples, scraped: float) -> Dict[str, Any]:
+    def processes(self, samples: Samples, scraped: float, process_list: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
+        """Rows for the process table: the agent's live process list where it
+        serves one, else process groups, per-pid series or services."""
         states = {labels.get("state", ""): int(v) for labels, v in samples.get("host_processes", [])}
         out: Dict[str, Any] = {"count": sum(states.values()) if states else None, "states": states, "threads": _one(samples, "host_processes_threads"), "kind": None, "rows": []}
-        if "host_process_group_cpu_seconds_total" in samples or "host_process_group_resident_memory_bytes" in samples:
+        if process_list:
+            out["kind"] = "processes"
+            out["rows"] = process_list
+        elif "host_process_group_cpu_seconds_total" in samples or "host_process_group_resident_memory_bytes" in samples:
             out["kind"] = "groups"
             out["rows"] = self._grouped(samples, scraped, "host_process_group", "group")
-        elif "host_process_cpu_usage_ratio" in samples or "host_process_resident_memory_bytes" in samples:
+        elif "host_process_cpu_usage_cores" in samples or "host_process_resident_memory_bytes" in samples:
             out["kind"] = "processes"
             rows: Dict[Tuple[str, str], Dict[str, Any]] = {}
-            for name, field in (("host_process_cpu_usage_ratio", "cpu"), ("host_process_resident_memory_bytes", "rss"), ("host_process_memory_usage_ratio", "memory_ratio")):
+            for name, field in (("host_process_cpu_usage_cores", "cpu"), ("host_process_resident_memory_bytes", "rss"), ("host_process_memory_usage_ratio", "memory_ratio")):
                 for labels, value in samples.get(name, []):
                     key = (labels.get("pid", ""), labels.get("name", ""))
                     row = rows.setdefault(key, {"pid": labels.get("pid", ""), "name": labels.get("name", ""), "user": labels.get("username", "")})

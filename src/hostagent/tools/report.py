@@ -304,7 +304,7 @@ class Collector:
             cpu_expr = f"topk by (job, instance) ({TOP}, sum by (job, instance, {label}) (increase({cpu}{{{s}}}[{r}]))) / {seconds:g}"
             cpu_what = "cores (average)"
         else:
-            cpu_expr = f"topk by (job, instance) ({TOP}, max by (job, instance, {label}) (max_over_time(host_process_cpu_usage_ratio{{{s}}}[{r}])))"
+            cpu_expr = f"topk by (job, instance) ({TOP}, max by (job, instance, {label}) (max_over_time(host_process_cpu_usage_cores{{{s}}}[{r}])))"
             cpu_what = "cores (peak)"
         mem_expr = f"topk by (job, instance) ({TOP}, max by (job, instance, {label}) (max_over_time({memory}{{{s}}}[{r}])))"
         tables: Dict[HostKey, Dict[str, Any]] = {}

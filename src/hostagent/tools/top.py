@@ -134,7 +134,7 @@ class AgentFeed:
     def fetch(self) -> Dict[str, Any]:
         scraped, samples = self.source.fetch()
         self.last_samples = samples
-        return self.model.view(scraped, samples, self.url)
+        return self.model.view(scraped, samples, self.url, self.source.process_list())
 
 
 def lines_for(source: Any, view: Optional[Dict[str, Any]], ctx: screen.Context) -> List[screen.Line]:
