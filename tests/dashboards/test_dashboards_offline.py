@@ -191,6 +191,8 @@ def expected_units(expr: str) -> Optional[Set[str]]:
         return {"Bps", "binBps"}  # link speed: bytes per second
     if all_end("_ratio"):
         return {"percentunit"}
+    if all_end("_usage_cores"):
+        return {"percentunit"}  # CPU used, in cores, drawn as CORES: 100 % is one full core
     if all_end("_bytes"):
         return {"bytes"}
     if all_end("_seconds"):
