@@ -182,8 +182,6 @@ def expected_units(expr: str) -> Optional[Set[str]]:
         return {"percentunit"}  # seconds per second: a share of time
     if rated:
         return {"cps", "ops"}  # other events per second
-    if all_end("_usage_cores"):
-        return {"percentunit"}  # CPU in cores, shown as CORES: 100 % is one core
     for suffix, unit in (("_hertz", "hertz"), ("_rpm", "rotrpm"), ("_celsius", "celsius")):
         if all_end(suffix):
             return {unit}
