@@ -174,9 +174,21 @@ def test_a_key_without_an_expression_is_an_error(tmp_path, capsys):
     path = write_config(tmp_path, doc)
     assert generate.main(["--config", str(path), "--output-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "alerts.gpu_usage: no rule expression for this key" in err
+    assert f"{path}: alerts.gpu_usage: no rule expression for this key" in err  # names the file given
     assert "Traceback" not in err
     assert not (tmp_path / generate.OUTPUT_NAME).exists()
+
+
+def test_a_file_from_before_the_clock_keys_were_split_is_refused_by_key(tmp_path, capsys):
+    # clock_skew was the wall clock against Prometheus' (60 s); it is now
+    # clock_vs_prometheus, and HostClockSkew reads the kernel's offset under
+    # clock_offset. An old key must fail loudly, not apply 60 s to the offset.
+    doc = shipped()
+    doc["alerts"]["clock_skew"] = dict(doc["alerts"].pop("clock_vs_prometheus"), alert="HostClockSkew")
+    doc["alerts"].pop("clock_offset")
+    path = write_config(tmp_path, doc)
+    assert generate.main(["--config", str(path), "--output-dir", str(tmp_path)]) == 2
+    assert "alerts.clock_skew: no rule expression for this key" in capsys.readouterr().err
 
 
 def test_an_invalid_config_exits_2_naming_the_key_path(tmp_path, capsys):

@@ -143,7 +143,7 @@ def build(config: AlertingConfig) -> Dict[str, Any]:
     unknown = sorted(set(config.alerts) - set(conditions))
     if unknown:
         raise GenerateError(
-            f"config/alerting.yaml: alerts.{unknown[0]}: no rule expression for this key "
+            f"alerts.{unknown[0]}: no rule expression for this key "
             f"(known keys: {', '.join(sorted(conditions))}; add one in src/hostagent/alerting/rules.py)"
         )
     groups: List[Dict[str, Any]] = []
@@ -238,7 +238,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--output-dir", "--output", dest="output_dir", type=Path, default=RULES_DIR, help="where rule files go (default: %(default)s)")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
-        texts = {args.output_dir / name: text for name, text in outputs(thresholds.load_config(args.config)).items()}
+        config = thresholds.load_config(args.config)
+        try:
+            made = outputs(config)
+        except GenerateError as exc:  # about the thresholds file: named first
+            raise GenerateError(f"{shown(args.config)}: {exc}") from None
+        texts = {args.output_dir / name: text for name, text in made.items()}
         texts[args.output_dir.parent / ASSETS_NAME / RUNBOOKS_NAME] = runbooks_page()
     except (ThresholdsError, GenerateError) as exc:
         print(f"hostagent rules: {exc}", file=sys.stderr)

@@ -213,7 +213,7 @@ THRESHOLD_ALERTS: Tuple[Tuple[str, Mapping[str, Condition]], ...] = (
             # The kernel's own offset from its reference, as the time daemon
             # last set it (kernel discipline: ntpd, systemd-timesyncd), and
             # not shrinking: the daemon is not pulling the clock back.
-            "clock_skew": when(
+            "clock_offset": when(
                 "abs(host_time_offset_seconds)",
                 "and host_time_offset_seconds * deriv(host_time_offset_seconds[5m]) >= 0",
             ),

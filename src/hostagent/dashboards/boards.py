@@ -600,7 +600,7 @@ def system(th: Thresholds) -> Json:
     """The clock, file handles, tasks, RAID, CPU frequency, sensors and textfiles."""
     b = _host_board(th)
     b.stat("Clock synchronised", "Whether the kernel counts its clock as synchronised to a reference (a time daemon runs). Hosts whose clock the hypervisor keeps say NO and may still be right.", COUNT, metric("host_time_sync_status", "synchronised"), mappings=YES_NO)
-    b.stat("Clock offset", "The time daemon's last measured offset from its reference, either way. Colours: clock skew alert thresholds.", SECONDS, Query(f"abs(host_time_offset_seconds{D.sel()})", "offset"), alert="clock_skew")
+    b.stat("Clock offset", "The time daemon's last measured offset from its reference, either way. Colours: clock skew alert thresholds.", SECONDS, Query(f"abs(host_time_offset_seconds{D.sel()})", "offset"), alert="clock_offset")
     b.stat(
         "Clock against Prometheus",
         "How far the host's clock is from Prometheus' at the scrape, either way; lags by up to the system collector's interval. Colours: its alert's thresholds.",
