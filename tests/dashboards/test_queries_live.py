@@ -3,6 +3,10 @@
 Template variables are substituted the way Grafana does for the Prometheus
 datasource; each query must parse and, unless listed in MAY_BE_EMPTY with
 the reason, return data for the agent's instance.
+
+The agent reads this machine, except its cgroup tree: this machine runs no
+systemd services or containers, so the agent reads a copy of the v2 fixture
+tree (``cgroupfeed``) whose counters the test moves while it runs.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Dict, Iterator, List, Sequence, Tuple
 
 import pytest
 import requests
+from cgroupfeed import CounterFeed, fed_sysfs
 from support import REPO, agent_server, fast_agent_config, prom_query, prometheus_server
 
 from hostagent import promql
@@ -25,6 +30,10 @@ SCRAPE_SECONDS = 1
 RATE_INTERVAL = f"{4 * SCRAPE_SECONDS}s"
 SCRAPE_FOR = 10.0  # seconds of data before querying: several rate windows
 AGENT_CONFIG = fast_agent_config(top_n=5)
+# The service or container the processes dashboard's drill-down shows, and
+# the kinds its picker lists them by (Grafana's variables $cgroup and $kind).
+CHOSEN_CGROUP = "docker/web-1"
+CGROUP_KINDS = ("container", "service", "user")
 RECORDING_RULES = REPO / "prometheus" / "rules" / "hostagent-recording.rules.yml"
 # Without a firing alert the ALERTS panels could only be checked for syntax;
 # this rule fires for every scraped host from its first evaluation.
@@ -59,6 +68,8 @@ def substitute(expr: str, job: str, instance: str) -> str:
         ("$__range", f"{int(SCRAPE_FOR)}s"),
         ("$instance", grafana_regex([instance])),
         ("$job", grafana_regex([job])),
+        ("$kind", grafana_regex(CGROUP_KINDS)),
+        ("$cgroup", CHOSEN_CGROUP),  # one value, no regex: the picker takes one
     ):
         out = out.replace(name, value)
     assert "$" not in out, f"unsubstituted variable in {out!r}"
@@ -81,7 +92,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[str, str, 
     tmp = tmp_path_factory.mktemp("dashboards-live")
     canary = tmp / "canary.rules.yml"
     canary.write_text(CANARY_RULES)
-    with agent_server(tmp, AGENT_CONFIG).start() as agent:
+    fed = fed_sysfs(tmp)
+    agent_config = f"paths: {{sysfs: '{fed.sysfs}'}}\n" + AGENT_CONFIG.replace("  cgroups: {interval: 1}", f"  cgroups: {{interval: 1, docker_root: '{fed.docker_root}'}}")
+    assert "docker_root" in agent_config
+    with CounterFeed(fed.cgroup), agent_server(tmp, agent_config).start() as agent:
         instance = agent.base_url.split("//", 1)[1]
         config = (
             f"global: {{scrape_interval: {SCRAPE_SECONDS}s, evaluation_interval: {SCRAPE_SECONDS}s}}\n"
@@ -192,3 +206,57 @@ def test_thresholded_panels_show_what_the_alerts_compare(stack: Tuple[str, str, 
 def _key(series: dict) -> Tuple[Tuple[str, str], ...]:
     """Labels that tell series apart (names and job/instance aside)."""
     return tuple(sorted((k, v) for k, v in series["metric"].items() if k not in ("__name__", "job", "instance")))
+
+
+# --------------------------------------------------------------------------
+# The processes dashboard: groups from this machine, cgroups from the fed tree
+
+
+def _panel_values(base: str, instance: str, uid: str, title: str) -> Dict[str, float]:
+    """The legend -> value of an instant panel query, as the dashboard shows it."""
+    (q,) = [q for q in all_queries() if q.uid == uid and q.panel == title]
+    assert q.instant, title
+    legend = next(t["legendFormat"] for b in boards.build_all(thresholds.load()).values() if b["uid"] == uid for p in b["panels"] if p["title"] == title for t in p["targets"])
+    label = re.fullmatch(r"\{\{(\w+)\}\}", legend).group(1)
+    return {s["metric"][label]: float(s["value"][1]) for s in prom_query(base, substitute(q.expr, "hostagent", instance))}
+
+
+def test_processes_dashboard_shows_the_fed_services_and_containers(stack: Tuple[str, str, float]) -> None:
+    base, instance, _ = stack
+    board = "hostagent-processes"
+    cpu = _panel_values(base, instance, board, "Top services and containers by CPU time over the range")
+    # nginx.service burns half a core, docker/web-1 a quarter, the others 2%.
+    assert sorted(cpu, key=cpu.get, reverse=True)[:2] == ["nginx.service", "docker/web-1"], cpu
+    assert 0.3 * SCRAPE_FOR < cpu["nginx.service"] < 0.8 * SCRAPE_FOR, cpu
+    kills = _panel_values(base, instance, board, "OOM kills over the range")
+    assert set(kills) == {CHOSEN_CGROUP} and kills[CHOSEN_CGROUP] >= 1, kills
+    peak = _panel_values(base, instance, board, "Top services and containers by peak memory over the range")
+    assert 150_000_000 < peak[CHOSEN_CGROUP] <= 200_000_000, peak
+    # The drill-down's memory against the 512 MiB limit.
+    (share,) = prom_query(base, substitute(promql.cgroup_memory_of_limit(promql.DASHBOARD, 'cgroup="$cgroup"'), "hostagent", instance))
+    assert 150_000_000 / 536_870_912 <= float(share["value"][1]) <= 200_000_000 / 536_870_912
+    # Process groups from this machine.
+    groups = _panel_values(base, instance, board, "Top groups by CPU time over the range")
+    assert groups and all(v >= 0 for v in groups.values()), groups
+    # Must-run groups: -1 exactly where the agent exports no such group (it pins none here).
+    must_run = thresholds.load()["must_run_groups"].groups
+    shown = {s["metric"]["group"]: float(s["value"][1]) for s in prom_query(base, substitute(promql.must_run_processes(promql.DASHBOARD, must_run), "hostagent", instance))}
+    exported = {s["metric"]["group"] for s in prom_query(base, f'host_process_group_processes{{instance="{instance}"}}')}
+    assert set(shown) == set(must_run)
+    assert all((value == -1) == (group not in exported) for group, value in shown.items()), (shown, exported)
+
+
+def test_processes_dashboard_pickers_list_cgroups_by_kind(stack: Tuple[str, str, float]) -> None:
+    base, instance, _ = stack
+    board = next(b for b in boards.build_all(thresholds.load()).values() if b["uid"] == "hostagent-processes")
+    picker = {v["name"]: v for v in board["templating"]["list"]}
+    assert not picker["cgroup"]["multi"] and picker["kind"]["multi"]
+    listed = {}
+    for kinds in (("container",), ("service",), CGROUP_KINDS):
+        m = re.fullmatch(r"label_values\((.+), cgroup\)", picker["cgroup"]["definition"])
+        selector = substitute(m.group(1), "hostagent", instance).replace(grafana_regex(CGROUP_KINDS), grafana_regex(kinds))
+        resp = requests.get(f"{base}/api/v1/label/cgroup/values", params={"match[]": selector}, timeout=10)
+        listed[kinds] = set(resp.json()["data"])
+    assert listed[("container",)] == {"docker/web-1", "docker/9abcdef01234", "podman/c0ffee000000"}
+    assert listed[("service",)] == {"nginx.service", "docker.service", "containerd.service", "sshd.service", "getty@tty1.service"}
+    assert listed[CGROUP_KINDS] == listed[("container",)] | listed[("service",)] | {"user-1000.slice"}
