@@ -400,10 +400,6 @@ class Accounting:
     read: str
     written: str
 
-    def sel(self, s: Scope, name: str) -> str:
-        """``label="name"`` with the scope's host matchers."""
-        return s.sel(f'{self.label}="{name}"')
-
 
 PROCESS_GROUPS = Accounting(
     "group",
@@ -413,10 +409,8 @@ PROCESS_GROUPS = Accounting(
     "host_process_group_written_bytes_total",
 )
 CGROUPS = Accounting("cgroup", "host_cgroup_cpu_seconds_total", "host_cgroup_memory_bytes", "host_cgroup_io_read_bytes_total", "host_cgroup_io_written_bytes_total")
-# The group and the cgroup that sum everything without series of its own.
+# The process group that sums every group without series of its own.
 OTHER_GROUP = 'group="other"'
-# Rank every host's own: with several hosts picked, each keeps its top.
-TOP_BY_HOST = "topk by (job, instance)"
 
 
 def used_cpu(s: Scope, a: Accounting, *matchers: str, fn: str = "rate") -> str:
@@ -438,8 +432,9 @@ def peak_memory(s: Scope, a: Accounting) -> str:
 
 
 def top(k: int, expr: str) -> str:
-    """The ``k`` largest series of ``expr`` on each host."""
-    return f"{TOP_BY_HOST} ({k}, {expr})"
+    """The ``k`` largest series of ``expr`` on each host: with several hosts
+    picked, each keeps its own top."""
+    return f"topk by (job, instance) ({k}, {expr})"
 
 
 def other_cpu_share(s: Scope) -> str:
@@ -464,9 +459,9 @@ def cgroup_memory_of_limit(s: Scope, *matchers: str) -> str:
 
 def cgroup_oom_kills(s: Scope, *matchers: str, window: str = "") -> str:
     """Processes of each service, user slice or container that the OOM killer
-    ended within ``window`` (the scope's own when empty): the cgroup's count
-    (v2 memory.events, v1 memory.oom_control) counts every kill, whether the
-    cgroup hit its own limit or the whole host ran out."""
+    ended within ``window`` (the scope's own when empty), whether the cgroup
+    hit its own limit or the whole host ran out: v2 memory.events counts the
+    cgroup and those below it, v1 memory.oom_control its own processes."""
     return f"increase(host_cgroup_oom_kills_total{s.sel(*matchers)}[{window or s.window}])"
 
 
