@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -148,7 +149,12 @@ def test_every_setting_has_a_flag_derived_from_the_schema():
                 got = cli.flag_overrides(parser.parse_args(argv))
                 assert got == [(path, want, f"flag {argv[0].split('=')[0]}")], (argv, got)
             continue
-        text = {None: "", True: "true", False: "false"}.get(opt.default, str(opt.default)) if not isinstance(opt.default, (int, float)) or isinstance(opt.default, bool) else repr(opt.default)
+        if isinstance(opt.default, (list, dict)):
+            text = json.dumps(opt.default)  # YAML's flow style: a list flag reads "[sshd, chronyd]"
+        elif isinstance(opt.default, (int, float)) and not isinstance(opt.default, bool):
+            text = repr(opt.default)
+        else:
+            text = {None: "", True: "true", False: "false"}.get(opt.default, str(opt.default))
         for name in flag.names:
             got = cli.flag_overrides(parser.parse_args([f"{name}={text}"]))
             assert len(got) == 1 and got[0][0] == path and got[0][2] == f"flag {name}", (name, got)
@@ -281,3 +287,18 @@ def test_a_host_name_that_does_not_resolve_is_found_at_bind_time():
     out = run("--web.listen-address=host.invalid:9100", "--no-collector.processes")
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "cannot listen on host.invalid:9100: host name 'host.invalid' does not resolve" in out.stderr, out.stderr
+
+
+def test_list_settings_take_yaml_flow_lists_from_flags_and_environment():
+    from hostagent import config as cfgmod
+
+    registry = load_all()
+    parser = cli.build_parser(registry)
+    flags = cli.flag_overrides(parser.parse_args(["--collector.processes.pinned-groups=[sshd, chronyd]", "--collector.network.device-include=[a-z]+"]))
+    environ = {"HOSTAGENT_COLLECTOR_PROCESSES_PINNED_GROUPS": "[cron]"}
+    config = cfgmod.load(None, registry, environ, flags)
+    assert config.collectors["processes"].options["pinned_groups"] == ["sshd", "chronyd"]  # flags win
+    assert config.collectors["network"].options["device_include"] == "[a-z]+"  # a regex stays text
+    assert cfgmod.load(None, registry, environ, []).collectors["processes"].options["pinned_groups"] == ["cron"]
+    with pytest.raises(cfgmod.ConfigError, match="pinned_groups"):
+        cfgmod.load(None, registry, {"HOSTAGENT_COLLECTOR_PROCESSES_PINNED_GROUPS": "sshd"}, [])

@@ -249,6 +249,18 @@ def parse_text(text: str, option: Option) -> Any:
     (a directory named ``123``, a regex ``true``)."""
     value = _parse_scalar(text)
     if value == text:
+        # A YAML list or mapping ("[sshd, chronyd]") for an option that takes
+        # one; anything else stays text (a regex such as "[a-z]+" included).
+        try:
+            structured = yaml.load(text, Loader=_StrictLoader)
+        except (yaml.YAMLError, RecursionError):
+            return value
+        if isinstance(structured, (list, dict)):
+            try:
+                option.check(structured)
+            except OptionError:
+                return value
+            return structured
         return value
     try:
         option.check(value)

@@ -79,6 +79,8 @@ def metrics_markdown(registry: Optional[Dict[str, Type[BaseCollector]]] = None) 
         "Every family the agent can serve at `/metrics`. Host metrics carry the prefix `host_`,",
         "the agent's own `hostagent_`. Prometheus adds `instance` and `job`; the agent adds no host label.",
         "Counters are raw (`_total`, base units); compute rates in PromQL. Ratios are 0..1.",
+        "Coming from node_exporter: [node-exporter-mapping.md](node-exporter-mapping.md) maps node-mixin's",
+        "alerts and the \"Node Exporter Full\" dashboard's rows to these series, alerts and panels.",
         "",
     ]
     header = ["| metric | type | labels | unit | collector | meaning |", "|---|---|---|---|---|---|"]

@@ -118,6 +118,9 @@ TCP_TIME_WAIT = 'state="TIME_WAIT"'
 TCP_LISTEN = 'state="LISTEN"'
 TCP_NOT_LISTEN = 'state!="LISTEN"'
 DIRECTIONS = ("receive", "transmit")
+MD_ACTIVE = 'state="active"'
+MD_FAILED = 'state="failed"'
+MD_SPARE = 'state="spare"'
 
 # --------------------------------------------------------------------------
 # CPU
@@ -158,6 +161,34 @@ def load5_per_cpu(s: Scope) -> str:
 
 
 # --------------------------------------------------------------------------
+# Pressure stall information (PSI): the share of time tasks lost waiting
+# for a resource. "waiting" is PSI's "some" (at least one task stalled),
+# "stalled" its "full" (every non-idle task stalled at once: the host did no
+# work). Hosts without PSI (kernels before 4.20, psi=0) have no series.
+
+PRESSURE_KINDS = (
+    ("cpu", "waiting", "at least one runnable task waited for a CPU"),
+    ("memory", "waiting", "at least one task was stalled on memory (reclaim, refaults, swap-in)"),
+    ("memory", "stalled", "every non-idle task was stalled on memory at once"),
+    ("io", "waiting", "at least one task waited for block I/O"),
+    ("io", "stalled", "every non-idle task waited for block I/O at once"),
+)
+
+
+def _pressure(resource: str, kind: str, what: str) -> Recorded:
+    metric = f"host_pressure_{resource}_{kind}_seconds_total"
+
+    def formula(s: Scope) -> str:
+        return s.rate(metric)
+
+    formula.__doc__ = f"Share of time {what} (0..1), from PSI."
+    return Recorded(f"instance:host_pressure_{resource}_{kind}_seconds:rate5m", formula)
+
+
+pressure = {(resource, kind): _pressure(resource, kind, what) for resource, kind, what in PRESSURE_KINDS}
+
+
+# --------------------------------------------------------------------------
 # Memory
 
 
@@ -180,6 +211,11 @@ def memory_and_swap_available(s: Scope) -> str:
     available / total."""
     available = f"(host_memory_available_bytes{s.sel()} + host_swap_free_bytes{s.sel()})"
     return s.lines(available, f"/ ((host_memory_total_bytes{s.sel()} + host_swap_total_bytes{s.sel()}) > 0)")
+
+
+def major_page_faults(s: Scope) -> str:
+    """Major page faults per second: faults that waited for a read from disk."""
+    return s.rate("host_memory_major_page_faults_total")
 
 
 # --------------------------------------------------------------------------
@@ -215,6 +251,19 @@ def time_until_full(s: Scope) -> str:
 def disk_io_utilisation(s: Scope) -> str:
     """Share of time each disk had I/O in flight (0..1)."""
     return s.rate("host_disk_io_time_seconds_total")
+
+
+@recorded("instance_device:host_disk_io_time_weighted_seconds:rate5m")
+def disk_queue_depth(s: Scope) -> str:
+    """Average number of I/Os in flight on each disk, queued or being served
+    (iostat's aqu-sz): the rate of the time spent on I/O weighted by how
+    many were in progress."""
+    return s.rate("host_disk_io_time_weighted_seconds_total")
+
+
+def raid_disks_missing(s: Scope) -> str:
+    """Disks each md array lacks to be complete: required minus active (in sync)."""
+    return f"host_md_disks_required{s.sel()} - ignoring (state) host_md_disks{s.sel(MD_ACTIVE)}"
 
 
 def disk_latency(s: Scope, operation: str) -> str:
@@ -265,14 +314,55 @@ def _packets_failed(direction: str) -> Recorded:
 packets_failed = {d: _packets_failed(d) for d in DIRECTIONS}
 
 
+@recorded("instance:host_tcp_retransmitted_segments:ratio_rate5m")
+def tcp_retransmits(s: Scope) -> str:
+    """Share of TCP segments sent that were retransmissions (0..1):
+    retransmitted over all sent (the kernel counts sent segments without
+    retransmissions); no series while nothing is sent."""
+    retransmitted = s.rate("host_tcp_retransmitted_segments_total")
+    return s.lines(retransmitted, f"/ (({s.rate('host_tcp_segments_sent_total')} + {retransmitted}) > 0)")
+
+
+@recorded("instance:host_conntrack_entries:ratio")
+def conntrack_usage(s: Scope) -> str:
+    """Share of the connection tracking table in use (0..1); when it is full,
+    packets of new connections are dropped. No series without nf_conntrack."""
+    return f"host_conntrack_entries{s.sel()} / (host_conntrack_entries_limit{s.sel()} > 0)"
+
+
+def carrier_changes(s: Scope, window: str = "15m") -> str:
+    """Times each watched interface's link went up or down over ``window``,
+    counted exactly (the counter now minus the counter then, no
+    extrapolation); an interface that did not exist then has no value."""
+    sel = s.sel(INTERFACES_WATCHED)
+    return f"host_network_carrier_changes_total{sel} - host_network_carrier_changes_total{sel} offset {window}"
+
+
 def tcp_connections(s: Scope, *matchers: str) -> str:
     """TCP and TCP6 sockets per host in the states ``matchers`` pick."""
     return f"sum without (kind, state) (host_network_connections{s.sel(TCP, *matchers)})"
 
 
 # --------------------------------------------------------------------------
+# The system: file handles and the clock
+
+
+@recorded("instance:host_filefd_allocated:ratio")
+def filefd_usage(s: Scope) -> str:
+    """Share of the system-wide file handle limit (fs.file-max) allocated (0..1)."""
+    return f"host_filefd_allocated{s.sel()} / (host_filefd_maximum{s.sel()} > 0)"
+
+
+def clock_vs_scrape(s: Scope) -> str:
+    """The host's wall clock minus the time Prometheus scraped it (positive:
+    the host is ahead); it lags by up to the system collector's interval."""
+    return f"host_time_seconds{s.sel()} - timestamp(host_time_seconds{s.sel()})"
+
+
+# --------------------------------------------------------------------------
 # Day-long history, for the anomaly alerts and the state alerts
-# HostFilesystemRemountedReadOnly and HostNetworkInterfaceDown.
+# HostFilesystemRemountedReadOnly, HostNetworkInterfaceDown and
+# HostClockNotSynchronising.
 #
 # A day read at full resolution is 5760 points per series at a 15s scrape,
 # and reading it at every 15s evaluation multiplies that by every host,
@@ -298,6 +388,12 @@ def network_up_5m(s: Scope) -> str:
     return f"max_over_time(host_network_up{s.sel(NOT_LOOPBACK)}[5m])"
 
 
+@recorded("instance:host_time_sync_status:max_over_time_5m")
+def time_sync_5m(s: Scope) -> str:
+    """Whether the kernel counted its clock synchronised (1) at any time in the last 5 minutes."""
+    return f"max_over_time(host_time_sync_status{s.sel()}[5m])"
+
+
 @recorded("instance_mountpoint:host_filesystem_readonly:avg_over_time_1d")
 def readonly_1d(s: Scope) -> str:
     """Share of the last day each mount spent read-only; a 5-minute step
@@ -309,6 +405,13 @@ def readonly_1d(s: Scope) -> str:
 def network_up_1d(s: Scope) -> str:
     """Whether each interface was up at any time in the last day."""
     return f"max_over_time({network_up_5m.series(s)}[1d])"
+
+
+@recorded("instance:host_time_sync_status:max_over_time_1d")
+def time_sync_1d(s: Scope) -> str:
+    """Whether the kernel counted its clock synchronised at any time in the
+    last day: a time daemon runs, or ran, on the host."""
+    return f"max_over_time({time_sync_5m.series(s)}[1d])"
 
 
 def baseline(quantity: Recorded, stat: str) -> Recorded:

@@ -140,7 +140,7 @@ def test_results_are_immutable():
         (lambda d: d["alerts"]["swap_usage"]["levels"][0].update({"for": "5 minutes"}), "alerts.swap_usage.levels[0].for: must be a Prometheus duration like 30s, 5m or 1h, got '5 minutes'"),
         (lambda d: d["alerts"]["swap_usage"]["levels"][0].update({"for": 300}), "alerts.swap_usage.levels[0].for: must be a Prometheus duration like 30s, 5m or 1h, got 300"),
         (lambda d: d["alerts"]["swap_usage"]["levels"][0].update({"for": ""}), "alerts.swap_usage.levels[0].for: must be a Prometheus duration"),
-        (lambda d: d["alerts"]["cpu_usage"].update(unit="percent"), "alerts.cpu_usage.unit: must be one of percentunit, bytes, s, short, got 'percent'"),
+        (lambda d: d["alerts"]["cpu_usage"].update(unit="percent"), "alerts.cpu_usage.unit: must be one of percentunit, bytes, s, short, cps, got 'percent'"),
         (lambda d: d["alerts"]["cpu_usage"].update(direction="up"), "alerts.cpu_usage.direction: must be above or below, got 'up'"),
         (lambda d: d["alerts"]["cpu_usage"].update(alert="High CPU"), "alerts.cpu_usage.alert: must be an alert name like HostHighCpuUsage, got 'High CPU'"),
         (lambda d: d["alerts"]["cpu_usage"].update(alert="HostHighMemoryUsage"), "alerts.memory_usage.alert: 'HostHighMemoryUsage' is already the name of alerts.cpu_usage"),
@@ -205,6 +205,8 @@ def test_thresholds_error_is_a_value_error():
         (90061, "s", "1d1h1m1s"),
         (20000, "short", "20000"),
         (2.5, "short", "2.5"),
+        (500, "cps", "500/s"),
+        (0.5, "cps", "0.5/s"),
     ],
 )
 def test_humanize(value, unit, text):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -263,11 +265,28 @@ def test_special_files_hidden_files_and_other_names(tmp_path):
     assert set(refused) == {"bad.prom", "bin.prom", "dir.prom", "fifo.prom"}
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_unreadable_file_is_refused(tmp_path):
-    path = write(tmp_path, "secret.prom", "x 1\n")
-    path.chmod(0)
-    assert collector(tmp_path).sample().refused == (("secret.prom", "cannot be read: Permission denied"),)
+def test_unreadable_file_is_refused():
+    # Root reads any file, so as root the collector runs in a child process
+    # that has given up root for nobody's uid, on a directory nobody may list
+    # (made under /tmp itself: pytest's own tree is root's alone).
+    directory = Path(tempfile.mkdtemp(prefix="hostagent-textfile-"))
+    try:
+        directory.chmod(0o755)
+        path = write(directory, "secret.prom", "x 1\n")
+        path.chmod(0)
+        code = (
+            "import os, sys\n"
+            "from hostagent.collectors import load_all, textfile\n"
+            "load_all(); textfile.reserved_names()  # every import done while still allowed\n"
+            "if os.geteuid() == 0:\n"
+            "    os.setgid(65534); os.setuid(65534)\n"
+            "print(repr(textfile.TextfileCollector({'directory': sys.argv[1]}).sample().refused))\n"
+        )
+        done = subprocess.run([sys.executable, "-c", code, str(directory)], capture_output=True, text=True, timeout=60, cwd=REPO)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == repr((("secret.prom", "cannot be read: Permission denied"),))
+    finally:
+        shutil.rmtree(directory)
 
 
 # --------------------------------------------------------------------------

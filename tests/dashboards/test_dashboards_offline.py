@@ -23,7 +23,7 @@ PROMETHEUS_SERIES = {"up", "scrape_duration_seconds", "scrape_samples_scraped", 
 CLIENT_SERIES = {"process_cpu_seconds_total", "process_resident_memory_bytes", "process_virtual_memory_bytes", "process_open_fds"}
 KEYWORDS = {"and", "or", "unless", "bool", "offset", "inf", "nan"}
 RATE_FUNCTIONS = ("rate", "irate", "increase")
-UNITS = {"percentunit", "bytes", "Bps", "binBps", "s", "short", "cps", "pps", "iops"}
+UNITS = {"percentunit", "bytes", "Bps", "binBps", "s", "short", "cps", "pps", "iops", "hertz", "rotrpm", "celsius"}
 
 
 def recorded_series() -> Set[str]:
@@ -57,8 +57,8 @@ def selectors(expr: str, name: str) -> List[Optional[str]]:
     return [m.group(1) for m in re.finditer(rf"(?<![\w:]){re.escape(name)}(?![\w:])(\{{[^}}]*\}})?", expr)]
 
 
-def test_there_are_seven_dashboards_with_stable_uids() -> None:
-    assert sorted(BOARDS) == sorted(["overview", "cpu", "memory", "disk", "network", "processes", "agent"])
+def test_there_are_eight_dashboards_with_stable_uids() -> None:
+    assert sorted(BOARDS) == sorted(["overview", "cpu", "memory", "disk", "network", "processes", "system", "agent"])
     uids = [b["uid"] for b in BOARDS.values()]
     assert uids == [f"hostagent-{name}" for name in BOARDS]
     assert all(len(uid) <= 40 for uid in uids)  # Grafana's limit
@@ -179,26 +179,33 @@ def expected_units(expr: str) -> Optional[Set[str]]:
         return None
     if rated and all_end("_bytes_total"):
         return {"Bps", "binBps"}
+    if rated and all(n.startswith(("host_tcp_", "host_udp_")) for n in names):
+        return {"pps", "cps"}  # segments and datagrams: packets, or events, per second
     if rated and all_end("_packets_total", "_errors_total", "_drop_total"):
         return {"pps"}
     if rated and all_end("_completed_total"):
         return {"iops"}
+    if rated and all_end("_weighted_seconds_total"):
+        return {"short"}  # seconds weighted by I/Os in flight, per second: a queue depth
     if rated and all_end("_seconds_total"):
         return {"percentunit"}  # seconds per second: a share of time
     if rated:
         return {"cps", "ops"}  # other events per second
+    for suffix, unit in (("_hertz", "hertz"), ("_rpm", "rotrpm"), ("_celsius", "celsius")):
+        if all_end(suffix):
+            return {unit}
     if all_end("_speed_bytes"):
         return {"Bps", "binBps"}  # link speed: bytes per second
     if all_end("_ratio"):
         return {"percentunit"}
+    if all_end("_usage_cores"):
+        return {"percentunit"}  # CPU used, in cores, drawn as CORES: 100 % is one full core
     if all_end("_bytes"):
         return {"bytes"}
     if all_end("_seconds"):
         return {"s"}
     if re.search(r"\bincrease\(", expr) and all_end("_seconds_total"):
         return {"s"}  # time used over a window
-    if all_end("_usage_cores"):
-        return {"percentunit"}  # CPU used, in cores: 100 % is one core
     if re.search(r"\bincrease\(", expr) or not any(n.endswith(("_total", "_info")) for n in names):
         return {"short"}  # counts of things
     return None

@@ -65,6 +65,14 @@ def netstat(ours: str, *fields: str) -> Row:
     return row(ours, [(f"node_netstat_{field}", 1.0) for field in fields], "counter", "netstat", "netstat")
 
 
+def meminfo(ours: str, field: str, kind: str = "gauge", **kw) -> Row:
+    return row(ours, f"node_memory_{field}", kind, "memory", "meminfo", **kw)
+
+
+def disk(ours: str, theirs, kind: str = "counter") -> Row:
+    return row(ours, theirs, kind, "diskio", "diskstats", labels=(("device", "device"),))
+
+
 ROWS: Tuple[Row, ...] = (
     row("host_pressure_cpu_waiting_seconds_total", "node_pressure_cpu_waiting_seconds_total", "counter", "pressure", "pressure"),
     row("host_pressure_memory_waiting_seconds_total", "node_pressure_memory_waiting_seconds_total", "counter", "pressure", "pressure"),
@@ -107,6 +115,47 @@ ROWS: Tuple[Row, ...] = (
     # maxerror grows by 500 microseconds a second while no daemon resets it: inside the band.
     row("host_time_max_error_seconds", "node_timex_maxerror_seconds", "gauge", "timex", "timex"),
     row("host_time_estimated_error_seconds", "node_timex_estimated_error_seconds", "gauge", "timex", "timex"),
+    # /proc/meminfo, in bytes on both sides. Sizes that do not move are
+    # "same"; the rest move with whatever else runs.
+    meminfo("host_memory_total_bytes", "MemTotal_bytes", "same"),
+    meminfo("host_memory_available_bytes", "MemAvailable_bytes"),
+    meminfo("host_memory_free_bytes", "MemFree_bytes"),
+    meminfo("host_memory_cached_bytes", "Cached_bytes"),  # the page cache alone since 0.2.0
+    meminfo("host_memory_buffers_bytes", "Buffers_bytes"),
+    meminfo("host_memory_slab_reclaimable_bytes", "SReclaimable_bytes"),
+    meminfo("host_memory_slab_unreclaimable_bytes", "SUnreclaim_bytes"),
+    meminfo("host_memory_dirty_bytes", "Dirty_bytes"),
+    meminfo("host_memory_writeback_bytes", "Writeback_bytes"),
+    meminfo("host_memory_shared_bytes", "Shmem_bytes"),
+    meminfo("host_memory_mapped_bytes", "Mapped_bytes"),
+    meminfo("host_memory_page_tables_bytes", "PageTables_bytes"),
+    meminfo("host_memory_committed_bytes", "Committed_AS_bytes"),
+    meminfo("host_memory_commit_limit_bytes", "CommitLimit_bytes", "same"),
+    meminfo("host_memory_hugepage_size_bytes", "Hugepagesize_bytes", "same"),
+    meminfo("host_memory_hugepages", "HugePages_Total", "same"),
+    meminfo("host_memory_hugepages_free", "HugePages_Free"),
+    meminfo("host_swap_total_bytes", "SwapTotal_bytes", "same"),
+    meminfo("host_swap_free_bytes", "SwapFree_bytes"),
+    # /proc/diskstats per device: both leave out partitions, loop and RAM disks.
+    disk("host_disk_read_bytes_total", "node_disk_read_bytes_total"),
+    disk("host_disk_written_bytes_total", "node_disk_written_bytes_total"),
+    disk("host_disk_reads_completed_total", "node_disk_reads_completed_total"),
+    disk("host_disk_writes_completed_total", "node_disk_writes_completed_total"),
+    disk("host_disk_read_time_seconds_total", "node_disk_read_time_seconds_total"),
+    disk("host_disk_write_time_seconds_total", "node_disk_write_time_seconds_total"),
+    disk("host_disk_io_time_seconds_total", "node_disk_io_time_seconds_total"),
+    disk("host_disk_io_time_weighted_seconds_total", "node_disk_io_time_weighted_seconds_total"),
+    disk("host_disk_io_in_progress", "node_disk_io_now", "gauge"),
+    disk("host_disk_reads_merged_total", "node_disk_reads_merged_total"),
+    disk("host_disk_writes_merged_total", "node_disk_writes_merged_total"),
+    disk("host_disk_discards_completed_total", "node_disk_discards_completed_total"),
+    disk("host_disk_discarded_bytes_total", [("node_disk_discarded_sectors_total", 512.0)]),
+    # /sys/class/net/<device>/carrier_changes.
+    row("host_network_carrier_changes_total", "node_network_carrier_changes_total", "counter", "network", "netclass", labels=(("device", "device"),)),
+    # /proc/stat. Each reader is itself a running task while it reads.
+    row("host_forks_total", "node_forks_total", "counter", "cpu", "stat"),
+    row("host_procs_running", "node_procs_running", "gauge", "cpu", "stat", tolerance=4),
+    row("host_procs_blocked", "node_procs_blocked", "gauge", "cpu", "stat", tolerance=2),
 )
 
 # node_exporter flags a row's collector needs beyond --collector.<name>.

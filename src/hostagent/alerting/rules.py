@@ -59,21 +59,27 @@ RECORDING: Tuple[RecordingGroup, ...] = (
             # shows it; it needs no rule.
             q.inodes_usage,
             q.disk_io_utilisation,
+            q.disk_queue_depth,
+            *q.pressure.values(),
             q.network_bytes["receive"],
             q.network_bytes["transmit"],
             q.packets_all["receive"],
             q.packets_failed["receive"],
             q.packets_all["transmit"],
             q.packets_failed["transmit"],
+            q.tcp_retransmits,
+            q.conntrack_usage,
+            q.filefd_usage,
         ),
     ),
     # The day-long histories (see hostagent.promql): whether each mount was
-    # writable and each interface up at any time in each 5 minutes.
-    RecordingGroup("hostagent-downsample", (q.readonly_5m, q.network_up_5m), interval="5m"),
+    # writable, each interface up and each clock synchronised at any time in
+    # each 5 minutes.
+    RecordingGroup("hostagent-downsample", (q.readonly_5m, q.network_up_5m, q.time_sync_5m), interval="5m"),
     # The day's baselines and histories. Once a minute is plenty for alerts
     # with a `for` of 10 minutes, and reads a day 4 times less often than
     # the 15s evaluation would.
-    RecordingGroup("hostagent-baselines", (*q.baselines.values(), q.readonly_1d, q.network_up_1d), interval="1m"),
+    RecordingGroup("hostagent-baselines", (*q.baselines.values(), q.readonly_1d, q.network_up_1d, q.time_sync_1d), interval="1m"),
 )
 
 
@@ -151,12 +157,6 @@ THRESHOLD_ALERTS: Tuple[Tuple[str, Mapping[str, Union[Condition, ConditionOf]]],
                 "and hostagent_collector_last_success_timestamp_seconds > 0",
                 _COLLECTOR_ENABLED,
             ),
-            # The host's clock minus the scrape's timestamp (Prometheus'
-            # clock), either way. Only while the reading moves: a system
-            # collector that is stuck or failing leaves the value standing
-            # while scrapes go on, which is not skew (HostagentCollectorStale
-            # and HostagentCollectorFailing tell about it).
-            "clock_skew": when("abs(host_time_seconds - timestamp(host_time_seconds))", "and changes(host_time_seconds[5m]) > 0"),
         },
     ),
     (
@@ -165,6 +165,7 @@ THRESHOLD_ALERTS: Tuple[Tuple[str, Mapping[str, Union[Condition, ConditionOf]]],
             "cpu_usage": when(q.cpu_utilisation.series()),
             "load_per_core": when(q.load5_per_cpu.series()),
             "cpu_iowait": when(q.cpu_iowait.series()),
+            "cpu_pressure": when(q.pressure[("cpu", "waiting")].series()),
         },
     ),
     (
@@ -173,6 +174,16 @@ THRESHOLD_ALERTS: Tuple[Tuple[str, Mapping[str, Union[Condition, ConditionOf]]],
             "memory_usage": when(q.memory_utilisation.series()),
             "memory_available": when(q.memory_and_swap_available.series()),
             "swap_usage": when(q.swap_utilisation.series()),
+            "memory_pressure": when(q.pressure[("memory", "stalled")].series()),
+            # Counted exactly over 5 minutes: one kill is enough.
+            "oom_kill": when("increase(host_oom_kills_total[5m])"),
+            # Reading cold files through mmap faults too, at any rate, with
+            # memory to spare: on hosts with PSI only faults that come with
+            # memory stalls (refaults of the working set, swap-in) count.
+            "memory_major_faults": when(
+                q.major_page_faults(q.RULES),
+                f"unless on (job, instance) {q.pressure[('memory', 'waiting')].series()} < 0.01",
+            ),
         },
     ),
     (
@@ -211,6 +222,13 @@ THRESHOLD_ALERTS: Tuple[Tuple[str, Mapping[str, Union[Condition, ConditionOf]]],
         "hostagent-disk",
         {
             "disk_io_utilisation": when(q.disk_io_utilisation.series()),
+            # Requests queue: the saturation of which busy time is the
+            # utilisation. Alertmanager mutes HostDiskIoSaturated for a disk
+            # while this fires for it (docs/alerting.md, inhibition).
+            "disk_io_saturation": when(q.disk_queue_depth.series()),
+            "io_pressure": when(q.pressure[("io", "stalled")].series()),
+            "raid_degraded": when(q.raid_disks_missing(q.RULES)),
+            "raid_disk_failed": when(f"host_md_disks{q.RULES.sel(q.MD_FAILED)}"),
         },
     ),
     (
@@ -224,6 +242,47 @@ THRESHOLD_ALERTS: Tuple[Tuple[str, Mapping[str, Union[Condition, ConditionOf]]],
             "network_interface_down": when(f"host_network_up{q.RULES.sel(q.INTERFACES_WATCHED)}", f"and {q.network_up_1d.series()} == 1"),
             "tcp_time_wait": when(q.tcp_connections(q.RULES, q.TCP_TIME_WAIT)),
             "tcp_connections": when(q.tcp_connections(q.RULES, q.TCP_NOT_LISTEN)),
+            "network_flapping": when(q.carrier_changes(q.RULES)),
+            "tcp_listen_overflows": when(q.RULES.rate("host_tcp_listen_overflows_total")),
+            # Hosts sending 100 segments/s or less are left out: a client
+            # retrying a dead peer makes a large share there.
+            "tcp_retransmits": when(
+                q.tcp_retransmits.series(),
+                f"and on (job, instance) {q.RULES.rate('host_tcp_segments_sent_total')} > 100",
+            ),
+            "conntrack": when(q.conntrack_usage.series()),
+        },
+    ),
+    (
+        "hostagent-system",
+        {
+            # The kernel's own offset from its reference, as the time daemon
+            # last set it (kernel discipline: ntpd, systemd-timesyncd), and
+            # not shrinking: the daemon is not pulling the clock back.
+            "clock_skew": when(
+                "abs(host_time_offset_seconds)",
+                "and host_time_offset_seconds * deriv(host_time_offset_seconds[5m]) >= 0",
+            ),
+            # The host's clock minus the scrape's timestamp (Prometheus'
+            # clock), either way: the signal for hosts with no time daemon.
+            # Only while the reading moves: a system collector that is stuck
+            # or failing leaves the value standing while scrapes go on,
+            # which is not skew (HostagentCollectorStale and
+            # HostagentCollectorFailing tell about it).
+            "clock_vs_prometheus": when(f"abs({q.clock_vs_scrape(q.RULES)})", "and changes(host_time_seconds[5m]) > 0"),
+            # As the kernel sees it: unsynchronised for 5 minutes and its
+            # error bound at the 16 s that means unknown. Only on hosts whose
+            # clock was synchronised some time in the last day: where no time
+            # daemon ever ran (containers and VMs whose clock the hypervisor
+            # keeps, hosts never set up), the kernel always says
+            # unsynchronised and the clock may still be right.
+            "clock_not_synchronising": when(
+                "min_over_time(host_time_sync_status[5m])",
+                "and host_time_max_error_seconds >= 16",
+                f"and {q.time_sync_1d.series()} == 1",
+            ),
+            "filefd": when(q.filefd_usage.series()),
+            "textfile_error": when("host_textfile_scrape_error"),
         },
     ),
 )

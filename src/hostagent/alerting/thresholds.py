@@ -24,7 +24,7 @@ from ..project import ROOT
 DEFAULT_PATH: Path = ROOT / "config" / "alerting.yaml"
 
 SEVERITIES: Tuple[str, ...] = ("info", "warning", "critical")  # least to most urgent
-UNITS: Tuple[str, ...] = ("percentunit", "bytes", "s", "short")
+UNITS: Tuple[str, ...] = ("percentunit", "bytes", "s", "short", "cps")
 DIRECTIONS: Tuple[str, ...] = ("above", "below")
 REQUIRED_KEYS: Tuple[str, ...] = (
     "cpu_usage",
@@ -58,6 +58,7 @@ VALUE_TEMPLATES: Dict[str, str] = {
     "bytes": "{{ $value | humanize1024 }}B",
     "s": "{{ $value | humanizeDuration }}",
     "short": "{{ $value | humanize }}",
+    "cps": "{{ $value | humanize }}/s",
 }
 _LEVEL_FIELDS = ("severity", "threshold", "for")
 
@@ -288,6 +289,8 @@ def humanize(value: float, unit: str) -> str:
             value /= 1024
     if unit == "s":
         return duration_text(value)
+    if unit == "cps":
+        return f"{_number(value)}/s"
     return _number(value)
 
 

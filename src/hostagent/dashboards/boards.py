@@ -22,13 +22,16 @@ from hostagent.promql import DASHBOARD as D
 from .grafana import (
     BYTES,
     BYTES_RATE,
+    CELSIUS,
     CORES,
     COUNT,
+    HERTZ,
     IOPS,
     NET_RATE,
     PACKETS_RATE,
     PER_SECOND,
     PERCENT,
+    RPM,
     SECONDS,
     SHARE,
     Board,
@@ -49,11 +52,14 @@ UIDS = {
     "disk": "hostagent-disk",
     "network": "hostagent-network",
     "processes": "hostagent-processes",
+    "system": "hostagent-system",
     "agent": "hostagent-agent",
 }
 FLAG_STEPS = [{"color": "green", "value": None}, {"color": "red", "value": 1}]  # 1 = bad
 UP_DOWN = [{"type": "value", "options": {"0": {"text": "DOWN", "color": "red", "index": 0}, "1": {"text": "UP", "color": "green", "index": 1}}}]
 ON_OFF = [{"type": "value", "options": {"0": {"text": "OFF", "color": "blue", "index": 0}, "1": {"text": "ON", "color": "green", "index": 1}}}]
+YES_NO = [{"type": "value", "options": {"0": {"text": "NO", "color": "orange", "index": 0}, "1": {"text": "YES", "color": "green", "index": 1}}}]
+AVAILABLE = [{"type": "value", "options": {"0": {"text": "NOT HERE", "color": "text", "index": 0}, "1": {"text": "YES", "color": "green", "index": 1}}}]
 FIRING = 'ALERTS{alertstate="firing",instance=~"$instance"}'
 # Table columns that only repeat the host.
 HOST_COLUMNS = ("Time", "__name__", "job", "instance")
@@ -71,6 +77,31 @@ def rate(name: str, legend: str = "", *matchers: str) -> Query:
 
 def link(name: str, title: str) -> Json:
     return dashboard_link(UIDS[name], title)
+
+
+def pressure(resource: str, kind: str, legend: str) -> Query:
+    """A PSI share of time (0..1) over Grafana's window."""
+    return Query(q.pressure[(resource, kind)].expr(D), legend)
+
+
+# The saturation stalls the alerts watch: (resource, PSI line, alert key, title, what).
+STALLS = (
+    ("cpu", "waiting", "cpu_pressure", "CPU pressure", "Share of time at least one runnable task waited for a CPU (PSI cpu some)."),
+    ("memory", "stalled", "memory_pressure", "Memory pressure", "Share of time every task was stalled on memory at once, the host doing no work (PSI memory full)."),
+    ("io", "stalled", "io_pressure", "I/O pressure", "Share of time every task waited for block I/O at once (PSI io full)."),
+)
+
+
+def some_and_full(b: Board, resource: str, title: str, what: str) -> None:
+    """PSI's two lines of a resource, banded by its alert (which watches full)."""
+    b.graph(
+        title,
+        f"Share of time at least one task (some) and every task (full) {what}. Bands: the {title} alert's thresholds, on full.",
+        PERCENT,
+        pressure(resource, "waiting", "some"),
+        pressure(resource, "stalled", "full"),
+        alert=f"{resource}_pressure",
+    )
 
 
 def _host_board(th: Thresholds) -> Board:
@@ -95,6 +126,16 @@ def overview(th: Thresholds) -> Json:
         w=16,
         h=6,
     )
+    b.row("Saturation")
+    for resource, kind, key, title, what in STALLS:
+        b.graph(
+            title,
+            f"{what} One line per host; hosts without pressure stall information (kernels before 4.20) have none. Bands: its alert's thresholds.",
+            PERCENT,
+            pressure(resource, kind, "{{instance}}"),
+            alert=key,
+            w=8,
+        )
     b.row(HOST, repeat="instance")
     b.stat("CPU", "Share of all cores busy (not idle, iowait or steal).", SHARE, Query(q.cpu_utilisation.expr(D), "cpu"), alert="cpu_usage", links=[link("cpu", "CPU details")], w=3)
     b.stat("Memory", "Share of memory in use (total - available).", SHARE, metric("host_memory_usage_ratio", "memory"), alert="memory_usage", links=[link("memory", "Memory details")], w=3)
@@ -127,7 +168,11 @@ def overview(th: Thresholds) -> Json:
     )
     b.stat("Uptime", "Time since the host booted.", SECONDS, Query(f"host_time_seconds{D.sel()} - host_boot_time_seconds{D.sel()}", "uptime"), w=3)
     b.stat("Alerts firing", "Number of alerts firing now for this host.", COUNT, Query(f"count({FIRING}) or vector(0)", "alerts"), steps=FLAG_STEPS, w=3)
-    return b.dashboard(UIDS["overview"], "hostagent / Overview", "Every host at a glance: CPU, memory, root filesystem, network, uptime and firing alerts.")
+    return b.dashboard(
+        UIDS["overview"],
+        "hostagent / Overview",
+        "Every host at a glance: CPU, memory and I/O pressure, CPU, memory, root filesystem, network, uptime and firing alerts.",
+    )
 
 
 def cpu(th: Thresholds) -> Json:
@@ -180,6 +225,14 @@ def cpu(th: Thresholds) -> Json:
         Query(q.cpu_mode_share(D, q.CPU_STEAL), "steal"),
         alert="cpu_iowait",
     )
+    b.graph(
+        "CPU pressure",
+        "Share of time at least one runnable task waited for a CPU (PSI cpu some): busy CPUs hurt only when work waits. Bands: CPU pressure alert thresholds.",
+        PERCENT,
+        pressure("cpu", "waiting", "waiting"),
+        alert="cpu_pressure",
+        w=24,
+    )
     return b.dashboard(UIDS["cpu"], "hostagent / CPU", "Where CPU time goes, per host: modes, cores, load, context switches and I/O wait.")
 
 
@@ -214,9 +267,77 @@ def memory(th: Thresholds) -> Json:
         BYTES_RATE,
         rate("host_swap_in_bytes_total", "swapped in"),
         rate("host_swap_out_bytes_total", "swapped out"),
-        w=24,
     )
-    return b.dashboard(UIDS["memory"], "hostagent / Memory", "Memory and swap per host: what is used, what is cache, and whether the host swaps.")
+    some_and_full(b, "memory", "Memory pressure", "was stalled on memory: reclaim, refaulting evicted pages, swap-in")
+    b.graph(
+        "Kernel memory",
+        "Slab caches the kernel can reclaim (dentries, inodes) and cannot, and page tables.",
+        BYTES,
+        metric("host_memory_slab_reclaimable_bytes", "slab reclaimable"),
+        metric("host_memory_slab_unreclaimable_bytes", "slab unreclaimable"),
+        metric("host_memory_page_tables_bytes", "page tables"),
+    )
+    b.graph(
+        "Dirty and writeback",
+        "Memory waiting to be written to disk (dirty) and being written now (writeback); a dirty pile that keeps growing means the disks cannot keep up with writes.",
+        BYTES,
+        metric("host_memory_dirty_bytes", "dirty"),
+        metric("host_memory_writeback_bytes", "writeback"),
+    )
+    b.graph(
+        "Shared and mapped",
+        "Shared memory and tmpfs contents (shared), and files mapped into processes' memory such as libraries (mapped).",
+        BYTES,
+        metric("host_memory_shared_bytes", "shared"),
+        metric("host_memory_mapped_bytes", "mapped"),
+    )
+    b.graph(
+        "Committed memory",
+        "Memory processes have allocated, used yet or not, against the limit that applies under strict overcommit (dashed; vm.overcommit_memory=2 only).",
+        BYTES,
+        metric("host_memory_committed_bytes", "committed"),
+        metric("host_memory_commit_limit_bytes", "commit limit"),
+        overrides=[dashed("commit limit")],
+    )
+    b.graph(
+        "Huge pages",
+        "Huge pages in the pool and how many are free; a pool reserved but unused is memory nothing else can have.",
+        COUNT,
+        metric("host_memory_hugepages", "pool"),
+        metric("host_memory_hugepages_free", "free"),
+    )
+    b.graph(
+        "Page faults",
+        "Page faults per second: all (mostly minor, served from memory) and major (waited for a read from disk or swap).",
+        PER_SECOND,
+        rate("host_memory_page_faults_total", "all"),
+        rate("host_memory_major_page_faults_total", "major"),
+    )
+    b.graph(
+        "Major page faults",
+        "Faults that waited for a read from disk or swap, per second. Bands: major fault alert thresholds (the alert also needs memory stalls where PSI exists).",
+        PER_SECOND,
+        Query(q.major_page_faults(D), "major"),
+        alert="memory_major_faults",
+    )
+    b.graph(
+        "Paging",
+        "Bytes per second read from (paged in) and written to (paged out) block devices through the page cache: file reads and writes and swap alike.",
+        BYTES_RATE,
+        rate("host_memory_paged_in_bytes_total", "paged in"),
+        rate("host_memory_paged_out_bytes_total", "paged out"),
+    )
+    b.graph(
+        "OOM kills",
+        "Processes the kernel's out-of-memory killer ended in each interval, container memory limits included; any is worth a look (HostOomKillDetected).",
+        COUNT,
+        Query(D.rate("host_oom_kills_total", fn="increase"), "killed"),
+    )
+    return b.dashboard(
+        UIDS["memory"],
+        "hostagent / Memory",
+        "Memory and swap per host: what is used, what is cache, whether the host swaps or stalls on memory, page faults and OOM kills.",
+    )
 
 
 def disk(th: Thresholds) -> Json:
@@ -266,7 +387,27 @@ def disk(th: Thresholds) -> Json:
         "Average time per completed read and write: rate of time spent over rate of operations.",
         SECONDS,
         *(Query(q.disk_latency(D, op), f"{{{{device}}}} {op}") for op in ("read", "write")),
-        w=24,
+    )
+    b.graph(
+        "Disk queue depth",
+        "Average I/Os in flight per disk, queued or being served (iostat's aqu-sz): requests wait behind one another. Bands: disk saturation alert thresholds.",
+        COUNT,
+        Query(q.disk_queue_depth.expr(D), "{{device}}"),
+        alert="disk_io_saturation",
+    )
+    some_and_full(b, "io", "I/O pressure", "waited for block I/O")
+    b.graph(
+        "Merged requests",
+        "Adjacent reads and writes merged into one request before reaching each disk, per second: sequential I/O merges well.",
+        PER_SECOND,
+        rate("host_disk_reads_merged_total", "{{device}} read"),
+        rate("host_disk_writes_merged_total", "{{device}} write"),
+    )
+    b.graph(
+        "Discards",
+        "Discards (TRIM) completed per second per disk; kernels 4.18 and later.",
+        IOPS,
+        rate("host_disk_discards_completed_total", "{{device}}"),
     )
     return b.dashboard(UIDS["disk"], "hostagent / Disk", "Filesystems and block devices per host: space, inodes, time to full, throughput, IOPS, latency, utilisation.")
 
@@ -319,17 +460,104 @@ def network(th: Thresholds) -> Json:
     b.graph("UDP sockets", "Open UDP and UDP6 sockets.", COUNT, Query(f"sum without (state) (host_network_connections{D.sel(q.UDP)})", "{{kind}}"))
     b.table(
         "Interfaces",
-        "State, link speed and MTU of every interface.",
+        "State, link speed and MTU of every interface, with the kernel's operational state and duplex.",
         metric("host_network_up"),
         metric("host_network_speed_bytes"),
         metric("host_network_mtu_bytes"),
+        metric("host_network_info"),
         value_unit={"Value #A": "short", "Value #B": "Bps", "Value #C": "bytes"},
         column_steps={"Value #A": threshold_steps(b.alert("network_interface_down"), "short", "Interfaces")},
-        hide=HOST_COLUMNS,
+        hide=(*HOST_COLUMNS, "Value #D"),
         rename={"Value #A": "up", "Value #B": "speed", "Value #C": "MTU"},
-        w=24,
     )
-    return b.dashboard(UIDS["network"], "hostagent / Network", "Interfaces and sockets per host: throughput, packets, errors, drops and connections by state.")
+    b.graph(
+        "Link changes in 15 minutes",
+        "Times each watched interface's link went up or down in the last 15 minutes, counted exactly (loopback and container or VM bridges left out). Bands: flapping alert thresholds.",
+        COUNT,
+        Query(q.carrier_changes(D), "{{device}}"),
+        alert="network_flapping",
+    )
+    b.graph(
+        "TCP retransmits",
+        "Share of TCP segments sent that were retransmissions. Bands: retransmit alert thresholds (the alert leaves out hosts sending 100 segments/s or less).",
+        PERCENT,
+        Query(q.tcp_retransmits.expr(D), "retransmitted"),
+        alert="tcp_retransmits",
+    )
+    b.graph(
+        "Listen queue overflows and drops",
+        "Connections dropped per second at listening sockets: because the accept queue was full (overflows), or for any reason (drops). Bands: listen overflow alert thresholds.",
+        PER_SECOND,
+        rate("host_tcp_listen_overflows_total", "overflows"),
+        rate("host_tcp_listen_drops_total", "drops"),
+        alert="tcp_listen_overflows",
+    )
+    b.graph(
+        "TCP connections opened",
+        "TCP connections this host opened (active) and accepted (passive) per second, and SYN retransmissions: attempts not answered in time.",
+        PER_SECOND,
+        rate("host_tcp_active_opens_total", "active"),
+        rate("host_tcp_passive_opens_total", "passive"),
+        rate("host_tcp_syn_retransmits_total", "SYN retransmits"),
+    )
+    b.graph(
+        "TCP resets and errors",
+        "TCP segments sent with RST (connections refused or aborted) and segments received in error, per second.",
+        PER_SECOND,
+        rate("host_tcp_resets_sent_total", "resets sent"),
+        rate("host_tcp_receive_errors_total", "receive errors"),
+    )
+    b.graph(
+        "TCP segments",
+        "TCP segments received and sent per second (retransmissions not included in sent).",
+        PER_SECOND,
+        rate("host_tcp_segments_received_total", "received"),
+        rate("host_tcp_segments_sent_total", "sent"),
+    )
+    b.graph(
+        "UDP errors",
+        "UDP datagrams per second lost to errors, to full receive or send buffers, and sent to ports nobody listens on (IPv4 and IPv6).",
+        PER_SECOND,
+        rate("host_udp_receive_errors_total", "receive errors"),
+        rate("host_udp_receive_buffer_errors_total", "receive buffer full"),
+        rate("host_udp_send_buffer_errors_total", "send buffer full"),
+        rate("host_udp_no_ports_total", "no port"),
+    )
+    b.graph(
+        "Sockets",
+        "Sockets allocated of every kind, and TCP sockets no longer attached to a process but still closing (orphans).",
+        COUNT,
+        metric("host_sockets_used", "sockets"),
+        metric("host_tcp_orphan_sockets", "TCP orphans"),
+    )
+    b.graph(
+        "TCP buffer memory",
+        "Memory in TCP socket buffers against the limit past which the kernel refuses new allocations (dashed).",
+        BYTES,
+        metric("host_tcp_memory_bytes", "used"),
+        metric("host_tcp_memory_limit_bytes", "limit"),
+        overrides=[dashed("limit", "red")],
+    )
+    b.graph(
+        "Connection tracking",
+        "Entries in the kernel's connection tracking table against its size (dashed); past it, new connections' packets are dropped. Hosts without nf_conntrack have none.",
+        COUNT,
+        metric("host_conntrack_entries", "entries"),
+        metric("host_conntrack_entries_limit", "limit"),
+        overrides=[dashed("limit", "red")],
+    )
+    b.graph(
+        "Connection tracking used",
+        "Share of the connection tracking table in use. Bands: conntrack alert thresholds.",
+        SHARE,
+        Query(q.conntrack_usage.expr(D), "used"),
+        alert="conntrack",
+    )
+    return b.dashboard(
+        UIDS["network"],
+        "hostagent / Network",
+        "Interfaces and sockets per host: throughput, packets, errors, drops, link changes, connections by state, TCP and UDP counters, sockets and connection tracking.",
+    )
 
 
 def processes(th: Thresholds) -> Json:
@@ -515,6 +743,86 @@ def processes(th: Thresholds) -> Json:
     )
 
 
+def system(th: Thresholds) -> Json:
+    """The clock, file handles, tasks, RAID, CPU frequency, sensors and textfiles."""
+    b = _host_board(th)
+    b.stat("Clock synchronised", "Whether the kernel counts its clock as synchronised to a reference (a time daemon runs). Hosts whose clock the hypervisor keeps say NO and may still be right.", COUNT, metric("host_time_sync_status", "synchronised"), mappings=YES_NO)
+    b.stat("Clock offset", "The time daemon's last measured offset from its reference, either way. Colours: clock skew alert thresholds.", SECONDS, Query(f"abs(host_time_offset_seconds{D.sel()})", "offset"), alert="clock_skew")
+    b.stat(
+        "Clock against Prometheus",
+        "How far the host's clock is from Prometheus' at the scrape, either way; lags by up to the system collector's interval. Colours: its alert's thresholds.",
+        SECONDS,
+        Query(f"abs({q.clock_vs_scrape(D)})", "difference"),
+        alert="clock_vs_prometheus",
+    )
+    b.stat("File handles used", "Share of the system-wide file handle limit (fs.file-max) allocated. Colours: file handle alert thresholds.", SHARE, Query(q.filefd_usage.expr(D), "used"), alert="filefd")
+    b.stat("Running tasks", "Tasks running or waiting for a CPU right now (procs_running).", COUNT, metric("host_procs_running", "running"))
+    b.stat("Textfile errors", "1 while a *.prom file of the textfile directory is refused (the agent's log says which and why); no value without a textfile directory.", COUNT, metric("host_textfile_scrape_error", "error"), steps=FLAG_STEPS)
+    b.graph(
+        "Clock offset and error",
+        "The kernel's clock offset from its reference as the time daemon set it, its estimated error, and its maximum error (16 s means unknown: no daemon keeps it).",
+        SECONDS,
+        metric("host_time_offset_seconds", "offset"),
+        metric("host_time_estimated_error_seconds", "estimated error"),
+        metric("host_time_max_error_seconds", "maximum error"),
+    )
+    b.graph(
+        "Clock against Prometheus",
+        "The host's clock minus Prometheus' at each scrape (positive: ahead); up to the system collector's interval (15 s by default) of lag is normal.",
+        SECONDS,
+        Query(q.clock_vs_scrape(D), "host - Prometheus"),
+    )
+    b.graph("File handles", "File handles allocated system-wide.", COUNT, metric("host_filefd_allocated", "allocated"))
+    b.graph("File handles used", "Share of fs.file-max allocated. Bands: file handle alert thresholds.", SHARE, Query(q.filefd_usage.expr(D), "used"), alert="filefd")
+    b.graph("Forks", "Processes and threads created per second.", PER_SECOND, rate("host_forks_total", "forks"))
+    b.graph(
+        "Running and blocked tasks",
+        "Tasks runnable now (running or waiting for a CPU) and blocked in uninterruptible sleep (D state, mostly waiting for I/O), next to the number of cores (dashed): the figures behind the load average.",
+        COUNT,
+        metric("host_procs_running", "running"),
+        metric("host_procs_blocked", "blocked"),
+        metric("host_cpu_cores", "cores"),
+        overrides=[dashed("cores", "red")],
+    )
+    b.table(
+        "RAID arrays",
+        "Every md array: its state (active, inactive, or the sync running), disks it needs, disks in sync, failed and spare, and how many it lacks. Red from one failed or missing disk.",
+        Query(f"host_md_state{D.sel()} == 1"),
+        Query(f"host_md_disks_required{D.sel()}"),
+        *(Query(f"sum without (state) (host_md_disks{D.sel(matcher)})") for matcher in (q.MD_ACTIVE, q.MD_FAILED, q.MD_SPARE)),
+        Query(q.raid_disks_missing(D)),
+        value_unit={f"Value #{r}": "short" for r in "BCDEF"},
+        column_steps={"Value #D": FLAG_STEPS, "Value #F": FLAG_STEPS},
+        hide=(*HOST_COLUMNS, "Value #A"),
+        rename={"Value #B": "required", "Value #C": "active", "Value #D": "failed", "Value #E": "spare", "Value #F": "missing"},
+    )
+    b.graph("RAID sync progress", "Share of the running resync, recovery, check or reshape done, per array; no line while none runs.", SHARE, metric("host_md_blocks_synced_ratio", "{{device}}"))
+    b.graph(
+        "CPU frequency",
+        "Current clock frequency of each CPU as the scaling driver reports it, and the highest any supports (dashed); hosts without a cpufreq driver (most VMs) have none.",
+        HERTZ,
+        metric("host_cpu_frequency_hertz", "cpu {{cpu}}"),
+        Query(f"max without (cpu) (host_cpu_frequency_max_hertz{D.sel()})", "max"),
+        overrides=[dashed("max", "red")],
+    )
+    b.graph("Temperatures", "Hardware monitoring sensors' temperatures; VMs usually have none.", CELSIUS, metric("host_hwmon_temperature_celsius", "{{chip}} {{sensor}}"))
+    b.graph("Fan speeds", "Fan speeds from hardware monitoring sensors; VMs usually have none, and a fan at 0 may have stopped.", RPM, metric("host_hwmon_fan_rpm", "{{chip}} {{sensor}}"))
+    b.table(
+        "Textfiles",
+        "Every *.prom file served from the textfile directory and how long ago it was written: a file that stops changing means its writer stopped.",
+        Query(f"time() - host_textfile_mtime_seconds{D.sel()}"),
+        value_unit={"Value": "s"},
+        hide=HOST_COLUMNS,
+        rename={"Value": "age"},
+        sort_by="Value",
+    )
+    return b.dashboard(
+        UIDS["system"],
+        "hostagent / System",
+        "The host itself: clock synchronisation, file handles, forks and tasks, software RAID, CPU frequency, temperatures and fans, textfiles.",
+    )
+
+
 def agent(th: Thresholds) -> Json:
     """The agent's own health: collectors, its CPU and memory, scrapes."""
     b = Board(th)
@@ -550,6 +858,14 @@ def agent(th: Thresholds) -> Json:
         mappings=ON_OFF,
         w=12,
     )
+    b.stat(
+        "Collectors available",
+        "Whether each collector's source exists on this host; NOT HERE (no PSI, no conntrack module, no md arrays, no cpufreq driver, no textfile directory) is not a failure: such a collector serves nothing and holds nothing back.",
+        COUNT,
+        metric("hostagent_collector_available", "{{collector}}"),
+        mappings=AVAILABLE,
+        w=24,
+    )
     b.graph(
         "Time since last success",
         "Seconds since each collector last succeeded; it should stay near the collector's interval. Bands: stale-collector alert thresholds.",
@@ -577,6 +893,7 @@ BOARDS: Dict[str, Callable[[Thresholds], Json]] = {
     "disk": disk,
     "network": network,
     "processes": processes,
+    "system": system,
     "agent": agent,
 }
 

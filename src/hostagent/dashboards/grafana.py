@@ -53,6 +53,9 @@ IOPS = Unit("iops")
 PER_SECOND = Unit("cps")  # events per second
 SECONDS = Unit("s")
 COUNT = Unit("short")  # counts and plain numbers
+HERTZ = Unit("hertz")  # clock frequencies
+RPM = Unit("rotrpm")  # fan speeds
+CELSIUS = Unit("celsius")  # temperatures
 
 
 def dashed(name: str, colour: str = "", *, regex: bool = False) -> Json:
