@@ -7,7 +7,10 @@ An expression is a function of a :class:`Scope`, which says where it runs:
 - ``RULES``: every host, rates over 5 minutes, and a quantity that a
   recording rule stores is read from its recorded series;
 - ``DASHBOARD``: the hosts picked in Grafana (``$job``, ``$instance``), rates
-  over ``$__rate_interval``, everything computed afresh.
+  over ``$__rate_interval``, everything computed afresh;
+- ``RANGE``: the same hosts, counters summed over the whole time range
+  picked in Grafana (``$__range``), for panels that rank what used the most
+  over it.
 
 So the CPU usage a panel draws is the formula of the recording rule the CPU
 alert compares, only over Grafana's window::
@@ -27,8 +30,9 @@ targets file) stay on every result.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Callable, Tuple
+from typing import Callable, Sequence, Tuple
 
 # --------------------------------------------------------------------------
 # Where an expression runs
@@ -64,6 +68,7 @@ class Scope:
 
 RULES = Scope(hosts=(), window="5m", recorded=True)
 DASHBOARD = Scope(hosts=('job=~"$job"', 'instance=~"$instance"'), window="$__rate_interval", recorded=False)
+RANGE = Scope(hosts=DASHBOARD.hosts, window="$__range", recorded=False)
 
 
 @dataclass(frozen=True)
@@ -475,3 +480,110 @@ def interfaces_down(s: Scope) -> str:
     day (0 when none)."""
     down = f"host_network_up{s.sel(INTERFACES_WATCHED)} == 0 and on (job, instance, device) {network_up_1d.series(s)} == 1"
     return f"count without (device) ({down}) or on () vector(0)"
+
+
+# --------------------------------------------------------------------------
+# Process groups, services and containers
+#
+# Two accountings of who used the host, each with labels bounded by the
+# agent's configuration: process groups (label ``group``, summed from /proc
+# per command name) and cgroups (label ``cgroup``: systemd services, user
+# slices and containers, as the kernel accounted them). In both, whatever is
+# beyond the top ones is summed under ``other``.
+
+
+@dataclass(frozen=True)
+class Accounting:
+    """The series of one accounting of use: who (``label``) used how much CPU,
+    memory and storage I/O."""
+
+    label: str
+    cpu: str
+    memory: str
+    read: str
+    written: str
+
+
+PROCESS_GROUPS = Accounting(
+    "group",
+    "host_process_group_cpu_seconds_total",
+    "host_process_group_resident_memory_bytes",
+    "host_process_group_read_bytes_total",
+    "host_process_group_written_bytes_total",
+)
+CGROUPS = Accounting("cgroup", "host_cgroup_cpu_seconds_total", "host_cgroup_memory_bytes", "host_cgroup_io_read_bytes_total", "host_cgroup_io_written_bytes_total")
+# The process group that sums every group without series of its own.
+OTHER_GROUP = 'group="other"'
+
+
+def used_cpu(s: Scope, a: Accounting, *matchers: str, fn: str = "rate") -> str:
+    """CPU each group or cgroup used, user and system together: in cores with
+    ``rate``, in CPU seconds with ``increase`` (in RANGE: over the whole range)."""
+    return f"sum without (mode) ({s.rate(a.cpu, *matchers, fn=fn)})"
+
+
+def used_io(s: Scope, a: Accounting, *matchers: str, fn: str = "rate") -> str:
+    """Bytes each group or cgroup read and wrote from storage, together: per
+    second with ``rate``, in all with ``increase``."""
+    return f"{s.rate(a.read, *matchers, fn=fn)} + {s.rate(a.written, *matchers, fn=fn)}"
+
+
+def peak_memory(s: Scope, a: Accounting) -> str:
+    """The most memory each group or cgroup held at any sample of the scope's
+    window (in RANGE: the whole range)."""
+    return f"max_over_time({a.memory}{s.sel()}[{s.window}])"
+
+
+def top(k: int, expr: str) -> str:
+    """The ``k`` largest series of ``expr`` on each host: with several hosts
+    picked, each keeps its own top."""
+    return f"topk by (job, instance) ({k}, {expr})"
+
+
+def other_cpu_share(s: Scope) -> str:
+    """Share of the CPU all process groups used that went to the groups summed
+    into ``other`` (0..1): how much of the CPU has no name of its own."""
+    part, whole = (s.rate(PROCESS_GROUPS.cpu, *m) for m in ((OTHER_GROUP,), ()))
+    return f"sum without (group, mode) ({part}) / sum without (group, mode) ({whole})"
+
+
+def other_memory_share(s: Scope) -> str:
+    """Share of the resident memory of all process groups held by the groups
+    summed into ``other`` (0..1)."""
+    part, whole = (f"{PROCESS_GROUPS.memory}{s.sel(*m)}" for m in ((OTHER_GROUP,), ()))
+    return f"sum without (group) ({part}) / sum without (group) ({whole})"
+
+
+def cgroup_memory_of_limit(s: Scope, *matchers: str) -> str:
+    """Memory each cgroup uses as a share of its limit (0..1); cgroups without
+    a limit have no series."""
+    return f"host_cgroup_memory_bytes{s.sel(*matchers)} / host_cgroup_memory_limit_bytes{s.sel(*matchers)}"
+
+
+def cgroup_oom_kills(s: Scope, *matchers: str, window: str = "") -> str:
+    """Processes of each service, user slice or container that the OOM killer
+    ended within ``window`` (the scope's own when empty), whether the cgroup
+    hit its own limit or the whole host ran out: v2 memory.events counts the
+    cgroup and those below it, v1 memory.oom_control its own processes."""
+    return f"increase(host_cgroup_oom_kills_total{s.sel(*matchers)}[{window or s.window}])"
+
+
+def _alternatives(names: Sequence[str]) -> str:
+    """A regex matching exactly ``names``, as a PromQL string holds it: group
+    names are letters, digits and ``_.:@+-``, of which ``.`` and ``+`` mean
+    something in a regex."""
+    return "|".join(re.sub(r"([.+])", r"\\\\\1", name) for name in names)
+
+
+def must_run_processes(s: Scope, groups: Sequence[str]) -> str:
+    """Processes of each must-run process group, on every host that reports
+    process groups at all; -1 where the host's agent exports no series for
+    the group. An agent exports a group with no process only when the group
+    is pinned (``collectors.processes.pinned_groups``); an unpinned group
+    with no process, or ranked into ``other``, has no series. So -1 means
+    that host's agent cannot tell whether the group runs."""
+    if not groups:
+        raise ValueError("must_run_processes needs at least one group")
+    listed = "host_process_group_processes" + s.sel('group=~"' + _alternatives(groups) + '"')
+    unpinned = (f'or on (job, instance, group) label_replace(host_process_groups_other{s.sel()} * 0 - 1, "group", "{g}", "", "")' for g in groups)
+    return "(" + s.lines(listed, *unpinned) + ")"

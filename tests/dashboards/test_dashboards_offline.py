@@ -119,6 +119,8 @@ def test_every_selector_filters_by_the_chosen_hosts(q: PanelQuery) -> None:
 
 @pytest.mark.parametrize("q", ALL_QUERIES, ids=lambda q: f"{q.uid}/{q.panel}/{q.ref}")
 def test_every_rate_uses_rate_interval(q: PanelQuery) -> None:
+    """Rates span $__rate_interval; an increase may span the whole range
+    ($__range), in an instant query: what each used over the range."""
     for m in re.finditer(rf"\b({'|'.join(RATE_FUNCTIONS)})\(", q.expr):
         depth, i = 1, m.end()
         while depth:
@@ -126,7 +128,14 @@ def test_every_rate_uses_rate_interval(q: PanelQuery) -> None:
             i += 1
         argument = q.expr[m.end() : i - 1]
         ranges = re.findall(r"\[([^\]]*)\]", argument)
-        assert ranges == ["$__rate_interval"], f"{m.group(1)}() over {ranges} in {q.expr!r}"
+        over_range = m.group(1) == "increase" and q.instant and ranges == ["$__range"]
+        assert ranges == ["$__rate_interval"] or over_range, f"{m.group(1)}() over {ranges} in {q.expr!r}"
+
+
+@pytest.mark.parametrize("q", ALL_QUERIES, ids=lambda q: f"{q.uid}/{q.panel}/{q.ref}")
+def test_the_whole_range_is_read_by_instant_queries_only(q: PanelQuery) -> None:
+    """A window of $__range at every step of a graph would read twice the range."""
+    assert "[$__range]" not in q.expr or q.instant, q.expr
 
 
 def test_every_metric_exists() -> None:
@@ -195,6 +204,8 @@ def expected_units(expr: str) -> Optional[Set[str]]:
         return {"bytes"}
     if all_end("_seconds"):
         return {"s"}
+    if re.search(r"\bincrease\(", expr) and all_end("_seconds_total"):
+        return {"s"}  # time used over a window
     if re.search(r"\bincrease\(", expr) or not any(n.endswith(("_total", "_info")) for n in names):
         return {"short"}  # counts of things
     return None

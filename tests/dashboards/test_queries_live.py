@@ -1,13 +1,15 @@
 """Every dashboard query, run against real agents scraped by a real Prometheus.
 
 Two agents: one reads this machine, with a textfile directory holding a good
-and a bad file; the other reads fixture trees (``paths.procfs`` and
-``paths.sysfs``) with software RAID arrays, cpufreq and hwmon sensors, which
-this machine lacks. Template variables are substituted the way Grafana does
-for the Prometheus datasource, with both hosts selected; each query must
-parse and return data for this machine's agent, or, where listed in
-FIXTURE_FED, for the fixture agent, or be listed in MAY_BE_EMPTY with the
-reason.
+and a bad file, and with a cgroup tree in place of its own: this machine runs
+no systemd services or containers, so that agent reads a copy of the v2
+fixture tree (``cgroupfeed``) whose counters the test moves while it runs.
+The other reads fixture trees (``paths.procfs`` and ``paths.sysfs``) with
+software RAID arrays, cpufreq and hwmon sensors, which this machine lacks.
+Template variables are substituted the way Grafana does for the Prometheus
+datasource, with both hosts selected; each query must parse and return data
+for this machine's agent, or, where listed in FIXTURE_FED, for the fixture
+agent, or be listed in MAY_BE_EMPTY with the reason.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Dict, Iterator, List, NamedTuple, Sequence, Tuple
 
 import pytest
 import requests
+from cgroupfeed import CounterFeed, FedSysfs, fed_sysfs
 from support import REPO, agent_server, collector_names, fast_agent_config, prom_query, prometheus_server
 
 from hostagent import promql
@@ -35,6 +38,10 @@ SCRAPE_FOR = 10.0  # seconds of data before querying: several rate windows
 FIXTURES = REPO / "tests" / "collectors" / "fixtures"
 # The fixture agent runs only the collectors whose sources this machine lacks.
 FIXTURE_COLLECTORS = ("mdadm", "cpufreq", "system")
+# The service or container the processes dashboard's drill-down shows, and
+# the kinds its picker lists them by (Grafana's variables $cgroup and $kind).
+CHOSEN_CGROUP = "docker/web-1"
+CGROUP_KINDS = ("container", "service", "user")
 RECORDING_RULES = REPO / "prometheus" / "rules" / "hostagent-recording.rules.yml"
 # Without a firing alert the ALERTS panels could only be checked for syntax;
 # this rule fires for every scraped host from its first evaluation.
@@ -72,9 +79,14 @@ GOOD_TEXTFILE = "# TYPE dashboard_test_jobs_total counter\ndashboard_test_jobs_t
 BAD_TEXTFILE = "this is not the exposition format\n"
 
 
-def agent_config(textfile_dir: Path) -> str:
-    """Every collector each second, and a textfile directory."""
-    return fast_agent_config(top_n=5).replace("  textfile: {interval: 1}", f"  textfile: {{interval: 1, directory: '{textfile_dir}'}}")
+def agent_config(textfile_dir: Path, fed: FedSysfs) -> str:
+    """Every collector each second, a textfile directory, and the fed cgroup
+    tree (with docker's container names) in place of this machine's."""
+    text = fast_agent_config(top_n=5)
+    for name, extra in (("textfile", f"directory: '{textfile_dir}'"), ("cgroups", f"docker_root: '{fed.docker_root}'")):
+        assert f"  {name}: {{interval: 1}}" in text
+        text = text.replace(f"  {name}: {{interval: 1}}", f"  {name}: {{interval: 1, {extra}}}")
+    return f"paths: {{sysfs: '{fed.sysfs}'}}\n" + text
 
 
 def fixture_tree(tmp: Path) -> Tuple[Path, Path]:
@@ -119,6 +131,8 @@ def substitute(expr: str, job: str, *instances: str) -> str:
         ("$__range", f"{int(SCRAPE_FOR)}s"),
         ("$instance", grafana_regex(list(instances))),
         ("$job", grafana_regex([job])),
+        ("$kind", grafana_regex(CGROUP_KINDS)),
+        ("$cgroup", CHOSEN_CGROUP),  # one value, no regex: the picker takes one
     ):
         out = out.replace(name, value)
     assert "$" not in out, f"unsubstituted variable in {out!r}"
@@ -152,9 +166,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     textfiles.mkdir()
     (textfiles / "good.prom").write_text(GOOD_TEXTFILE)
     (textfiles / "bad.prom").write_text(BAD_TEXTFILE)
+    fed = fed_sysfs(tmp)
     (tmp / "fixture").mkdir()
     proc, sys = fixture_tree(tmp / "fixture")
-    with agent_server(tmp, agent_config(textfiles)).start() as agent, agent_server(tmp / "fixture", fixture_config(proc, sys)).start() as fixture:
+    with CounterFeed(fed.cgroup), agent_server(tmp, agent_config(textfiles, fed)).start() as agent, agent_server(tmp / "fixture", fixture_config(proc, sys)).start() as fixture:
         instance, fixture_instance = (a.base_url.split("//", 1)[1] for a in (agent, fixture))
         config = (
             f"global: {{scrape_interval: {SCRAPE_SECONDS}s, evaluation_interval: {SCRAPE_SECONDS}s}}\n"
@@ -298,3 +313,57 @@ def test_thresholded_panels_show_what_the_alerts_compare(stack: Stack) -> None:
 def _key(series: dict) -> Tuple[Tuple[str, str], ...]:
     """Labels that tell series apart (names and job/instance aside)."""
     return tuple(sorted((k, v) for k, v in series["metric"].items() if k not in ("__name__", "job", "instance")))
+
+
+# --------------------------------------------------------------------------
+# The processes dashboard: groups from this machine, cgroups from the fed tree
+
+
+def _panel_values(base: str, instance: str, uid: str, title: str) -> Dict[str, float]:
+    """The legend -> value of an instant panel query, as the dashboard shows it."""
+    (q,) = [q for q in all_queries() if q.uid == uid and q.panel == title]
+    assert q.instant, title
+    legend = next(t["legendFormat"] for b in boards.build_all(thresholds.load()).values() if b["uid"] == uid for p in b["panels"] if p["title"] == title for t in p["targets"])
+    label = re.fullmatch(r"\{\{(\w+)\}\}", legend).group(1)
+    return {s["metric"][label]: float(s["value"][1]) for s in prom_query(base, substitute(q.expr, "hostagent", instance))}
+
+
+def test_processes_dashboard_shows_the_fed_services_and_containers(stack: Stack) -> None:
+    base, instance = stack.base, stack.instance
+    board = "hostagent-processes"
+    cpu = _panel_values(base, instance, board, "Top services and containers by CPU time over the range")
+    # nginx.service burns half a core, docker/web-1 a quarter, the others 2%.
+    assert sorted(cpu, key=cpu.get, reverse=True)[:2] == ["nginx.service", "docker/web-1"], cpu
+    assert 0.3 * SCRAPE_FOR < cpu["nginx.service"] < 0.8 * SCRAPE_FOR, cpu
+    kills = _panel_values(base, instance, board, "OOM kills over the range")
+    assert set(kills) == {CHOSEN_CGROUP} and kills[CHOSEN_CGROUP] >= 1, kills
+    peak = _panel_values(base, instance, board, "Top services and containers by peak memory over the range")
+    assert 150_000_000 < peak[CHOSEN_CGROUP] <= 200_000_000, peak
+    # The drill-down's memory against the 512 MiB limit.
+    (share,) = prom_query(base, substitute(promql.cgroup_memory_of_limit(promql.DASHBOARD, 'cgroup="$cgroup"'), "hostagent", instance))
+    assert 150_000_000 / 536_870_912 <= float(share["value"][1]) <= 200_000_000 / 536_870_912
+    # Process groups from this machine.
+    groups = _panel_values(base, instance, board, "Top groups by CPU time over the range")
+    assert groups and all(v >= 0 for v in groups.values()), groups
+    # Must-run groups: -1 exactly where the agent exports no such group (it pins none here).
+    must_run = thresholds.load()["must_run_groups"].groups
+    shown = {s["metric"]["group"]: float(s["value"][1]) for s in prom_query(base, substitute(promql.must_run_processes(promql.DASHBOARD, must_run), "hostagent", instance))}
+    exported = {s["metric"]["group"] for s in prom_query(base, f'host_process_group_processes{{instance="{instance}"}}')}
+    assert set(shown) == set(must_run)
+    assert all((value == -1) == (group not in exported) for group, value in shown.items()), (shown, exported)
+
+
+def test_processes_dashboard_pickers_list_cgroups_by_kind(stack: Stack) -> None:
+    base, instance = stack.base, stack.instance
+    board = next(b for b in boards.build_all(thresholds.load()).values() if b["uid"] == "hostagent-processes")
+    picker = {v["name"]: v for v in board["templating"]["list"]}
+    assert not picker["cgroup"]["multi"] and picker["kind"]["multi"]
+    listed = {}
+    for kinds in (("container",), ("service",), CGROUP_KINDS):
+        m = re.fullmatch(r"label_values\((.+), cgroup\)", picker["cgroup"]["definition"])
+        selector = substitute(m.group(1), "hostagent", instance).replace(grafana_regex(CGROUP_KINDS), grafana_regex(kinds))
+        resp = requests.get(f"{base}/api/v1/label/cgroup/values", params={"match[]": selector}, timeout=10)
+        listed[kinds] = set(resp.json()["data"])
+    assert listed[("container",)] == {"docker/web-1", "docker/9abcdef01234", "podman/c0ffee000000"}
+    assert listed[("service",)] == {"nginx.service", "docker.service", "containerd.service", "sshd.service", "getty@tty1.service"}
+    assert listed[CGROUP_KINDS] == listed[("container",)] | listed[("service",)] | {"user-1000.slice"}

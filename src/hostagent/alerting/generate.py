@@ -150,8 +150,7 @@ def build(config: AlertingConfig) -> Dict[str, Any]:
     for name, keyed in rules.THRESHOLD_ALERTS:
         made = [
             threshold_alert(config.alerts[key], level, condition, config.runbook_base_url)
-            for key, condition in keyed.items()
-            if key in config.alerts  # removed from the file: the alert is off
+            for key, condition in rules.resolved(keyed, config.alerts).items()
             for level in config.alerts[key].levels
         ]
         if made:

@@ -26,9 +26,10 @@ or another rule makes; tests/prometheus checks that.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from hostagent import promql as q
+from hostagent.alerting.thresholds import AlertThreshold
 
 # --------------------------------------------------------------------------
 # Recording rules
@@ -104,12 +105,38 @@ def when(value: str, *guards: str) -> Condition:
     return Condition(value, guards)
 
 
+@dataclass(frozen=True)
+class ConditionOf:
+    """A condition made from the alert's own entry in config/alerting.yaml
+    (the process groups of ``must_run_groups``); None turns the alert off."""
+
+    make: Callable[[AlertThreshold], Optional[Condition]]
+
+
+def resolved(conditions: Mapping[str, Union[Condition, ConditionOf]], alerts: Mapping[str, AlertThreshold]) -> Dict[str, Condition]:
+    """The conditions of the keys ``alerts`` has, made from their entries
+    where they depend on them; a key removed from the file, or whose entry
+    turns its alert off, is left out."""
+    out = {}
+    for key, condition in conditions.items():
+        if key not in alerts:
+            continue  # removed from the file: the alert is off
+        made = condition.make(alerts[key]) if isinstance(condition, ConditionOf) else condition
+        if made is not None:
+            out[key] = made
+    return out
+
+
 _COLLECTOR_ENABLED = "and hostagent_collector_enabled == 1"
+# Longer than the 5 minutes of the host-wide OOM kill alert, which
+# Alertmanager mutes while this one fires for the same host: this one
+# outlasts it (docs/alerts.md, HostCgroupOomKillDetected).
+OOM_WINDOW = "10m"
 _LAST_SUCCESS_AGE = "time() - hostagent_collector_last_success_timestamp_seconds"
 
 # Rule groups in output order; each key needs an entry in
 # config/alerting.yaml (or is left out when the file removes it).
-THRESHOLD_ALERTS: Tuple[Tuple[str, Mapping[str, Condition]], ...] = (
+THRESHOLD_ALERTS: Tuple[Tuple[str, Mapping[str, Union[Condition, ConditionOf]]], ...] = (
     (
         "hostagent-agent",
         {
@@ -157,6 +184,25 @@ THRESHOLD_ALERTS: Tuple[Tuple[str, Mapping[str, Condition]], ...] = (
                 q.major_page_faults(q.RULES),
                 f"unless on (job, instance) {q.pressure[('memory', 'waiting')].series()} < 0.01",
             ),
+        },
+    ),
+    (
+        "hostagent-processes",
+        {
+            # Every kill a cgroup counts also raises the host's own count
+            # (vmstat oom_kill). Asking for both keeps quiet a cgroup count
+            # that rises without a kill: an agent restarted accounts its
+            # cgroups anew, and a count summed while unnamed or in `other`
+            # can come back higher. Hosts without the host's count (vmstat
+            # collector off, kernels before 4.13) go by the cgroup's alone.
+            "cgroup_oom_kill": when(
+                q.cgroup_oom_kills(q.RULES, window=OOM_WINDOW),
+                f"unless on (job, instance) increase(host_oom_kills_total[{OOM_WINDOW}]) == 0",
+            ),
+            # Also fires (value -1) for a group a host does not export at
+            # all: it must be pinned in that agent's configuration to exist
+            # at 0. No groups listed: the alert is off.
+            "must_run_groups": ConditionOf(lambda alert: when(q.must_run_processes(q.RULES, alert.groups)) if alert.groups else None),
         },
     ),
     (
@@ -242,7 +288,7 @@ THRESHOLD_ALERTS: Tuple[Tuple[str, Mapping[str, Condition]], ...] = (
 )
 
 
-def threshold_conditions() -> Dict[str, Condition]:
+def threshold_conditions() -> Dict[str, Union[Condition, ConditionOf]]:
     """Every threshold alert key and its condition."""
     return {key: condition for _, conditions in THRESHOLD_ALERTS for key, condition in conditions.items()}
 

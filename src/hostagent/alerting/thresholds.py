@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from ..collectors.base import OptionError
+from ..collectors.procgroups import check_group_names
 from ..config import ConfigFileError, load_yaml_file
 from ..project import ROOT
 
@@ -46,7 +48,10 @@ _PLACEHOLDER = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
 PLACEHOLDERS: Tuple[str, ...] = ("threshold", "for")
 
 _TOP_FIELDS = ("runbook_base_url", "alerts")
-_ALERT_FIELDS = ("alert", "unit", "direction", "summary", "description", "value", "levels")
+_ALERT_FIELDS = ("alert", "unit", "direction", "summary", "description", "value", "levels", "groups")
+# Keys whose alert watches a list of process groups, given as `groups` (the
+# names the agent gives its groups; [] turns the alert off).
+GROUP_KEYS: Tuple[str, ...] = ("must_run_groups",)
 # The `value` annotation when the file gives none: the current value in the unit.
 VALUE_TEMPLATES: Dict[str, str] = {
     "percentunit": "{{ $value | humanizePercentage }}",
@@ -83,6 +88,7 @@ class AlertThreshold:
     description: str
     direction: str = "above"  # "below": fires while the value is under the threshold
     value: Optional[str] = None  # None: VALUE_TEMPLATES[unit]; "": no value annotation
+    groups: Tuple[str, ...] = ()  # the process groups a GROUP_KEYS alert watches
 
     def value_template(self) -> str:
         """The `value` annotation's template; empty when the alert has none."""
@@ -181,9 +187,32 @@ def _parse_alert(key: Any, body: Any, errors: List[str]) -> Optional[AlertThresh
         value = value.strip()
         _check_placeholders(value, f"{where}.value", errors)
     levels = _parse_levels(body.get("levels"), where, direction, errors)
+    groups = _parse_groups(key, body, where, errors)
     if len(errors) > before:
         return None
-    return AlertThreshold(key, name, unit, levels, texts["summary"], texts["description"], direction, value)
+    return AlertThreshold(key, name, unit, levels, texts["summary"], texts["description"], direction, value, groups)
+
+
+def _parse_groups(key: str, body: Mapping[str, Any], where: str, errors: List[str]) -> Tuple[str, ...]:
+    """The `groups` of a GROUP_KEYS alert: process group names as the agent
+    forms them (its pinned_groups take the same names), each once."""
+    if key not in GROUP_KEYS:
+        if "groups" in body:
+            errors.append(f"{where}.groups: only {', '.join(GROUP_KEYS)} takes a list of process groups")
+        return ()
+    raw = body.get("groups")
+    if raw is None:
+        errors.append(f"{where}.groups: missing: list the process groups that must run, or [] to turn the alert off")
+        return ()
+    try:
+        check_group_names(raw)
+    except OptionError as exc:
+        errors.append(f"{where}.groups: {exc}")
+        return ()
+    repeated = sorted({name for name in raw if raw.count(name) > 1})
+    if repeated:
+        errors.append(f"{where}.groups: {', '.join(map(repr, repeated))} listed twice")
+    return tuple(raw)
 
 
 def _check_placeholders(text: str, where: str, errors: List[str]) -> None:

@@ -561,27 +561,91 @@ def network(th: Thresholds) -> Json:
 
 
 def processes(th: Thresholds) -> Json:
-    """Top processes by CPU and memory, counts by state, threads."""
+    """Who used the host: process groups, services and containers over the
+    chosen range and over time, one service or container in detail, and the
+    opt-in per-process series."""
     b = _host_board(th)
-    top_memory = f"topk(10, host_process_resident_memory_bytes{D.sel()})"
-    b.table(
-        "Top processes by CPU",
-        "The busiest processes now; 100% is one full core.",
-        Query(f"topk(10, host_process_cpu_usage_cores{D.sel()})"),
-        value_unit={"Value": "percentunit"},
-        hide=HOST_COLUMNS,
-        rename={"Value": "CPU"},
-        sort_by="Value",
+    groups, cgroups, over_range = q.PROCESS_GROUPS, q.CGROUPS, q.RANGE
+    chosen = 'cgroup="$cgroup"'
+    b.variable("kind", "Kind", f"label_values(host_cgroup_info{D.sel()}, kind)")
+    picked_kinds = 'kind=~"$kind"'
+    b.variable("cgroup", "Service or container", f"label_values(host_cgroup_info{D.sel(picked_kinds)}, cgroup)", multi=False)
+    must_run = th.get("must_run_groups")
+    wide = 4 if must_run is not None and must_run.groups else 5
+    b.stat("Processes", "Processes on the host, in every state.", COUNT, Query(f"sum without (state) (host_processes{D.sel()})", "processes"), w=wide)
+    b.stat(
+        "Groups in other",
+        "Process groups without series of their own, summed into the group other: beyond the agent's max_groups, or waiting for its hourly budget of new groups.",
+        COUNT,
+        metric("host_process_groups_other", "in other"),
+        w=wide,
     )
-    b.table(
-        "Top processes by memory",
-        "The processes holding the most resident memory now, and their share of the host's memory.",
-        Query(top_memory),
-        Query(f"host_process_memory_usage_ratio{D.sel()} and on (job, instance, pid) {top_memory}"),
-        value_unit={"Value #A": "bytes", "Value #B": "percentunit"},
-        hide=HOST_COLUMNS,
-        rename={"Value #A": "resident", "Value #B": "share of memory"},
-        sort_by="Value #A",
+    b.stat(
+        "CPU in other",
+        "Share of the process groups' CPU used by the groups summed into other: CPU with no name of its own. High: raise max_groups, or group processes with matchers.",
+        SHARE,
+        Query(q.other_cpu_share(D), "other"),
+        w=wide,
+    )
+    b.stat("Memory in other", "Share of the process groups' resident memory held by the groups summed into other.", SHARE, Query(q.other_memory_share(D), "other"), w=wide)
+    if must_run is not None and must_run.groups:
+        b.stat(
+            "Must-run groups",
+            f"Processes of each group config/alerting.yaml says must run ({', '.join(must_run.groups)}); red at 0. NOT WATCHED: the agent exports no such group, so it cannot tell: pin it in collectors.processes.pinned_groups.",
+            COUNT,
+            Query(q.must_run_processes(D, must_run.groups), "{{group}}"),
+            alert="must_run_groups",
+            mappings=[{"type": "value", "options": {"-1": {"text": "NOT WATCHED", "color": "red", "index": 0}}}],
+            w=wide,
+        )
+    b.stat(
+        "Services and containers",
+        "Services, user slices and containers with series of their own (host_cgroup_info); the rest is summed into the cgroup other.",
+        COUNT,
+        Query(f"count without (cgroup, kind, runtime, path) (host_cgroup_info{D.sel()})", "cgroups"),
+        w=wide,
+    )
+    # Who used the most over the chosen range: (title, unit, quantity, description).
+    rankings = (
+        ("CPU time", SECONDS, lambda a: q.used_cpu(over_range, a, fn="increase"), "CPU seconds (user and system) each used over the time range; 3600 s is one core for an hour."),
+        ("peak memory", BYTES, lambda a: q.peak_memory(over_range, a), "The most memory each held at any sample of the time range{memory}."),
+        ("disk I/O", BYTES, lambda a: q.used_io(over_range, a, fn="increase"), "Bytes each read and wrote together over the time range{io}."),
+    )
+    notes = {
+        groups.label: {"memory": " (resident; a page shared by several processes counts in each)", "io": " (/proc/PID/io, where the agent may read it)"},
+        cgroups.label: {"memory": " (page cache included)", "io": " (block I/O the kernel accounted to the cgroup)"},
+    }
+    for title, unit, quantity, text in rankings:
+        for what, acct in (("groups", groups), ("services and containers", cgroups)):
+            b.bars(
+                f"Top {what} by {title} over the range",
+                f"The ten {what} with the most. " + text.format(**notes[acct.label]),
+                unit,
+                Query(q.top(10, quantity(acct)), f"{{{{{acct.label}}}}}"),
+            )
+    b.graph(
+        "CPU by group",
+        "CPU each process group used, stacked, 100% = one core; the band named other is every group without series of its own.",
+        CORES,
+        Query(q.used_cpu(D, groups), "{{group}}"),
+        stack=True,
+    )
+    b.graph(
+        "CPU by service and container",
+        "CPU each service, user slice and container used, 100% = one core. Not stacked: a rootless container is counted in its user's slice too.",
+        CORES,
+        Query(q.used_cpu(D, cgroups), "{{cgroup}}"),
+    )
+    b.graph("Memory by group", "Resident memory of each process group; a page shared by several processes counts in each.", BYTES, Query(f"{groups.memory}{D.sel()}", "{{group}}"))
+    b.graph("Memory by service and container", "Memory each service, user slice and container uses, page cache included.", BYTES, Query(f"{cgroups.memory}{D.sel()}", "{{cgroup}}"))
+    b.graph("Disk I/O by group", "Bytes per second each process group read and wrote together (where the agent may read /proc/PID/io).", BYTES_RATE, Query(q.used_io(D, groups), "{{group}}"))
+    b.graph("Disk I/O by service and container", "Block I/O bytes per second each service, user slice and container read and wrote together.", BYTES_RATE, Query(q.used_io(D, cgroups), "{{cgroup}}"))
+    b.graph("Processes by group", "Processes in each process group; a pinned group shows 0 when none runs.", COUNT, metric("host_process_group_processes", "{{group}}"))
+    b.bars(
+        "OOM kills over the range",
+        "Processes of each service, user slice or container the OOM killer ended during the time range; empty when there were none (HostCgroupOomKillDetected fires for each).",
+        COUNT,
+        Query(f"{q.cgroup_oom_kills(over_range)} > 0", "{{cgroup}}"),
     )
     b.graph(
         "Processes by state",
@@ -591,9 +655,92 @@ def processes(th: Thresholds) -> Json:
         stack=True,
     )
     b.graph("Threads", "Threads of all processes together.", COUNT, metric("host_processes_threads", "threads"))
-    b.graph("Top processes by CPU over time", "The five busiest processes at each moment; 100% is one full core.", CORES, Query(f"topk(5, host_process_cpu_usage_cores{D.sel()})", "{{name}} ({{pid}})"))
-    b.graph("Top processes by memory over time", "The five processes holding the most resident memory at each moment.", BYTES, Query(f"topk(5, host_process_resident_memory_bytes{D.sel()})", "{{name}} ({{pid}})"))
-    return b.dashboard(UIDS["processes"], "hostagent / Processes", "What runs on each host: the top processes by CPU and memory, process states and threads.")
+
+    b.row("Service or container: $cgroup")
+    b.stat(
+        "Memory of its limit",
+        "Memory the chosen service or container uses as a share of its memory limit, per host; empty where it has no limit.",
+        SHARE,
+        Query(q.cgroup_memory_of_limit(D, chosen), "{{instance}}"),
+        w=6,
+        h=8,
+    )
+    b.graph("CPU by mode", "CPU the chosen service or container used, by mode, 100% = one core; every task counts, however short-lived.", CORES, rate(cgroups.cpu, "{{instance}} {{mode}}", chosen), stack=True, w=9)
+    b.graph(
+        "Memory against its limit",
+        "Memory in use (page cache included) and, dashed, the limit where one is set.",
+        BYTES,
+        metric(cgroups.memory, "{{instance}} used", chosen),
+        metric("host_cgroup_memory_limit_bytes", "{{instance}} limit", chosen),
+        overrides=[dashed(".* limit", "red", regex=True)],
+        w=9,
+    )
+    b.graph(
+        "Disk I/O",
+        "Block I/O bytes per second the chosen service or container read and wrote.",
+        BYTES_RATE,
+        rate(cgroups.read, "{{instance}} read", chosen),
+        rate(cgroups.written, "{{instance}} write", chosen),
+        w=6,
+    )
+    b.graph("Processes", "Processes in the chosen service or container and the cgroups below it.", COUNT, metric("host_cgroup_processes", "{{instance}}", chosen), w=6)
+    b.graph(
+        "OOM kills",
+        "Processes of the chosen service or container the OOM killer ended, per interval.",
+        COUNT,
+        Query(q.cgroup_oom_kills(D, chosen), "{{instance}}"),
+        w=6,
+    )
+    b.graph(
+        "Pressure",
+        "Share of time the chosen cgroup's tasks waited for a CPU, for memory and for I/O (waiting: at least one task; stalled: all at once), from its PSI files. "
+        "Only on cgroup v2 and hybrid hosts with pressure stall information; empty elsewhere.",
+        SHARE,
+        *(
+            rate(f"host_cgroup_pressure_{resource}_{kind}_seconds_total", f"{{{{instance}}}} {resource} {kind}", chosen)
+            for resource in ("cpu", "memory", "io")
+            for kind in ("waiting", "stalled")
+        ),
+        w=6,
+    )
+
+    b.row("Per-process series (opt-in: collectors.processes.top_n)")
+    opt_in = (
+        " Empty unless the agent runs with collectors.processes.top_n above 0 (0 by default: every process that enters the top makes 3 new series)."
+        " For the live list at no cost in Prometheus, use `hostagent top` or the agent's /api/v1/processes."
+    )
+    top_memory = f"topk(10, host_process_resident_memory_bytes{D.sel()})"
+    b.table(
+        "Top processes by CPU",
+        "The busiest processes now; 100% is one full core." + opt_in,
+        Query(f"topk(10, host_process_cpu_usage_cores{D.sel()})"),
+        value_unit={"Value": "percentunit"},
+        hide=("Time", "__name__", "job"),
+        rename={"Value": "CPU"},
+        sort_by="Value",
+    )
+    b.table(
+        "Top processes by memory",
+        "The processes holding the most resident memory now, and their share of the host's memory." + opt_in,
+        Query(top_memory),
+        Query(f"host_process_memory_usage_ratio{D.sel()} and on (job, instance, pid) {top_memory}"),
+        value_unit={"Value #A": "bytes", "Value #B": "percentunit"},
+        hide=("Time", "__name__", "job"),
+        rename={"Value #A": "resident", "Value #B": "share of memory"},
+        sort_by="Value #A",
+    )
+    b.graph("Top processes by CPU over time", "The five busiest processes at each moment; 100% is one full core." + opt_in, CORES, Query(f"topk(5, host_process_cpu_usage_cores{D.sel()})", "{{instance}} {{name}} ({{pid}})"))
+    b.graph(
+        "Top processes by memory over time",
+        "The five processes holding the most resident memory at each moment." + opt_in,
+        BYTES,
+        Query(f"topk(5, host_process_resident_memory_bytes{D.sel()})", "{{instance}} {{name}} ({{pid}})"),
+    )
+    return b.dashboard(
+        UIDS["processes"],
+        "hostagent / Processes",
+        "Who used each host: process groups, services and containers over the chosen range and over time, one service or container in detail, and the opt-in per-process series.",
+    )
 
 
 def system(th: Thresholds) -> Json:

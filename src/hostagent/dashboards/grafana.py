@@ -58,12 +58,13 @@ RPM = Unit("rotrpm")  # fan speeds
 CELSIUS = Unit("celsius")  # temperatures
 
 
-def dashed(name: str, colour: str = "") -> Json:
-    """An override drawing the series ``name`` as an unfilled dashed line (a limit)."""
+def dashed(name: str, colour: str = "", *, regex: bool = False) -> Json:
+    """An override drawing the series ``name`` (with ``regex``: every series
+    whose name matches it) as an unfilled dashed line (a limit)."""
     properties: List[Json] = [{"id": "custom.lineStyle", "value": {"dash": [10, 10], "fill": "dash"}}, {"id": "custom.fillOpacity", "value": 0}]
     if colour:
         properties.append({"id": "color", "value": {"fixedColor": colour, "mode": "fixed"}})
-    return {"matcher": {"id": "byName", "options": name}, "properties": properties}
+    return {"matcher": {"id": "byRegexp" if regex else "byName", "options": name}, "properties": properties}
 
 
 def _targets(queries: Sequence[Query], instant: bool) -> List[Json]:
@@ -276,6 +277,7 @@ class Board:
     def __init__(self, thresholds: Mapping[str, Any]):
         self.thresholds = thresholds
         self.panels: List[Json] = []
+        self.variables: List[Json] = []  # after the host pickers
 
     def alert(self, key: Optional[str]) -> Any:
         """The thresholds of ``key`` (None for no key)."""
@@ -288,6 +290,11 @@ class Board:
 
     def row(self, title: str, repeat: str = "") -> None:
         self.panels.append(row(title, repeat))
+
+    def variable(self, name: str, label: str, query: str, multi: bool = True) -> None:
+        """A picker after the host pickers, its values from ``query``
+        (``label_values(...)``); ``multi``: several at once and All, else one."""
+        self.variables.append(_query_variable(name, label, query, multi))
 
     def stat(self, title: str, description: str, unit: Unit, *queries: Query, alert: Optional[str] = None, **options: Any) -> None:
         """A big number with a sparkline (``options``: steps, links, mappings, w, h)."""
@@ -306,7 +313,7 @@ class Board:
         self.panels.append(table(title, description, queries, **options))
 
     def dashboard(self, uid: str, title: str, description: str) -> Json:
-        return dashboard(uid, title, description, self.panels)
+        return dashboard(uid, title, description, self.panels, self.variables)
 
 
 def row(title: str, repeat: str = "") -> Json:
@@ -362,7 +369,7 @@ def dashboard_link(uid: str, title: str) -> Json:
     return {"title": title, "url": url, "targetBlank": False}
 
 
-def _query_variable(name: str, label: str, query: str) -> Json:
+def _query_variable(name: str, label: str, query: str, multi: bool = True) -> Json:
     return {
         "name": name,
         "label": label,
@@ -371,9 +378,10 @@ def _query_variable(name: str, label: str, query: str) -> Json:
         "definition": query,
         "query": {"query": query, "refId": f"{name}-variable"},
         "refresh": 2,  # on time range change, so new hosts appear
-        "multi": True,
-        "includeAll": True,
-        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        "multi": multi,
+        "includeAll": multi,
+        # One value: Grafana picks the first it finds.
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]} if multi else {},
         "options": [],
         "regex": "",
         "sort": 1,
@@ -419,8 +427,8 @@ def alerts_annotation() -> Json:
     }
 
 
-def dashboard(uid: str, title: str, description: str, panels: Sequence[Json]) -> Json:
-    """A complete dashboard: host variables, 10 s refresh, links to its siblings."""
+def dashboard(uid: str, title: str, description: str, panels: Sequence[Json], extra_variables: Sequence[Json] = ()) -> Json:
+    """A complete dashboard: host variables (then ``extra_variables``), 10 s refresh, links to its siblings."""
     builtin = {
         "builtIn": 1,
         "datasource": {"type": "grafana", "uid": "-- Grafana --"},
@@ -458,7 +466,7 @@ def dashboard(uid: str, title: str, description: str, panels: Sequence[Json]) ->
                 "url": "",
             }
         ],
-        "templating": {"list": variables()},
+        "templating": {"list": variables() + list(extra_variables)},
         "time": {"from": "now-1h", "to": "now"},
         "timepicker": {
             "refresh_intervals": REFRESH_INTERVALS,
