@@ -287,7 +287,7 @@ def test_empty_tls_server_config_is_refused_not_taken_as_plain_http(tmp_path, te
 
 
 def test_the_hash_hint_is_the_documented_command(tmp_path):
-    documented = next(line for b in doc_blocks("sh") for line in b.splitlines() if line.startswith("htpasswd"))
+    documented = next(line for b in doc_blocks("sh") for line in b.splitlines() if line.startswith("hostagent hash-password"))
     assert f"generate one with `{documented}`" in problems_of(tmp_path, "basic_auth_users:\n  alice: plaintext-password\n")
 
 
