@@ -410,7 +410,13 @@ class BcryptChecker:
     (never the password itself), right and wrong alike, so a scraper pays
     bcrypt once and a client repeating the same wrong password pays it once
     too; identical checks asked for meanwhile wait for the same result.
-    Kept across web config reloads: a changed hash changes the digests."""
+    Kept across web config reloads: a changed hash changes the digests.
+
+    Hosts that sent wrong credentials, or more than could wait, are
+    suspect: their checks queue apart (``queue_limit`` more) and run only
+    when no other host's is waiting, so a host guessing passwords cannot
+    keep out a scraper whose credentials were never checked (the agent
+    just started)."""
 
     def __init__(self, queue_limit: int = BCRYPT_QUEUE, cpu_share: float = BCRYPT_CPU_SHARE, remember: int = REMEMBERED):
         self.queue_limit = queue_limit
@@ -419,12 +425,12 @@ class BcryptChecker:
         self.checks = 0  # bcrypt computations done
         self._lock = threading.Lock()
         self._results: Dict[bool, "OrderedDict[bytes, None]"] = {True: OrderedDict(), False: OrderedDict()}
+        self._suspects: "OrderedDict[str, None]" = OrderedDict()
         self._pending: Dict[bytes, concurrent.futures.Future] = {}
-        self._queue: "queue.SimpleQueue[Optional[Tuple[bytes, bytes, bytes]]]" = queue.SimpleQueue()
-        self._waiting = 0
-        # Started now, not at the first check: the thread count stays the same.
-        self._thread = threading.Thread(target=self._work, name="bcrypt", daemon=True)
-        self._thread.start()
+        self._queue: "queue.PriorityQueue[Tuple[int, int, Optional[Tuple[bytes, bytes, bytes]]]]" = queue.PriorityQueue()
+        self._waiting = [0, 0]  # by priority: 0 for other hosts, 1 for suspects
+        self._order = 0
+        self._thread: Optional[threading.Thread] = None  # started by the first check, then kept
 
     @staticmethod
     def key(hashed: bytes, user: str, password: bytes) -> bytes:
@@ -439,31 +445,44 @@ class BcryptChecker:
             return False
         return None
 
-    def submit(self, key: bytes, password: bytes, hashed: bytes) -> Optional[concurrent.futures.Future]:
+    def suspect(self, host: str) -> None:
+        """Mark ``host`` as one whose checks wait behind everyone else's."""
+        with self._lock:
+            self._suspects[host] = None
+            self._suspects.move_to_end(host)
+            if len(self._suspects) > self.remember:
+                self._suspects.popitem(last=False)
+
+    def submit(self, key: bytes, password: bytes, hashed: bytes, host: str = "") -> Optional[concurrent.futures.Future]:
         """A future of the check's result, or None when too many wait."""
         with self._lock:
             pending = self._pending.get(key)
             if pending is not None:
                 return pending
-            if self._waiting >= self.queue_limit:
+            priority = 1 if host in self._suspects else 0
+            if self._waiting[priority] >= self.queue_limit:
                 return None
             future: concurrent.futures.Future = concurrent.futures.Future()
             self._pending[key] = future
-            self._waiting += 1
-        self._queue.put((key, password, hashed))
+            self._waiting[priority] += 1
+            self._order += 1
+            self._queue.put((priority, self._order, (key, password, hashed)))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="bcrypt", daemon=True)
+                self._thread.start()
         return future
 
     def close(self) -> None:
-        self._queue.put(None)
+        self._queue.put((2, 0, None))
 
     def _work(self) -> None:
         while True:
-            item = self._queue.get()
+            priority, _, item = self._queue.get()
             if item is None:
                 return
             key, password, hashed = item
             with self._lock:
-                self._waiting -= 1
+                self._waiting[priority] -= 1
             used = time.thread_time()
             try:
                 # Longer passwords are cut at 72 bytes, as bcrypt itself reads
@@ -530,15 +549,18 @@ class BasicAuth:
         creds = self.parse(request.header("authorization"))
         if creds is not None:
             hashed, key, known = self._lookup(*creds)
+            host = request.remote.rpartition(":")[0]
             if known is None:
-                future = self.checker.submit(key, creds[1], hashed)
+                future = self.checker.submit(key, creds[1], hashed, host)
                 if future is None:
+                    self.checker.suspect(host)
                     return text_response(429, "too many credential checks waiting; try again shortly", headers=[("Retry-After", "1")], rejected="auth_throttled")
                 # Shielded: a client that leaves does not cancel a check that
                 # others may be waiting for, and whose result is remembered.
                 known = await asyncio.shield(asyncio.wrap_future(future))
             if known and creds[0] in self.users:
                 return None
+            self.checker.suspect(host)
         return text_response(401, "unauthorized", headers=[("WWW-Authenticate", 'Basic realm="hostagent", charset="UTF-8"')])
 
 

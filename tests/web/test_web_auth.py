@@ -369,7 +369,7 @@ def test_wrong_password_flood_neither_delays_nor_refuses_a_verified_scraper(serv
                 if i == 0:
                     wait_until(lambda: checked, 5, "the first guess's check to start")
             # One check runs, BCRYPT_QUEUE wait; the rest are told to come back.
-            throttled = 40 - 1 - webconfig.BCRYPT_QUEUE
+            throttled = 40 - 1 - 2 * webconfig.BCRYPT_QUEUE  # the host is a suspect after its first 429: 8 more wait apart
             wait_until(lambda: running.server.rejected("auth_throttled") == throttled, 10, f"{throttled} guesses throttled")
             for _ in range(10):
                 started = time.monotonic()
@@ -379,7 +379,7 @@ def test_wrong_password_flood_neither_delays_nor_refuses_a_verified_scraper(serv
             assert len(checked) == 1  # bcrypt ran for one guess only, the rest wait their turn
             gate.set()
             statuses = sorted(read_response(sock)[0] for sock in flood)
-            assert statuses == [401] * (1 + webconfig.BCRYPT_QUEUE) + [429] * throttled
+            assert statuses == [401] * (1 + 2 * webconfig.BCRYPT_QUEUE) + [429] * throttled
         finally:
             gate.set()
             for sock in flood:
@@ -417,3 +417,35 @@ def test_only_the_first_72_bytes_of_a_password_count_as_in_go(tmp_path):
     _, auth = tls_and_auth(write(tmp_path, f"basic_auth_users:\n  alice: '{hashed}'\n"))
     assert auth.check("alice", long.encode()) and auth.check("alice", long[:72].encode())
     assert not auth.check("alice", long[:71].encode())
+
+
+def test_a_guessing_host_waits_behind_every_other_host(monkeypatch):
+    # After a restart no scraper's credentials are remembered; a host that
+    # guessed wrong (or was turned away) must not keep them from a check.
+    gate = threading.Event()
+    order: List[bytes] = []
+    real = bcrypt.checkpw
+
+    def recorded(password: bytes, hashed: bytes) -> bool:
+        order.append(password)
+        gate.wait(10)
+        return real(password, hashed)
+
+    monkeypatch.setattr(webconfig.bcrypt, "checkpw", recorded)
+    checker = webconfig.BcryptChecker(cpu_share=1.0)
+    try:
+        checker.suspect("10.0.0.66")
+
+        def submit(password: bytes, host: str):
+            return checker.submit(checker.key(HASH.encode(), "alice", password), password, HASH.encode(), host)
+
+        first = submit(b"guess-0", "10.0.0.66")
+        wait_until(lambda: order, 5, "the first guess to be checked")
+        guesses = [submit(b"guess-%d" % i, "10.0.0.66") for i in range(1, 5)]
+        scraper = submit(PASSWORD.encode(), "10.0.0.9")
+        gate.set()
+        assert scraper.result(10) is True and not any(f.result(10) for f in [first, *guesses])
+        assert order == [b"guess-0", PASSWORD.encode(), b"guess-1", b"guess-2", b"guess-3", b"guess-4"]
+    finally:
+        gate.set()
+        checker.close()
