@@ -70,8 +70,8 @@ FAIR_SHARE = 8
 # Seconds a TLS handshake the client has stopped answering is kept at the
 # handshake limit before a newcomer from any host may displace it.
 HANDSHAKE_PATIENCE = 1.0
-# Connections looked at (oldest first) when choosing one to close.
-SCAN = 8
+# Connections looked at (oldest first, in each state) when choosing one to close.
+SCAN = 16
 # Connections accepted per wake-up of a listener, so one busy listener
 # cannot starve the rest of the loop.
 ACCEPT_BATCH = 64
@@ -573,14 +573,17 @@ class HTTPServer:
 
     # -- accepting -----------------------------------------------------------
     #
-    # Connections are accepted here rather than by asyncio's start_server:
-    # the connection limit has to choose which connection to close (start_server
-    # can only refuse newcomers), TLS handshakes have to be counted and capped
-    # before asyncio allocates their buffers (start_server starts them at
-    # accept), a TLS connection's first byte is looked at before the handshake
-    # so plain HTTP sent to the TLS port gets a 400 that says so, and running
-    # out of file descriptors is one warning and a back-off, not a traceback
-    # per attempt.
+    # Connections, HTTP and HTTPS alike, are accepted here rather than by
+    # asyncio.start_server (with ssl= and ssl_handshake_timeout= for TLS),
+    # which would be shorter but cannot do what the limits need: it hands a
+    # connection over only once its TLS handshake is done, so the limit could
+    # neither count nor choose handshakes in progress, and it can only refuse
+    # a newcomer, not close another connection to make room; it starts the
+    # handshake (and allocates its buffers) at accept, before junk or plain
+    # HTTP can be told from TLS, so no 400 for plain HTTP on the TLS port and
+    # no bound on TLS memory; its handshake failures reach the loop's
+    # exception handler rather than a debug line naming the client; and out
+    # of file descriptors it logs a traceback per attempt.
 
     def _accept(self, listener: socket.socket) -> None:
         made_room = 0
