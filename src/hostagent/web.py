@@ -67,9 +67,10 @@ BUSY_IDLE_TIMEOUT = 5.0
 # A host holding more connections than this is crowding: at the limit it is
 # never let in at another host's expense, and its connections go first.
 FAIR_SHARE = 8
-# Seconds a TLS handshake the client has stopped answering is kept at the
-# handshake limit before a newcomer from any host may displace it.
-HANDSHAKE_PATIENCE = 1.0
+# Seconds a connection waiting on its client (idle, unfinished, in its TLS
+# handshake) is kept at a limit before a crowding host's newcomer, or at the
+# handshake limit anyone's, may take its place.
+PATIENCE = 1.0
 # Connections looked at (oldest first, in each state) when choosing one to close.
 SCAN = 16
 # Connections accepted per wake-up of a listener, so one busy listener
@@ -530,12 +531,16 @@ class HTTPServer:
 
         By kind: idle connections of clients that never authenticated, then
         unfinished ones (no whole request or TLS handshake yet), then idle
-        authenticated ones. Among them a crowding host's go first, and a
-        crowding newcomer only takes the place of its own host's."""
+        authenticated ones. Among them a crowding host's go first. A
+        crowding newcomer only takes the place of its own host's, and only of
+        one that has waited a second (PATIENCE): a host cannot churn through
+        its own connections faster than that, each turn costing the server a
+        connection's work."""
         tiers = ((self._candidates(IDLE), "shed_idle"), (self._candidates(READING, HANDSHAKE), "shed_unfinished"),
                  (self._candidates(IDLE_AUTHENTICATED), "shed_idle"))  # fmt: skip
         if self._crowding(host):
-            return next(((c, why) for found, why in tiers for c in found if c.host == host), None)
+            waited = self._loop.time() - PATIENCE
+            return next(((c, why) for found, why in tiers for c in found if c.host == host and c.since <= waited), None)
         crowded = next(((c, why) for found, why in tiers for c in found if self._crowding(c.host)), None)
         return crowded or next(((found[0], why) for found, why in tiers if found), None)
 
@@ -543,8 +548,8 @@ class HTTPServer:
         """The TLS handshake to give up for a newcomer from ``host`` at the
         handshake limit, or None. Only handshakes waiting on their client
         qualify: of a crowding host for a newcomer that is not, of anyone
-        once they have waited HANDSHAKE_PATIENCE."""
-        waited = self._loop.time() - HANDSHAKE_PATIENCE
+        once they have waited PATIENCE."""
+        waited = self._loop.time() - PATIENCE
         crowding = self._crowding(host)
         for conn in self._candidates(HANDSHAKE):
             if conn.since <= waited or not crowding and self._crowding(conn.host):

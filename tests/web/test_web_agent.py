@@ -13,6 +13,7 @@ from typing import List
 
 import bcrypt
 import psutil
+import pytest
 import requests
 from faultagent import listening, run_refused
 from support import REPO, agent_server, free_port, require_tool, wait_until
@@ -227,12 +228,21 @@ def test_junk_tls_storms_leave_memory_where_it_was(tmp_path, certs, monkeypatch)
         assert wait_until(lambda: grown.append(rss_mib(server.proc.pid) - before) or grown[-1] < 5.0, 30, "memory back within 5 MiB"), grown
 
 
-def test_a_fifo_as_the_certificate_is_refused_before_start(tmp_path, certs):
-    fifo = tmp_path / "tls.crt"
-    os.mkfifo(fifo)
+@pytest.mark.parametrize("kind", ["fifo-certificate", "cost-31-hash"])
+def test_web_configs_that_used_to_hang_the_start_are_refused_at_once(tmp_path, certs, kind):
+    # A FIFO as cert_file blocked the start for good; a cost-31 bcrypt hash
+    # made the start compute a stand-in hash for days.
     web = tmp_path / "web.yml"
-    web.write_text(f"tls_server_config:\n  cert_file: {fifo}\n  key_file: {certs.server_key}\n")
+    if kind == "fifo-certificate":
+        fifo = tmp_path / "tls.crt"
+        os.mkfifo(fifo)
+        web.write_text(f"tls_server_config:\n  cert_file: {fifo}\n  key_file: {certs.server_key}\n")
+        expected = f"tls_server_config.cert_file: is not a regular file (a FIFO, socket or device): {fifo}"
+    else:
+        web.write_text("basic_auth_users:\n  prometheus: '$2b$31$" + "a" * 53 + "'\n")
+        expected = "basic_auth_users.prometheus: bcrypt cost 31 is too slow to check"
+    started = time.monotonic()
     code, out, err = run_refused([sys.executable, str(REPO / "run_agent.py"), "--config", "/dev/null", f"--web.config.file={web}"])
     assert code == 2, err
-    assert f"tls_server_config.cert_file: is not a regular file (a FIFO, socket or device): {fifo}" in err
-    assert "Traceback" not in err
+    assert expected in err and "Traceback" not in err
+    assert time.monotonic() - started < 15

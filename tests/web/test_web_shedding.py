@@ -30,21 +30,25 @@ def is_closed(sock: socket.socket, within: float = 2.0) -> bool:
     return closed_within(sock, within) is not None
 
 
-def idle_connections(running, count: int, extra: str = "") -> List[socket.socket]:
+def connect(running, source: str) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", running.port), timeout=10, source_address=(source, 0))
+
+
+def idle_connections(running, count: int, extra: str = "", source: str = "127.0.0.1") -> List[socket.socket]:
     """``count`` connections that made one request and now idle, kept alive."""
     socks = []
     for _ in range(count):
-        sock = running.connect(timeout=10)
+        sock = connect(running, source)
         sock.sendall(get("/", extra))
         read_response(sock)
         socks.append(sock)
     return socks
 
 
-def partial_heads(running, count: int) -> List[socket.socket]:
+def partial_heads(running, count: int, source: str = "127.0.0.1") -> List[socket.socket]:
     socks = []
     for _ in range(count):
-        sock = running.connect(timeout=10)
+        sock = connect(running, source)
         sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
         socks.append(sock)
     return socks
@@ -67,7 +71,7 @@ def test_held_connections_make_room_for_new_scrapers(serve, hold, state, reason)
     # 600 connections idle after one request used to keep every new scrape
     # out for the whole idle_timeout (120 s); 600 unfinished heads, for 10 s.
     running = serve(limits=Limits(max_connections=10, idle_timeout=120, read_timeout=30))
-    held = hold(running, 10)
+    held = hold(running, 10, source="127.0.0.2")  # another host than the scraper's
     try:
         wait_until(lambda: running.server.count(state) == 10, 5, f"10 connections {state}")
         scrape_promptly(running)
@@ -105,27 +109,22 @@ def test_shedding_order_spares_authenticated_scrapers_longest(serve, tmp_path: P
             sock.close()
 
 
-def idle_from(running, address: str, count: int) -> List[socket.socket]:
-    socks = []
-    for _ in range(count):
-        sock = socket.create_connection(("127.0.0.1", running.port), timeout=10, source_address=(address, 0))
-        sock.sendall(get("/"))
-        read_response(sock)
-        socks.append(sock)
-    return socks
-
-
-def test_a_crowding_host_pays_for_room_before_other_hosts(serve):
+def test_a_crowding_host_pays_for_room_before_other_hosts(serve, monkeypatch):
     # A host holding more than its share (FAIR_SHARE) loses connections
-    # first, and its newcomers only ever take its own connections' places.
+    # first; its own newcomers only take the place of its own connections,
+    # and only of those that waited PATIENCE, so it cannot churn.
+    monkeypatch.setattr(web, "PATIENCE", 0.5)
     running = serve(limits=Limits(max_connections=22, idle_timeout=120))
-    scrapers = idle_from(running, "127.0.0.1", 2)  # the oldest idle connections
-    crowd = idle_from(running, "127.0.0.2", 20)
+    scrapers = idle_connections(running, 2, source="127.0.0.1")  # the oldest idle connections
+    crowd = idle_connections(running, 20, source="127.0.0.2")
     try:
         wait_until(lambda: running.server.count(IDLE) == 22, 5, "22 idle connections")
-        newcomer = idle_from(running, "127.0.0.3", 1)
+        newcomer = idle_connections(running, 1, source="127.0.0.3")
         assert is_closed(crowd[0]) and not is_closed(scrapers[0], 0.2)
-        crowd += idle_from(running, "127.0.0.2", 1)
+        with connect(running, "127.0.0.2") as early:  # its connections are younger than PATIENCE
+            assert is_closed(early, 1.0) and running.server.rejected("connection_limit") == 1
+        time.sleep(0.5)
+        crowd += idle_connections(running, 1, source="127.0.0.2")
         assert is_closed(crowd[1]) and not is_closed(scrapers[0], 0.2) and not is_closed(newcomer[0], 0.2)
         assert running.server.rejected("shed_idle") == 2
     finally:

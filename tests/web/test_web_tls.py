@@ -282,7 +282,7 @@ def test_tls_handshakes_in_progress_are_capped(serve, tmp_path, certs, monkeypat
     # ClientHellos took the agent from 31 to 175 MB.
     monkeypatch.setattr(web, "MAX_HANDSHAKES", 4)
     monkeypatch.setattr(web, "FAIR_SHARE", 2)
-    monkeypatch.setattr(web, "HANDSHAKE_PATIENCE", 1.0)
+    monkeypatch.setattr(web, "PATIENCE", 1.0)
     ctx, _ = tls_and_auth(str(tls_config(tmp_path, certs)))
     running = serve(ssl_context=ctx, limits=Limits(read_timeout=30.0))
     peak = [0]
@@ -301,7 +301,7 @@ def test_tls_handshakes_in_progress_are_capped(serve, tmp_path, certs, monkeypat
         started = time.monotonic()
         assert tls_get(running.port, client_context(certs)) == 200
         assert time.monotonic() - started < 1.0 and running.server.rejected("shed_unfinished") == 1
-        # Once a handshake has waited on its client for HANDSHAKE_PATIENCE,
+        # Once a handshake has waited on its client for PATIENCE,
         # anyone's newcomer may take its place.
         time.sleep(1.0)
         hellos += [from_address(running, "127.0.0.2", client_hello()) for _ in range(2)]  # a free slot, then one more
