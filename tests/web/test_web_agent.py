@@ -137,8 +137,8 @@ def test_out_of_file_descriptors_is_one_warning_not_a_traceback_flood(tmp_path):
     with server:
         server.start()
         port = int(server.base_url.rsplit(":", 1)[1])
-        for _ in range(200):
-            clients.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        for _ in range(200):  # from another host than the scrapes'
+            clients.append(socket.create_connection(("127.0.0.1", port), timeout=5, source_address=("127.0.0.2", 0)))
             if len(clients) % 20 == 0:
                 assert requests.get(server.base_url + "/metrics", timeout=5).status_code == 200
         for _ in range(10):
