@@ -87,8 +87,10 @@ TLS_READ_SIZE = 16 * 1024
 # plaintext, plus room for a record that is not, as a ClientHello is not,
 # encrypted).
 TLS_MAX_RECORD = 16384 + 256
-# After a storm of connections (this many since the last time), memory the
-# allocator kept is handed back to the system, at most every TRIM_EVERY s.
+# After a storm of connections (this many at once, TRIM_AFTER since the last
+# time), memory the allocator kept is handed back to the system, at most
+# every TRIM_EVERY s. Ordinary loads (a few dozen scrapers) never trigger it.
+TRIM_PEAK = 128
 TRIM_AFTER = 256
 TRIM_EVERY = 5.0
 # Seconds a closing TLS connection may wait for the client's close_notify
@@ -158,6 +160,9 @@ class Response:
 
 def text_response(status: int, text: str, **kwargs: object) -> Response:
     return Response(status, (text + "\n").encode(), **kwargs)  # type: ignore[arg-type]
+
+
+BUSY = text_response(503, "too many requests in flight", headers=[("Retry-After", "1")], rejected="busy")
 
 
 class HTTPError(Exception):
@@ -492,11 +497,10 @@ class HTTPServer:
             self._after_storm()
 
     def _after_storm(self) -> None:
-        """Schedule a memory release once a storm of connections has passed
-        (open connections down to a quarter of their peak), or every
-        TRIM_EVERY s while one lasts."""
-        opened = self._opened - self._opened_at_trim
-        if self._trim_scheduled or opened < TRIM_AFTER or (self.connections * 4 > self._peak and opened < 4 * TRIM_AFTER):
+        """Schedule a memory release once a storm of connections (TRIM_PEAK
+        at once, TRIM_AFTER in all) has passed: open connections down to a
+        quarter of their peak. At most every TRIM_EVERY s."""
+        if self._trim_scheduled or self._peak < TRIM_PEAK or self._opened - self._opened_at_trim < TRIM_AFTER or self.connections * 4 > self._peak:
             return
         self._trim_scheduled = True
         self._loop.call_later(max(1.0, self._last_trim + TRIM_EVERY - self._loop.time()), self._trim)
@@ -822,7 +826,13 @@ class HTTPServer:
             first = False
             self._enter(conn, ACTIVE)
             started = time.perf_counter()
-            refusal = await self._refusal(conn, request)
+            security = self.security
+            if security.authenticate is not None or security.rate_limit is not None:
+                refusal = await self._refusal(conn, request, security)
+            elif self.in_flight >= self.limits.max_requests:
+                refusal = BUSY
+            else:
+                refusal = None
             if refusal is not None:
                 keep = await self._send(writer, refusal, request, started)
             else:
@@ -845,8 +855,9 @@ class HTTPServer:
             return None
         if not first_byte:
             return None
-        if not first:
-            self._enter(conn, READING)
+        # A kept-alive connection stays idle while its next head arrives: one
+        # state change less per request, and a client that stalls there goes
+        # first when room is needed.
         try:
             return await _within(self._read_head(reader, first_byte, conn.remote), self.limits.read_timeout)
         except asyncio.TimeoutError:
@@ -894,10 +905,9 @@ class HTTPServer:
             _check_content_length(headers["content-length"])
         return Request(method, target, version, headers, remote)
 
-    async def _refusal(self, conn: _Connection, request: Request) -> Optional[Response]:
+    async def _refusal(self, conn: _Connection, request: Request, security: Security) -> Optional[Response]:
         """Why the request is turned away (rate limit, credentials, too many
         in flight), or None to serve it."""
-        security = self.security
         if security.rate_limit is not None and not security.rate_limit.allow():
             return text_response(429, "rate limit exceeded", headers=[("Retry-After", "1")], rejected="rate_limited")
         if security.authenticate is not None:
@@ -905,9 +915,7 @@ class HTTPServer:
             if refused is not None:
                 return refused
             conn.authenticated = True
-        if self.in_flight >= self.limits.max_requests:
-            return text_response(503, "too many requests in flight", headers=[("Retry-After", "1")], rejected="busy")
-        return None
+        return BUSY if self.in_flight >= self.limits.max_requests else None
 
     def _handle(self, request: Request) -> Response:
         try:
