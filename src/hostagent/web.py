@@ -521,13 +521,18 @@ class HTTPServer:
     def _crowding(self, host: str) -> bool:
         return self._hosts.get(host, 0) > FAIR_SHARE
 
-    def _candidates(self, *states: str) -> List[_Connection]:
-        """The oldest few connections of these states, oldest first, leaving
-        out any whose client has answered: its bytes wait in the kernel for
-        a busy loop to get to them, and the client is not the slow one."""
+    def _oldest_few(self, *states: str) -> List[_Connection]:
+        """The oldest SCAN connections of each of these states, oldest first."""
         found = [conn for state in states for conn, _ in zip(self._states[state], range(SCAN))]
-        found.sort(key=lambda conn: conn.since)
-        return [c for c in found if not (c.state != IDLE and c.state != IDLE_AUTHENTICATED and c.handed_over and _has_unread_bytes(c.sock))]
+        if len(states) > 1:
+            found.sort(key=lambda conn: conn.since)
+        return found
+
+    @staticmethod
+    def _waiting_on_client(conn: _Connection) -> bool:
+        """False if the client has answered: its bytes wait in the kernel for
+        a busy loop to get to them, and the client is not the slow one."""
+        return conn.state in (IDLE, IDLE_AUTHENTICATED) or not conn.handed_over or not _has_unread_bytes(conn.sock)
 
     def _victim(self, host: str) -> Optional[Tuple[_Connection, str]]:
         """The connection to close to make room for a newcomer from ``host``,
@@ -540,13 +545,25 @@ class HTTPServer:
         one that has waited a second (PATIENCE): a host cannot churn through
         its own connections faster than that, each turn costing the server a
         connection's work."""
-        tiers = ((self._candidates(IDLE), "shed_idle"), (self._candidates(READING, HANDSHAKE), "shed_unfinished"),
-                 (self._candidates(IDLE_AUTHENTICATED), "shed_idle"))  # fmt: skip
+        tiers = (((IDLE,), "shed_idle"), ((READING, HANDSHAKE), "shed_unfinished"), ((IDLE_AUTHENTICATED,), "shed_idle"))
         if self._crowding(host):
             waited = self._loop.time() - PATIENCE
-            return next(((c, why) for found, why in tiers for c in found if c.host == host and c.since <= waited), None)
-        crowded = next(((c, why) for found, why in tiers for c in found if self._crowding(c.host)), None)
-        return crowded or next(((found[0], why) for found, why in tiers if found), None)
+            for states, why in tiers:
+                for conn in self._oldest_few(*states):
+                    if conn.since > waited:
+                        break  # the rest are younger still
+                    if conn.host == host and self._waiting_on_client(conn):
+                        return conn, why
+            return None
+        fallback = None
+        for states, why in tiers:
+            for conn in self._oldest_few(*states):
+                if not self._waiting_on_client(conn):
+                    continue
+                if self._crowding(conn.host):
+                    return conn, why
+                fallback = fallback or (conn, why)
+        return fallback
 
     def _handshake_victim(self, host: str) -> Optional[_Connection]:
         """The TLS handshake to give up for a newcomer from ``host`` at the
@@ -555,8 +572,10 @@ class HTTPServer:
         once they have waited PATIENCE."""
         waited = self._loop.time() - PATIENCE
         crowding = self._crowding(host)
-        for conn in self._candidates(HANDSHAKE):
-            if conn.since <= waited or not crowding and self._crowding(conn.host):
+        for conn in self._oldest_few(HANDSHAKE):
+            if crowding and conn.since > waited:
+                break  # the rest are younger still
+            if (conn.since <= waited or not crowding and self._crowding(conn.host)) and self._waiting_on_client(conn):
                 return conn
         return None
 
@@ -657,6 +676,12 @@ class HTTPServer:
         host = str(peer[0]) if isinstance(peer, tuple) else str(peer)
         self._close_idle_when_busy()
         shed = False
+        if self.tls and len(self._states[HANDSHAKE]) >= MAX_HANDSHAKES and self._crowding(host) and self._handshake_victim(host) is None:
+            # It would be turned away at the handshake limit: say so now,
+            # before it costs a task and three looks at its first bytes.
+            self._rejected["handshake_limit"] += 1
+            sock.close()
+            return False
         if self.connections >= self.max_connections:
             victim = self._victim(host)
             if victim is None:
