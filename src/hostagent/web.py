@@ -67,9 +67,10 @@ BUSY_IDLE_TIMEOUT = 5.0
 # A host holding more connections than this is crowding: at the limit it is
 # never let in at another host's expense, and its connections go first.
 FAIR_SHARE = 8
-# Seconds a connection waiting on its client (idle, unfinished, in its TLS
-# handshake) is kept at a limit before a crowding host's newcomer, or at the
-# handshake limit anyone's, may take its place.
+# Seconds a TLS handshake waiting on its client is kept at the handshake
+# limit before a newcomer from any host may take its place (one from a
+# crowding host's neighbour may at once): each handshake costs the server a
+# signature, so a host must not churn through them.
 PATIENCE = 1.0
 # Connections looked at (oldest first, in each state) when choosing one to close.
 SCAN = 16
@@ -540,21 +541,12 @@ class HTTPServer:
 
         By kind: idle connections of clients that never authenticated, then
         unfinished ones (no whole request or TLS handshake yet), then idle
-        authenticated ones. Among them a crowding host's go first. A
-        crowding newcomer only takes the place of its own host's, and only of
-        one that has waited a second (PATIENCE): a host cannot churn through
-        its own connections faster than that, each turn costing the server a
-        connection's work."""
+        authenticated ones. Among them a crowding host's go first, and a
+        crowding newcomer only takes the place of its own host's."""
         tiers = (((IDLE,), "shed_idle"), ((READING, HANDSHAKE), "shed_unfinished"), ((IDLE_AUTHENTICATED,), "shed_idle"))
         if self._crowding(host):
-            waited = self._loop.time() - PATIENCE
-            for states, why in tiers:
-                for conn in self._oldest_few(*states):
-                    if conn.since > waited:
-                        break  # the rest are younger still
-                    if conn.host == host and self._waiting_on_client(conn):
-                        return conn, why
-            return None
+            return next(((conn, why) for states, why in tiers for conn in self._oldest_few(*states)
+                         if conn.host == host and self._waiting_on_client(conn)), None)  # fmt: skip
         fallback = None
         for states, why in tiers:
             for conn in self._oldest_few(*states):
