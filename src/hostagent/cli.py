@@ -204,11 +204,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return serve(config, agent, web_security)
 
 
-def load_web_security(path: Optional[str]) -> Tuple[object, object]:
-    """(ssl context, authenticator) from the web config file, or (None, None)
-    without one; raise ConfigError listing every problem in the file."""
+def load_web_security(path: Optional[str]) -> Optional[object]:
+    """The validated web config (webconfig.WebConfig), or None without one;
+    raise ConfigError listing every problem in the file."""
     if not path:
-        return None, None
+        return None
     from .webconfig import load_web_config
 
     return load_web_config(path)
@@ -239,7 +239,7 @@ def run_once(agent: Agent) -> int:
     return 1 if failed else 0
 
 
-def serve(config: cfgmod.Config, agent: Agent, web_security: Tuple[object, object]) -> int:
+def serve(config: cfgmod.Config, agent: Agent, web_security: Optional[object]) -> int:
     stop = threading.Event()
     exit_code = [0]
 
@@ -250,7 +250,7 @@ def serve(config: cfgmod.Config, agent: Agent, web_security: Tuple[object, objec
     selfmon = None
     if config.limits["enabled"]:
         selfmon = SelfMonitor(config.limits, agent, process_usage(), request_stop)
-    ssl_context, authenticate = web_security
+    ssl_context = web_security.ssl_context if web_security else None  # type: ignore[attr-defined]
     if ssl_context is None:
         # Plain HTTP: asyncio treats ssl as optional, so OpenSSL (about 4 MiB
         # resident) is never loaded.
@@ -260,7 +260,8 @@ def serve(config: cfgmod.Config, agent: Agent, web_security: Tuple[object, objec
     else:
         from .routes import Routes
         from .web import HTTPServer, Limits
-    registry = build_registry(agent, extra=lambda: list(selfmon.families()) if selfmon else [])
+    # The HTTP server's own metrics too; `server` is made below, before any render.
+    registry = build_registry(agent, extra=lambda: [*(selfmon.families() if selfmon else ()), *server.families()])
     exposition = Exposition(agent, registry)
     host, port = cfgmod.parse_listen_address(config.web["listen_address"])
     web = config.web
@@ -268,9 +269,8 @@ def serve(config: cfgmod.Config, agent: Agent, web_security: Tuple[object, objec
         host,
         port,
         Routes(agent, exposition),
-        Limits(web["max_requests"], web["max_connections"], web["read_timeout"], web["idle_timeout"], web["write_timeout"]),
-        ssl_context=ssl_context,  # type: ignore[arg-type]
-        authenticate=authenticate,  # type: ignore[arg-type]
+        Limits.from_config(web),
+        security=web_security.security if web_security else None,  # type: ignore[attr-defined]
         log_requests=web["access_log"],
     )
     try:
@@ -289,13 +289,19 @@ def serve(config: cfgmod.Config, agent: Agent, web_security: Tuple[object, objec
     agent.start()
     exposition.start()
     server.start()
+    watcher = None
+    if web_security is not None:  # certificates and credentials follow the file
+        from .webconfig import WebConfigWatcher
+
+        watcher = WebConfigWatcher(web_security, server)  # type: ignore[arg-type]
+        watcher.start()
     scheme = "https" if ssl_context else "http"
     log.info(
         "hostagent %s listening on %s (%s%s) with collectors: %s",
         __version__,
         ", ".join(f"{a[0]}:{a[1]}" for a in addresses),
         scheme,
-        ", basic auth" if authenticate else "",
+        ", basic auth" if server.security.authenticate else "",
         ", ".join(r.name for r in agent.runners) or "none",
     )
     next_check = time.monotonic() + config.limits["check_interval"]
@@ -305,6 +311,8 @@ def serve(config: cfgmod.Config, agent: Agent, web_security: Tuple[object, objec
             next_check += config.limits["check_interval"]
             selfmon.check()
     log.info("shutting down")
+    if watcher is not None:
+        watcher.stop()
     server.stop()
     exposition.stop()
     stuck = agent.stop(SHUTDOWN_TIMEOUT)

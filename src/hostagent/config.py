@@ -151,11 +151,12 @@ _check_sysfs = _check_mounted("sysfs", "class", is_dir=True)
 SECTIONS: Dict[str, Dict[str, Option]] = {
     "web": {
         "listen_address": Option(":9100", "Address to listen on, host:port; ':9100' means every interface.", _check_listen_address),
-        "config_file": Option(None, "Web config file with TLS and basic auth settings (exporter-toolkit format).", _check_optional_file),
-        "max_requests": Option.integer(40, "Most requests handled at once; more get 503 straight away.", 1, 10000),
-        "max_connections": Option.integer(512, "Most open client connections; more are closed at once.", 1, 100000),
-        "read_timeout": Option.seconds(10.0, "Seconds a client has to send a whole request head."),
-        "idle_timeout": Option.seconds(120.0, "Seconds an idle keep-alive connection is kept open."),
+        "config_file": Option(None, "Web config file (exporter-toolkit format): TLS, basic auth, response headers, rate limit; read again when it or a file it names changes.", _check_optional_file),
+        # These defaults are also web.Limits' (web.py reads them from here).
+        "max_requests": Option.integer(40, "Most requests handled at once (credential checks not counted); more get 503 straight away.", 1, 10000),
+        "max_connections": Option.integer(512, "Most open client connections (lowered to fit the open files limit); at the limit an idle or unfinished connection is closed to make room for a new one.", 1, 100000),
+        "read_timeout": Option.seconds(10.0, "Seconds a client has to finish its TLS handshake, and to send each whole request head."),
+        "idle_timeout": Option.seconds(120.0, "Seconds an idle keep-alive connection is kept open (5 once half of max_connections are in use)."),
         "write_timeout": Option.seconds(30.0, "Seconds a client may take to read a response before it is cut off."),
         "access_log": Option.boolean(False, "Log each request: method, path, status, duration, remote address."),
     },

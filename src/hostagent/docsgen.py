@@ -19,6 +19,7 @@ from .exposition import AGENT_METRICS
 from .project import ROOT, outside_project, shown
 from .selfmon import SELF_METRICS
 from .usage import ArgumentParser
+from .web import HTTP_METRICS
 
 METRICS_DOC = ROOT / "docs" / "metrics.md"
 EXAMPLE_CONFIG = ROOT / "config" / "agent.example.yaml"
@@ -87,8 +88,8 @@ def metrics_markdown(registry: Optional[Dict[str, Type[BaseCollector]]] = None) 
     for name, cls in registry.items():
         lines += [f"## {name}", "", f"{cls.help}", "", f"Default interval {cls.default_interval:g} s, {'on' if cls.default_enabled else 'off'} by default.", ""]
         lines += header + [_row(spec, name) for spec in cls.metrics] + [""]
-    lines += ["## agent", "", "The agent's own health, labelled by collector, and its self-monitoring.", ""]
-    lines += header + [_row(spec, "agent") for spec in AGENT_METRICS + SELF_METRICS] + [""]
+    lines += ["## agent", "", "The agent's own health, labelled by collector, its self-monitoring and its HTTP server.", ""]
+    lines += header + [_row(spec, "agent") for spec in AGENT_METRICS + SELF_METRICS + HTTP_METRICS] + [""]
     lines += ["## process (prometheus-client)", "", "Standard metrics about the agent process itself.", ""]
     lines += header + [f"| `{n}` | {t} | {_labels(labels)} | {u or '-'} | process | {h} |" for n, t, labels, u, h in CLIENT_METRICS] + [""]
     if CHANGES:
@@ -104,7 +105,7 @@ def all_specs(registry: Optional[Dict[str, Type[BaseCollector]]] = None) -> Dict
     for cls in registry.values():
         for spec in cls.metrics:
             specs[spec.name] = spec
-    for spec in AGENT_METRICS + SELF_METRICS:
+    for spec in AGENT_METRICS + SELF_METRICS + HTTP_METRICS:
         specs[spec.name] = spec
     return specs
 

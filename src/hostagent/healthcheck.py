@@ -49,7 +49,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if config.web["config_file"]:
             from .webconfig import load_web_config
 
-            server_tls, _ = load_web_config(config.web["config_file"])
+            server_tls = load_web_config(config.web["config_file"]).ssl_context
     except cfgmod.ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1

@@ -77,5 +77,6 @@ def test_exec_start_arguments_are_accepted_by_the_agent(tmp_path: Path) -> None:
     args = [a.replace("/etc/hostagent/agent.yaml", str(REPO / "config" / "agent.yaml")) for a in argv[1:]]
     done = subprocess.run([sys.executable, str(REPO / "run_agent.py"), *args, "--check-config"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    # Restart=on-failure must not loop on a bad configuration (exit 2).
-    assert "2" in directives()["RestartPreventExitStatus"][0].split()
+    # Restart=on-failure must not loop on a bad configuration (exit 2), but
+    # a self-monitoring stop (exit 3) restarts: it must not end monitoring.
+    assert directives()["RestartPreventExitStatus"][0].split() == ["2"]

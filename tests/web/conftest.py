@@ -68,6 +68,12 @@ class Certs:
     client_key: Path
     stranger_cert: Path
     stranger_key: Path
+    # A client certificate with subject alternative names (DNS, IP, e-mail),
+    # and a second server certificate for rotation.
+    san_cert: Path
+    san_key: Path
+    server2_cert: Path
+    server2_key: Path
 
 
 def _openssl(exe: str, *args: str) -> None:
@@ -100,5 +106,8 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
     _make_leaf(exe, d, "server", "ca", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
     _make_leaf(exe, d, "client", "clientca", "extendedKeyUsage=clientAuth\n")
     _make_leaf(exe, d, "stranger", "strangerca", "extendedKeyUsage=clientAuth\n")
+    _make_leaf(exe, d, "sanclient", "clientca", "subjectAltName=DNS:scraper.example,IP:10.0.0.9,email:ops@example.com\nextendedKeyUsage=clientAuth\n")
+    _make_leaf(exe, d, "server2", "ca", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
     return Certs(d / "ca.crt", d / "server.crt", d / "server.key", d / "clientca.crt", d / "client.crt",
-                 d / "client.key", d / "stranger.crt", d / "stranger.key")  # fmt: skip
+                 d / "client.key", d / "stranger.crt", d / "stranger.key", d / "sanclient.crt", d / "sanclient.key",
+                 d / "server2.crt", d / "server2.key")  # fmt: skip

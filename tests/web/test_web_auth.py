@@ -17,25 +17,23 @@ import bcrypt
 import pytest
 import requests
 import yaml
-from support import REPO, require_tool
+from support import REPO, require_tool, wait_until
+from web.webfiles import problems_of, tls_and_auth, write
 from web.rawhttp import get, read_response, request
 
 from hostagent import webconfig
 from hostagent.config import ConfigError
+from hostagent.web import Limits
 from hostagent.webconfig import BasicAuth, load_web_config
+
 
 PASSWORD = "s3cret-Passw0rd"
 HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
 
 
-def write(tmp_path: Path, text: str, name: str = "web.yml") -> str:
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
-
 
 def auth_server(serve, tmp_path: Path, **kwargs):
-    ctx, auth = load_web_config(write(tmp_path, f"basic_auth_users:\n  alice: {HASH}\n"))
+    ctx, auth = tls_and_auth(write(tmp_path, f"basic_auth_users:\n  alice: {HASH}\n"))
     assert ctx is None and isinstance(auth, BasicAuth)
     return serve(authenticate=auth, **kwargs)
 
@@ -91,24 +89,46 @@ def test_unknown_user_and_wrong_password_both_cost_a_bcrypt_check(monkeypatch):
     assert auth.check("alice", b"wrong") is False
     assert auth.check("mallory", b"wrong") is False
     assert auth.check("mallory", PASSWORD.encode()) is False
-    assert len(spy.hashes) == 3
-    assert spy.hashes[0] == HASH.encode()
-    # The stand-in hash has the same cost as the real one, so both take as long.
-    assert spy.hashes[1] != HASH.encode() and spy.hashes[1][:7] == HASH.encode()[:7] == b"$2b$04$"
+    # An unknown user is checked against a configured hash: the same cost,
+    # so it takes as long as a wrong password.
+    assert spy.hashes == [HASH.encode()] * 3
     assert auth.check("alice", PASSWORD.encode()) is True
     assert len(spy.hashes) == 4
-    # Verified once, then answered from a cache keyed by digest, not by password.
+    # Right and wrong results alike are remembered by digest, not by password.
     assert auth.check("alice", PASSWORD.encode()) is True
+    assert auth.check("alice", b"wrong") is False
     assert len(spy.hashes) == 4
-    assert all(PASSWORD.encode() not in key for key in auth._verified)
-    # A cached entry never lets another user or password through.
+    remembered = [key for table in auth.checker._results.values() for key in table]
+    assert len(remembered) == 4 and all(PASSWORD.encode() not in key and b"wrong" not in key for key in remembered)
+    # A remembered entry never lets another user or password through.
     assert auth.check("alice", PASSWORD.encode() + b"x") is False
+    assert auth.check("mallory", PASSWORD.encode()) is False
     assert len(spy.hashes) == 5
+
+
+def test_nothing_is_hashed_at_load(tmp_path, monkeypatch):
+    # Start-up used to compute a stand-in hash at the users' highest cost.
+    def refuse(*args):
+        raise AssertionError("bcrypt work at load")
+
+    monkeypatch.setattr(webconfig.bcrypt, "hashpw", refuse)
+    monkeypatch.setattr(webconfig.bcrypt, "checkpw", refuse)
+    cost16 = "$2b$16$" + HASH[7:]
+    assert tls_and_auth(write(tmp_path, f"basic_auth_users:\n  alice: '{cost16}'\n  bob: '{HASH}'\n"))[1] is not None
+
+
+@pytest.mark.parametrize("cost", [17, 31])
+def test_a_bcrypt_cost_too_slow_to_check_is_refused_by_name_at_once(tmp_path, cost):
+    started = time.monotonic()
+    message = problems_of(tmp_path, f"basic_auth_users:\n  alice: '$2b${cost}${HASH[7:]}'\n")
+    assert time.monotonic() - started < 5
+    assert f"basic_auth_users.alice: bcrypt cost {cost} is too slow to check" in message
+    assert "use a cost from 4 to 16" in message and HASH[7:] not in message
 
 
 def test_2y_and_2a_hashes_are_accepted(tmp_path):
     for prefix in ("$2a$", "$2y$"):
-        _, auth = load_web_config(write(tmp_path, f"basic_auth_users:\n  bob: '{prefix}{HASH[4:]}'\n"))
+        _, auth = tls_and_auth(write(tmp_path, f"basic_auth_users:\n  bob: '{prefix}{HASH[4:]}'\n"))
         assert auth is not None and auth.check("bob", PASSWORD.encode())
 
 
@@ -140,11 +160,6 @@ def test_access_log_is_off_by_default(serve, caplog):
 # --------------------------------------------------------------------------
 # Validation at start
 
-
-def problems_of(tmp_path: Path, text: str) -> str:
-    with pytest.raises(ConfigError) as info:
-        load_web_config(write(tmp_path, text))
-    return str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -212,7 +227,7 @@ def test_a_version_range_with_no_version_in_it_is_refused(tmp_path, certs, versi
     # OpenSSL would take the context and then fail every handshake.
     base = f"tls_server_config:\n  cert_file: {certs.server_cert}\n  key_file: {certs.server_key}\n"
     assert expected in problems_of(tmp_path, base + versions)
-    ctx, _ = load_web_config(write(tmp_path, base + "  min_version: TLS12\n  max_version: TLS12\n"))
+    ctx, _ = tls_and_auth(write(tmp_path, base + "  min_version: TLS12\n  max_version: TLS12\n"))
     assert ctx is not None and ctx.minimum_version == ctx.maximum_version == ssl.TLSVersion.TLSv1_2
 
 
@@ -236,14 +251,14 @@ def test_an_unreadable_tls_file_is_named(tmp_path, certs, monkeypatch):
     key.write_bytes(certs.server_key.read_bytes())
     key.chmod(0)
     if os.geteuid() == 0:  # root reads any file: refuse this one the way the kernel would
-        real_open = open
+        real_open = webconfig._open_readonly
 
-        def refusing_open(path, *args, **kwargs):
+        def refusing_open(path):
             if str(path) == str(key):
                 raise PermissionError(13, "Permission denied", str(path))
-            return real_open(path, *args, **kwargs)
+            return real_open(path)
 
-        monkeypatch.setattr(webconfig, "open", refusing_open, raising=False)
+        monkeypatch.setattr(webconfig, "_open_readonly", refusing_open)
     message = problems_of(tmp_path, f"tls_server_config:\n  cert_file: {certs.server_cert}\n  key_file: {key}\n")
     assert f"tls_server_config.key_file: permission denied: {key}" in message
 
@@ -260,7 +275,7 @@ def test_basic_auth_users_without_users_is_refused_not_taken_as_off(tmp_path, te
     # without auth would be the wrong way to fail.
     message = problems_of(tmp_path, text)
     assert "basic_auth_users: has no users; remove the key to serve without basic auth" in message
-    assert load_web_config(write(tmp_path, "{}\n")) == (None, None)
+    assert tls_and_auth(write(tmp_path, "{}\n")) == (None, None)
 
 
 @pytest.mark.parametrize("text", ["tls_server_config:\n", "tls_server_config: ~\n"], ids=["empty", "null"])
@@ -272,7 +287,7 @@ def test_empty_tls_server_config_is_refused_not_taken_as_plain_http(tmp_path, te
 
 
 def test_the_hash_hint_is_the_documented_command(tmp_path):
-    documented = next(line for b in doc_blocks("sh") for line in b.splitlines() if line.startswith("htpasswd"))
+    documented = next(line for b in doc_blocks("sh") for line in b.splitlines() if line.startswith("hostagent hash-password"))
     assert f"generate one with `{documented}`" in problems_of(tmp_path, "basic_auth_users:\n  alice: plaintext-password\n")
 
 
@@ -289,11 +304,10 @@ def test_compatible_but_unapplied_settings_are_warned_about(tmp_path, certs, cap
         "http_server_config:\n  headers:\n    X-Frame-Options: deny\n"
     )
     with caplog.at_level(logging.WARNING, logger="hostagent.web"):
-        ctx, _ = load_web_config(write(tmp_path, text))
+        ctx, _ = tls_and_auth(write(tmp_path, text))
     assert ctx is not None
     warned = [r.getMessage() for r in caplog.records]
-    assert "web config: tls_server_config.cipher_suites is accepted for compatibility but not applied" in warned
-    assert "web config: http_server_config.headers is accepted for compatibility but not applied" in warned
+    assert warned == ["web config: tls_server_config.cipher_suites is accepted for compatibility but not applied"]
 
 
 def doc_blocks(lang: str) -> List[str]:
@@ -306,7 +320,7 @@ def test_documented_web_config_loads(tmp_path, certs):
     for doc_path, real in (("/etc/hostagent/tls.crt", certs.server_cert), ("/etc/hostagent/tls.key", certs.server_key),
                            ("/etc/hostagent/clients-ca.crt", certs.client_ca)):  # fmt: skip
         block = block.replace(doc_path, str(real))
-    ctx, auth = load_web_config(write(tmp_path, block))
+    ctx, auth = tls_and_auth(write(tmp_path, block))
     assert ctx is not None and ctx.verify_mode == ssl.CERT_REQUIRED and ctx.minimum_version == ssl.TLSVersion.TLSv1_2
     assert auth is not None and list(auth.users) == ["prometheus"]
 
@@ -331,32 +345,108 @@ def test_documented_scrape_job_is_the_one_the_alert_rules_select():
     assert selected == {job}, (selected, job)
 
 
-def test_wrong_password_flood_does_not_delay_a_known_scraper(serve, tmp_path, monkeypatch):
-    running = auth_server(serve, tmp_path)
+def test_wrong_password_flood_neither_delays_nor_refuses_a_verified_scraper(serve, tmp_path, monkeypatch):
+    # 40 guesses waiting for bcrypt used to fill max_requests, and the
+    # scraper whose credentials were verified long before got 503.
+    running = auth_server(serve, tmp_path, limits=Limits(max_requests=4))
     with requests.Session() as scraper:
         scraper.auth = ("alice", PASSWORD)
         assert scraper.get(running.url + "/metrics", timeout=5).status_code == 200  # verified once
         gate = threading.Event()
         real = bcrypt.checkpw
+        checked: List[bytes] = []
 
         def slow_checkpw(password: bytes, hashed: bytes) -> bool:
-            gate.wait(10)  # every bcrypt check from now on is stuck
+            checked.append(password)
+            gate.wait(20)  # every bcrypt check from now on is stuck
             return real(password, hashed)
 
         monkeypatch.setattr(webconfig.bcrypt, "checkpw", slow_checkpw)
-        flood = [running.connect(timeout=15) for _ in range(8)]
+        flood = [running.connect(timeout=30) for _ in range(40)]
         try:
-            for sock in flood:
-                sock.sendall(get("/metrics", f"Authorization: {basic('alice', 'guess')}\r\n"))
-            time.sleep(0.2)
-            started = time.monotonic()
-            assert scraper.get(running.url + "/metrics", timeout=5).status_code == 200
-            assert time.monotonic() - started < 2.0  # not behind the stuck checks (10 s)
-            # The bcrypt work is bounded: two threads, the rest wait their turn.
-            assert running.server.authenticate._bcrypt.threads == webconfig.BCRYPT_THREADS
+            for i, sock in enumerate(flood):
+                sock.sendall(get("/metrics", f"Authorization: {basic('alice', f'guess-{i}')}\r\n"))
+                if i == 0:
+                    wait_until(lambda: checked, 5, "the first guess's check to start")
+            # One check runs, BCRYPT_QUEUE wait; the rest are told to come back.
+            throttled = 40 - 1 - 2 * webconfig.BCRYPT_QUEUE  # the host is a suspect after its first 429: 8 more wait apart
+            wait_until(lambda: running.server.rejected("auth_throttled") == throttled, 10, f"{throttled} guesses throttled")
+            for _ in range(10):
+                started = time.monotonic()
+                assert scraper.get(running.url + "/metrics", timeout=5).status_code == 200
+                assert time.monotonic() - started < 2.0  # not behind the stuck checks (20 s)
+            wait_until(lambda: running.server.in_flight == 0, 5, "the scrapes to be done")  # the guesses never counted
+            assert running.server.rejected("busy") == 0
+            assert len(checked) == 1  # bcrypt ran for one guess only, the rest wait their turn
             gate.set()
-            assert all(read_response(sock)[0] == 401 for sock in flood)
+            statuses = sorted(read_response(sock)[0] for sock in flood)
+            assert statuses == [401] * (1 + 2 * webconfig.BCRYPT_QUEUE) + [429] * throttled
         finally:
             gate.set()
             for sock in flood:
                 sock.close()
+
+
+def test_identical_wrong_credentials_are_checked_once(serve, tmp_path, monkeypatch):
+    spy = CheckpwSpy()
+    monkeypatch.setattr(webconfig.bcrypt, "checkpw", spy)
+    running = auth_server(serve, tmp_path)
+    with requests.Session() as stale:
+        for _ in range(20):
+            assert stale.get(running.url + "/metrics", auth=("alice", "old-password"), timeout=5).status_code == 401
+    assert len(spy.hashes) == 1
+
+
+def test_a_password_longer_than_bcrypt_reads_gets_401_not_a_traceback(serve, tmp_path, caplog):
+    # bcrypt 5 raises ValueError beyond 72 bytes; the request died with no
+    # answer and a traceback was logged each time.
+    running = auth_server(serve, tmp_path)
+    with caplog.at_level(logging.DEBUG):
+        for length in (73, 100, 4000):
+            resp = requests.get(running.url + "/metrics", auth=("alice", "x" * length), timeout=5)
+            assert resp.status_code == 401, length
+    assert not [r for r in caplog.records if r.levelno > logging.DEBUG], [r.getMessage() for r in caplog.records]
+    assert len([r for r in caplog.records if r.name.startswith("hostagent")]) <= 1
+    assert "Traceback" not in caplog.text
+
+
+def test_only_the_first_72_bytes_of_a_password_count_as_in_go(tmp_path):
+    # Go's bcrypt check (node_exporter's) reads the first 72 bytes, so a
+    # hash made from those accepts the longer password; so does the agent.
+    long = "p" * 72 + "-tail"
+    hashed = bcrypt.hashpw(long[:72].encode(), bcrypt.gensalt(rounds=4)).decode()
+    _, auth = tls_and_auth(write(tmp_path, f"basic_auth_users:\n  alice: '{hashed}'\n"))
+    assert auth.check("alice", long.encode()) and auth.check("alice", long[:72].encode())
+    assert not auth.check("alice", long[:71].encode())
+
+
+def test_a_guessing_host_waits_behind_every_other_host(monkeypatch):
+    # After a restart no scraper's credentials are remembered; a host that
+    # guessed wrong (or was turned away) must not keep them from a check.
+    gate = threading.Event()
+    order: List[bytes] = []
+    real = bcrypt.checkpw
+
+    def recorded(password: bytes, hashed: bytes) -> bool:
+        order.append(password)
+        gate.wait(10)
+        return real(password, hashed)
+
+    monkeypatch.setattr(webconfig.bcrypt, "checkpw", recorded)
+    checker = webconfig.BcryptChecker(cpu_share=1.0)
+    try:
+        checker.suspect("10.0.0.66")
+
+        def submit(password: bytes, host: str):
+            return checker.submit(checker.key(HASH.encode(), "alice", password), password, HASH.encode(), host)
+
+        first = submit(b"guess-0", "10.0.0.66")
+        wait_until(lambda: order, 5, "the first guess to be checked")
+        guesses = [submit(b"guess-%d" % i, "10.0.0.66") for i in range(1, 5)]
+        scraper = submit(PASSWORD.encode(), "10.0.0.9")
+        gate.set()
+        assert scraper.result(10) is True and not any(f.result(10) for f in [first, *guesses])
+        assert order == [b"guess-0", PASSWORD.encode(), b"guess-1", b"guess-2", b"guess-3", b"guess-4"]
+    finally:
+        gate.set()
+        checker.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio.sslproto
 import logging
 import shutil
 import socket
@@ -13,11 +14,14 @@ from typing import List, Optional
 import pytest
 import requests
 from support import wait_until
+from web.webfiles import problems_of, tls_and_auth, write
 from web.rawhttp import closed_within, get, read_response
 
 from hostagent.config import ConfigError
-from hostagent.web import Limits
+from hostagent import web
+from hostagent.web import HANDSHAKE, READING, Limits
 from hostagent.webconfig import load_web_config
+
 
 
 def tls_config(tmp_path: Path, certs, extra: str = "") -> Path:
@@ -31,7 +35,7 @@ def tls_config(tmp_path: Path, certs, extra: str = "") -> Path:
 
 
 def start_tls(serve, tmp_path: Path, certs, extra: str = ""):
-    ctx, auth = load_web_config(str(tls_config(tmp_path, certs, extra)))
+    ctx, auth = tls_and_auth(str(tls_config(tmp_path, certs, extra)))
     assert ctx is not None and auth is None
     return serve(ssl_context=ctx)
 
@@ -114,7 +118,7 @@ def test_failed_handshakes_are_logged_at_debug_with_the_reason(serve, tmp_path, 
 
 
 def test_a_silent_connection_is_cut_and_logged(serve, tmp_path, certs, caplog):
-    ctx, _ = load_web_config(str(tls_config(tmp_path, certs)))
+    ctx, _ = tls_and_auth(str(tls_config(tmp_path, certs)))
     running = serve(ssl_context=ctx, limits=Limits(read_timeout=0.5))
     with caplog.at_level(logging.DEBUG, logger="hostagent.web"), running.connect() as sock:
         took = closed_within(sock, 5.0)
@@ -142,7 +146,7 @@ def test_stop_with_connections_before_and_in_the_handshake(serve, tmp_path, cert
 
 def test_default_minimum_is_tls12(serve, tmp_path, certs):
     running = start_tls(serve, tmp_path, certs)
-    assert running.server.ssl_context.minimum_version == ssl.TLSVersion.TLSv1_2
+    assert running.server.security.ssl_context.minimum_version == ssl.TLSVersion.TLSv1_2
     assert tls_get(running.port, client_context(certs, max_v=ssl.TLSVersion.TLSv1_2)) == 200
 
 
@@ -186,7 +190,7 @@ def test_verify_client_cert_if_given(serve, tmp_path, certs):
 
 
 def test_stalled_tls_handshake_is_cut(serve, tmp_path, certs):
-    ctx, _ = load_web_config(str(tls_config(tmp_path, certs)))
+    ctx, _ = tls_and_auth(str(tls_config(tmp_path, certs)))
     running = serve(ssl_context=ctx, limits=Limits(read_timeout=1.0))
     with running.connect() as sock:
         sock.sendall(b"\x16\x03\x01")  # the start of a ClientHello, then nothing
@@ -209,34 +213,125 @@ def test_relative_paths_are_resolved_from_the_web_config_file_directory(serve, t
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    ctx, _ = load_web_config(str(web))
+    ctx, _ = tls_and_auth(str(web))
     running = serve(ssl_context=ctx)
     assert tls_get(running.port, client_context(certs, cert="client")) == 200
     # Relative to the file, not the working directory: a relative config path too.
     monkeypatch.chdir(tmp_path)
-    assert load_web_config("conf/web.yml")[0] is not None
+    assert load_web_config("conf/web.yml").ssl_context is not None
     # The same file elsewhere looks for its files next to itself.
     shutil.copy(web, elsewhere / "web.yml")
     with pytest.raises(ConfigError, match=f"tls_server_config.cert_file: file not found: {elsewhere}/tls/server.crt"):
         load_web_config(str(elsewhere / "web.yml"))
 
 
-def test_connections_in_the_handshake_count_toward_the_limit(serve, tmp_path, certs):
-    ctx, _ = load_web_config(str(tls_config(tmp_path, certs)))
-    running = serve(ssl_context=ctx, limits=Limits(max_connections=3, read_timeout=5.0))
-    silent = [running.connect() for _ in range(3)]  # accepted, never start the handshake
-    try:
-        time.sleep(0.3)
-        with running.connect() as extra:
-            assert closed_within(extra, 3.0) is not None  # over the limit: closed at once
-    finally:
-        for sock in silent:
-            sock.close()
-    # Once they are gone (the server notices within a moment), TLS clients are served again.
-    def served() -> bool:
-        try:
-            return tls_get(running.port, client_context(certs)) == 200
-        except OSError:
-            return False
+def client_hello() -> bytes:
+    """The first flight of a real TLS client."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        obj.do_handshake()
+    return outgoing.read()
 
-    assert wait_until(served, 10, "a TLS scrape after the silent ones left")
+
+def half_open(running, count: int, data: bytes) -> List[socket.socket]:
+    socks = []
+    for _ in range(count):
+        sock = running.connect()
+        sock.sendall(data)
+        socks.append(sock)
+    return socks
+
+
+def served(running, certs) -> bool:
+    try:
+        return tls_get(running.port, client_context(certs)) == 200
+    except OSError:
+        return False
+
+
+def test_connections_before_and_in_the_handshake_make_room_for_scrapers(serve, tmp_path, certs):
+    # 600 half-finished handshakes used to keep scrapers out for 10 s a wave.
+    ctx, _ = tls_and_auth(str(tls_config(tmp_path, certs)))
+    running = serve(ssl_context=ctx, limits=Limits(max_connections=6, read_timeout=30.0))
+    silent = half_open(running, 3, b"")  # accepted, never start the handshake
+    hellos = half_open(running, 3, client_hello())  # a ClientHello, then nothing
+    try:
+        wait_until(lambda: running.server.count(HANDSHAKE) == 3 and running.server.connections == 6, 5, "six connections held")
+        for _ in range(3):
+            assert tls_get(running.port, client_context(certs)) == 200
+        assert running.server.rejected("shed_unfinished") >= 1
+        assert closed_within(silent[0], 2.0) is not None  # the oldest went first
+        assert running.server.connections <= 6
+    finally:
+        for sock in silent + hellos:
+            sock.close()
+
+
+def from_address(running, address: str, data: bytes) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", running.port), timeout=5, source_address=(address, 0))
+    sock.sendall(data)
+    return sock
+
+
+def test_tls_handshakes_in_progress_are_capped(serve, tmp_path, certs, monkeypatch):
+    # Each handshake holds OpenSSL's and asyncio's buffers: 1,000 junk
+    # ClientHellos took the agent from 31 to 175 MB.
+    monkeypatch.setattr(web, "MAX_HANDSHAKES", 4)
+    monkeypatch.setattr(web, "FAIR_SHARE", 2)
+    monkeypatch.setattr(web, "PATIENCE", 1.0)
+    ctx, _ = tls_and_auth(str(tls_config(tmp_path, certs)))
+    running = serve(ssl_context=ctx, limits=Limits(read_timeout=30.0))
+    peak = [0]
+
+    def refused(count: int) -> bool:
+        peak[0] = max(peak[0], running.server.count(HANDSHAKE))
+        return running.server.rejected("handshake_limit") >= count
+
+    # A crowding host's hellos beyond the limit are turned away while the
+    # handshakes in progress are young: no churn of costly handshakes.
+    hellos = [from_address(running, "127.0.0.2", client_hello()) for _ in range(6)]
+    try:
+        wait_until(lambda: refused(2), 5, "two hellos beyond the limit refused")
+        assert peak[0] <= 4 and running.server.count(HANDSHAKE) == 4
+        # A scraper from another host takes a crowding host's place at once.
+        started = time.monotonic()
+        assert tls_get(running.port, client_context(certs)) == 200
+        assert time.monotonic() - started < 1.0 and running.server.rejected("shed_unfinished") == 1
+        # Once a handshake has waited on its client for PATIENCE,
+        # anyone's newcomer may take its place.
+        time.sleep(1.0)
+        hellos += [from_address(running, "127.0.0.2", client_hello()) for _ in range(2)]  # a free slot, then one more
+        wait_until(lambda: running.server.rejected("shed_unfinished") == 2, 5, "an old handshake displaced")
+        assert peak[0] <= 4 and running.server.count(HANDSHAKE) <= 4
+        # asyncio's per-connection TLS read buffer is 16 KiB, not 256 KiB.
+        assert asyncio.sslproto.SSLProtocol.max_size == web.TLS_READ_SIZE
+    finally:
+        for sock in hellos:
+            sock.close()
+    wait_until(lambda: running.server.connections == 0, 10, "every half-open connection closed")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"\x16\x03\x01\x40\x00" + b"\x00" * 4096, b"\x16\x03", b"\x16\x03\x01\xff\xff" + b"\x00" * 100],
+    ids=["record-never-finished", "header-never-finished", "record-too-long"],
+)
+def test_junk_never_reaches_openssl(serve, tmp_path, certs, caplog, data):
+    # Until the whole first record is in, a connection costs a socket only.
+    ctx, _ = tls_and_auth(str(tls_config(tmp_path, certs)))
+    running = serve(ssl_context=ctx, limits=Limits(read_timeout=1.0))
+    with caplog.at_level(logging.DEBUG, logger="hostagent.web"):
+        junk = half_open(running, 10, data)
+        try:
+            wait_until(lambda: running.server.tls_errors == 10 or running.server.count(READING) == 10, 5, "the junk to be seen")
+            assert running.server.count(HANDSHAKE) == 0
+            assert tls_get(running.port, client_context(certs)) == 200
+            wait_until(lambda: running.server.tls_errors >= 10, 5, "the junk connections cut")
+        finally:
+            for sock in junk:
+                sock.close()
+    assert len(handshake_failures(caplog)) == 10
