@@ -191,8 +191,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         enabled = ", ".join(c.name for c in config.enabled_collectors()) or "none"
         web = ""
         if config.web["config_file"]:
-            ssl_context, authenticate = web_security
-            serves = " and ".join(what for what, on in (("TLS", ssl_context), ("basic auth", authenticate)) if on) or "plain HTTP, no basic auth"
+            serves = " and ".join(what for what, on in (("TLS", web_security.ssl_context), ("basic auth", web_security.auth)) if on) or "plain HTTP, no basic auth"
             web = f", web config {config.web['config_file']} ({serves})"
         print(f"configuration OK: {config.source}{web} (collectors: {enabled})")
         return 0
