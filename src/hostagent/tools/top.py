@@ -103,24 +103,15 @@ def make_source(args: Any) -> Any:
 def local_agent(args: Any) -> Connection:
     """The agent configured on this host, asked the way ``hostagent healthcheck`` asks it."""
     from .. import config as cfgmod
-    from ..collectors import load_all
-    from ..healthcheck import probe_host
+    from .. import localagent
 
     try:
-        config = cfgmod.load(args.config or cfgmod.default_config_path(), load_all(), os.environ)
-        tls = None
-        if config.web["config_file"]:
-            from ..webconfig import load_web_config
-
-            tls, _ = load_web_config(config.web["config_file"])
+        agent = localagent.find(args.config)
     except cfgmod.ConfigError as exc:
         raise ToolError(f"the agent's configuration is not usable: {' '.join(str(exc).split())}", 2) from None
-    host, port = cfgmod.parse_listen_address(config.web["listen_address"])
-    host = probe_host(host)
-    url = f"{'https' if tls is not None else 'http'}://{'[' + host + ']' if ':' in host else host}:{port}"
     # The local agent's certificate names the host as others see it, not
     # loopback: without a CA file, do not check it (as the health check does).
-    return Connection.from_args(url, args, "agent", insecure_default=tls is not None)
+    return Connection.from_args(agent.url, args, "agent", insecure_default=agent.tls is not None)
 
 
 class AgentFeed:
