@@ -6,9 +6,11 @@ Two hosts, as the agent names its series:
   rest of the day; ``/data`` loses free space at a steady rate (with a little
   noise) and fills FILL_DAYS_AFTER_END days after the last sample; ``eth0``
   receives 5 MB/s from 12:00 to 14:00 UTC and 1 MB/s otherwise; PSI CPU
-  counters; three process groups; HostHighCpuUsage fired three times.
-- ``idle-1:9100``: four cores at 2 %, memory 10 % used, no swap, no PSI;
-  HostagentDown fired once.
+  counters; three process groups and three services and containers, busier
+  (and the services bigger) in the busy hours; HostHighCpuUsage fired three
+  times.
+- ``idle-1:9100``: four cores at 2 %, memory 10 % used, no swap, no PSI, one
+  service and no process groups; HostagentDown fired once.
 - ``gone-1:9100``: no data at all, only a HostagentDown incident; and
   HostagentTargetsMissing fired once, about no host in particular.
 
@@ -48,6 +50,13 @@ WEB_MEM_USED, IDLE_MEM_USED = 0.60, 0.10
 WEB_SWAP_TOTAL, WEB_SWAP_USED = 2 * GIB, 0.25
 GROUPS = {"postgres": 0.5, "nginx": 0.1, "backup": 0.05}  # core-seconds per second while busy, per group
 GROUP_RSS = {"postgres": 4 * GIB, "nginx": 200e6, "backup": 50e6}
+# Services and containers (host_cgroup_*) per host: cores while busy (a
+# tenth of it otherwise), memory while quiet and while busy.
+CGROUPS = {
+    WEB: {"postgresql.service": (0.45, 3 * GIB, 5 * GIB), "docker/app": (0.2, GIB, 1.5 * GIB), "nginx.service": (0.12, 150e6, 300e6)},
+    IDLE: {"sshd.service": (0.001, 8e6, 8e6)},
+}
+MODES = {"user": 0.75, "system": 0.25}  # how CPU time splits between modes
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,8 @@ def incidents() -> List[Incident]:
         Incident("HostHighCpuUsage", WEB, "warning", 11 * DAY + 9 * 3600 + 1800, 45 * 60),
         Incident("HostHighCpuUsage", WEB, "warning", 27 * DAY + 15 * 3600, 30 * 60),
         Incident("HostagentDown", IDLE, "critical", 20 * DAY + 3 * 3600, 20 * 60),
+        # An alert about one service of a host: its own label comes along.
+        Incident("HostCgroupOomKillDetected", WEB, "warning", 16 * DAY + 14 * 3600, 10 * 60, (("cgroup", "docker/app"),)),
         # A host that sent nothing in the range, and an alert about no host in particular.
         Incident("HostagentDown", GONE, "critical", 2 * DAY, 3 * 3600),
         Incident("HostagentTargetsMissing", "", "critical", 25 * DAY + 3600, 15 * 60),
@@ -169,9 +180,17 @@ class History:
         ]
         yield "host_pressure_cpu_waiting_seconds", "counter", [(w, self.counter(lambda t: 0.05 if busy(t) == BUSY else 0.01))]
         yield "host_process_group_cpu_seconds", "counter", [
-            ({**w, "group": g, "mode": "user"}, self.counter(lambda t, share=share: share if busy(t) == BUSY else share / 10)) for g, share in GROUPS.items()
+            ({**w, "group": g, "mode": mode}, self.counter(lambda t, r=share * part: r if busy(t) == BUSY else r / 10)) for g, share in GROUPS.items() for mode, part in MODES.items()
         ]
         yield "host_process_group_resident_memory_bytes", "gauge", [({**w, "group": g}, const(GROUP_RSS[g])) for g in GROUPS]
+        hosts = {WEB: w, IDLE: i}
+        yield "host_cgroup_cpu_seconds", "counter", [
+            ({**hosts[h], "cgroup": c, "mode": mode}, self.counter(lambda t, r=cores * part: r if busy(t) == BUSY else r / 10))
+            for h, cgroups in CGROUPS.items() for c, (cores, _, _) in cgroups.items() for mode, part in MODES.items()
+        ]
+        yield "host_cgroup_memory_bytes", "gauge", [
+            ({**hosts[h], "cgroup": c}, [high if busy(t) == BUSY else low for t in self.times]) for h, cgroups in CGROUPS.items() for c, (_, low, high) in cgroups.items()
+        ]
 
     def alert_samples(self) -> Iterator[Tuple[str, str, str, float]]:
         """(family, labels text, value text, timestamp) of ALERTS and ALERTS_FOR_STATE."""

@@ -16,6 +16,7 @@ import pytest
 from history import (
     BUSY,
     BUSY_HOURS,
+    CGROUPS,
     DATA_RATE,
     DAY,
     FILL_DAYS_AFTER_END,
@@ -24,6 +25,7 @@ from history import (
     IDLE,
     IDLE_CPU,
     IDLE_MEM_USED,
+    MODES,
     QUIET,
     RX_PEAK,
     TX,
@@ -125,16 +127,43 @@ def test_alerts_with_their_durations(report, backfilled) -> None:
     assert got == want
     assert not any(a["still_firing"] for a in host(report, WEB)["alerts"])
     assert [a["alertname"] for a in report["fleet_alerts"]] == ["HostagentTargetsMissing"]
+    oom = next(a for a in host(report, WEB)["alerts"] if a["alertname"] == "HostCgroupOomKillDetected")
+    assert oom["labels"] == {"cgroup": "docker/app"} and oom["duration_seconds"] == 600
 
 
-def test_top_process_groups(report) -> None:
-    users = host(report, WEB)["top_users"]
-    assert users["kind"] == "process groups"
-    assert [r["name"] for r in users["cpu"]] == ["postgres", "nginx", "backup"]
+def used_cores(h, family: str, **match: str) -> float:
+    """Average cores a group or cgroup used over the whole range, from the
+    counters put in: every mode's rise, over the range's seconds."""
+    total = 0.0
+    for mode in MODES:
+        points = h.values(family, mode=mode, **match)
+        total += points[-1][1] - points[0][1]
+    return total / (h.end - h.start)
+
+
+def test_top_process_groups_and_services(report, backfilled) -> None:
+    h = backfilled.history
+    web, idle = host(report, WEB), host(report, IDLE)
+    groups, services = web["top_users"]
+    assert groups["kind"] == "process groups" and services["kind"] == "services and containers"
+    # Groups: CPU summed over modes, averaged over the range; memory the peak.
+    assert [r["name"] for r in groups["cpu"]] == ["postgres", "nginx", "backup"]
+    for row in groups["cpu"]:
+        assert row["value"] == pytest.approx(used_cores(h, "host_process_group_cpu_seconds", instance=WEB, group=row["name"]), rel=1e-12)
     # postgres: 0.5 cores for 8 hours a day, 0.05 for 16.
-    assert users["cpu"][0]["value"] == pytest.approx((8 * 0.5 + 16 * 0.05) / 24, rel=1e-3)
-    assert {r["name"]: r["value"] for r in users["memory"]} == GROUP_RSS
-    assert host(report, IDLE)["top_users"] is None
+    assert groups["cpu"][0]["value"] == pytest.approx((8 * 0.5 + 16 * 0.05) / 24, rel=1e-3)
+    assert {r["name"]: r["value"] for r in groups["memory"]} == GROUP_RSS
+    # Services and containers, from host_cgroup_*: the busy hours' memory is the peak.
+    assert [r["name"] for r in services["cpu"]] == ["postgresql.service", "docker/app", "nginx.service"]
+    for row in services["cpu"]:
+        assert row["value"] == pytest.approx(used_cores(h, "host_cgroup_cpu_seconds", instance=WEB, cgroup=row["name"]), rel=1e-12)
+    assert {r["name"]: r["value"] for r in services["memory"]} == {name: high for name, (_, _, high) in CGROUPS[WEB].items()}
+    assert [r["name"] for r in services["memory"]] == ["postgresql.service", "docker/app", "nginx.service"]
+    # A host with services and no process groups has the one table.
+    assert [t["kind"] for t in idle["top_users"]] == ["services and containers"]
+    (sshd,) = idle["top_users"][0]["cpu"]
+    assert sshd["name"] == "sshd.service" and sshd["value"] == pytest.approx(used_cores(h, "host_cgroup_cpu_seconds", instance=IDLE, cgroup="sshd.service"), rel=1e-12)
+    assert host(report, GONE)["top_users"] == []
 
 
 def test_findings_to_act_on(report) -> None:
@@ -206,7 +235,7 @@ def test_html_is_self_contained_and_renders_in_chromium(backfilled, tmp_path: Pa
     assert not re.findall(r'\bhref="(?!#)', text)
     gone = text.split(f">{GONE}</h2>")[1].split("<h2")[0]
     assert "No CPU, memory or load figures" in gone and "<img" not in gone and "HostagentDown" in gone
-    for words in ("/data fills in 20 days", "HostHighCpuUsage", "postgres", "Busiest hours", WEB, IDLE, GONE, "Alerts not tied to one host"):
+    for words in ("/data fills in 20 days", "HostHighCpuUsage", "postgres", "postgresql.service", "Top services and containers", "Busiest hours", WEB, IDLE, GONE, "Alerts not tied to one host"):
         assert words in text, words
     shot = tmp_path / "report.png"
     profile = tmp_path / "chromium-profile"

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import datetime
 import json
-import os
 import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 import requests
+from cgroupfeed import CounterFeed, FedSysfs, fed_sysfs
 from support import agent_server, fast_agent_config, free_port, prom_query, prometheus_server, wait_until
 from terminal import Tmux
 from tools_support import one_line_error, tool
@@ -30,16 +31,24 @@ groups:
 """
 
 
-def agent_config() -> str:
+def agent_config(fed: Optional[FedSysfs] = None) -> str:
     """Every collector each second but the processes one, which can take
-    longer than that on a loaded machine and would be withdrawn as stale."""
-    return fast_agent_config(top_n=8).replace("processes: {interval: 1,", "processes: {interval: 3,")
+    longer than that on a loaded machine and would be withdrawn as stale.
+    Per-pid series are off, as by default: processes come from the process
+    list. With ``fed``, the cgroups are a fixture tree's services and
+    containers, which this machine lacks."""
+    text = fast_agent_config(top_n=0).replace("processes: {interval: 1,", "processes: {interval: 3,")
+    if fed is None:
+        return text
+    text = text.replace("  cgroups: {interval: 1}", f"  cgroups: {{interval: 1, docker_root: '{fed.docker_root}'}}")
+    return f"paths: {{sysfs: '{fed.sysfs}'}}\n" + text
 
 
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("top-agent")
-    with agent_server(tmp, agent_config()).start() as server:
+    fed = fed_sysfs(tmp)
+    with CounterFeed(fed.cgroup), agent_server(tmp, agent_config(fed)).start() as server:
         yield server.base_url
 
 
@@ -84,16 +93,62 @@ def size_bytes(text: str) -> float:
     return float(text[:-1]) * units[text[-1]]
 
 
+# The columns of each table, as the header names them; the last may hold spaces.
+COLUMNS = {"PID": 7, "PROCS": 6}
+
+
+def table(screen: str) -> Tuple[str, List[List[str]]]:
+    """The process table on the screen: (its title, e.g. 'process groups by
+    cpu', its rows split into the header's columns)."""
+    lines = screen.split("\n")
+    head = next(line for line in lines if line.startswith("Processes "))
+    title = head.split(" · ")[1].split(" at ")[0]
+    at = next(i for i, line in enumerate(lines) if line.split()[:1] in (["PID"], ["PROCS"]))
+    width = len(lines[at].split())
+    rows = []
+    for line in lines[at + 1 :]:
+        if not line.strip() or "q quit" in line:
+            break
+        rows.append(line.split(None, width - 1))
+    return title, rows
+
+
+def as_of(screen: str) -> str:
+    """The time of the collector run the table comes from, as the heading says it."""
+    return re.search(r" by (?:cpu|memory) at (\d\d:\d\d:\d\d)", screen).group(1)
+
+
+def clock(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts).strftime("%H:%M:%S")
+
+
 def rss_column(screen: str) -> List[float]:
-    return [size_bytes(x) for x in re.findall(r"^ +\d+ \S+ +\S+ +\S+ +(\S+)  ", screen, re.M)]
+    return [size_bytes(row[5]) for row in table(screen)[1]]
 
 
 def cpu_column(screen: str) -> List[float]:
-    return [float(x) for x in re.findall(r"^ +\d+ \S+ +([\d.]+)% ", screen, re.M)]
+    return [float(row[3]) for row in table(screen)[1]]
 
 
 def ready(screen: str) -> bool:
     return "Collectors" in screen and "PID" in screen and "q quit" in screen
+
+
+def check_rows_against_the_list(rows: List[List[str]], listed: Dict[str, Any]) -> None:
+    """Rows of the processes table are the busiest of the agent's process
+    list by CPU, each as the list has it."""
+    by_pid = {p["pid"]: p for p in listed["processes"]}
+    letters = {"running": "R", "sleeping": "S", "disk-sleep": "D", "stopped": "T", "zombie": "Z", "idle": "I", "parked": "P"}
+    assert rows
+    for pid, user, state, cpu, mem, rss, name in rows:
+        p = by_pid[int(pid)]
+        assert (name, user, state) == (p["name"], p["user"][:9], letters.get(p["state"], p["state"][:1])), (pid, p)
+        assert float(cpu) == pytest.approx(p["cpu_cores"] * 100, abs=0.051)  # %CPU: of one core
+        assert float(mem) == pytest.approx(p["resident_memory_bytes"] / listed["memory_total_bytes"] * 100, abs=0.051)
+        assert size_bytes(rss) == pytest.approx(p["resident_memory_bytes"], rel=0.03, abs=1)
+    # The busiest: the same CPU figures as the top of the list.
+    top = sorted((p["cpu_cores"] * 100 for p in listed["processes"]), reverse=True)[: len(rows)]
+    assert [float(row[3]) for row in rows] == pytest.approx(top, abs=0.051)
 
 
 def test_screen_shows_what_the_agent_serves(agent: str) -> None:
@@ -102,14 +157,20 @@ def test_screen_shows_what_the_agent_serves(agent: str) -> None:
         assert term.state()["alternate"] == "1" and term.state()["cursor"] == "0"
         # What the agent served over the last few seconds, against what is on the screen now.
         seen_cpu, seen_mem, seen_up = set(), set(), set()
+        lists: Dict[str, Dict[str, Any]] = {}  # the process lists served, by the time of their run
         deadline = time.monotonic() + 6
         while time.monotonic() < deadline:
             m = metrics(agent)
             seen_cpu.add(round(value(m, "host_cpu_usage_ratio") * 100, 1))
             seen_mem.add(round(value(m, "host_memory_usage_ratio") * 100, 1))
             seen_up.add(sum(1 for _, v in m["hostagent_collector_up"] if v == 1))
+            listed = requests.get(agent + "/api/v1/processes", params={"limit": 500}, timeout=10).json()
+            lists[clock(listed["timestamp"])] = listed
             time.sleep(0.2)
         screen = term.screen()
+        # The list on the screen was served by now: the one polled last, or a newer one.
+        listed = requests.get(agent + "/api/v1/processes", params={"limit": 500}, timeout=10).json()
+        lists[clock(listed["timestamp"])] = listed
         cpu = figure(screen, r"CPU +([\d.]+)%")
         assert any(abs(cpu - v) <= 0.11 for v in seen_cpu), (cpu, sorted(seen_cpu))
         mem = figure(screen, r"Mem +([\d.]+)%")
@@ -125,9 +186,11 @@ def test_screen_shows_what_the_agent_serves(agent: str) -> None:
         shown_up, shown_total = re.search(r"Collectors (\d+)/(\d+) up", screen).groups()
         assert int(shown_up) in seen_up
         assert int(shown_total) == len(m["hostagent_collector_up"])  # not-available collectors have no up series
-        processes = re.findall(r"^ +(\d+) \S+ +[\d.]+% +[\d.]+% +\S+ +(\S+)", screen, re.M)
-        served = {labels["pid"] for labels, _ in m["host_process_resident_memory_bytes"]}
-        assert processes and len({pid for pid, _ in processes} & served) >= len(processes) // 2
+        # The processes: the busiest of the agent's list of the run the heading names.
+        title, rows = table(screen)
+        assert title == "processes by cpu"
+        assert "host_process_resident_memory_bytes" not in m  # per-pid series off: from the list
+        check_rows_against_the_list(rows, lists[as_of(screen)])
         assert "thresholds" not in screen  # help is not open
         for line in screen.split("\n"):
             assert len(line) <= 80
@@ -155,10 +218,88 @@ def test_keys_sort_help_and_quit_restores_the_terminal(agent: str) -> None:
         assert state["cursor"] == "1", "the cursor is still hidden"
 
 
+class Runs:
+    """What the agent served for each run of its processes collector: the
+    process group series, by the run's time."""
+
+    def __init__(self) -> None:
+        self.groups: Dict[float, Dict[str, Dict[str, float]]] = {}
+
+    def record(self, agent: str) -> None:
+        m = metrics(agent)
+        at = value(m, "hostagent_collector_last_success_timestamp_seconds", collector="processes")
+        run: Dict[str, Dict[str, float]] = {}
+        self.groups[at] = run
+        for name, field in (("host_process_group_processes", "processes"), ("host_process_group_threads", "threads"), ("host_process_group_resident_memory_bytes", "rss")):
+            for labels, v in m[name]:
+                run.setdefault(labels["group"], {})[field] = v
+        for labels, v in m["host_process_group_cpu_seconds_total"]:
+            run.setdefault(labels["group"], {}).setdefault("cpu_seconds", 0.0)
+            run[labels["group"]]["cpu_seconds"] += v
+
+    def cores(self, group: str, at: float) -> List[float]:
+        """The group's CPU in cores from every earlier run seen to the run at ``at``."""
+        now = self.groups[at][group]
+        return [(now["cpu_seconds"] - run[group]["cpu_seconds"]) / (at - t) for t, run in self.groups.items() if t < at and group in run]
+
+
+def test_the_table_key_shows_process_groups_and_services_as_the_agent_serves_them(agent: str) -> None:
+    runs = Runs()
+    with Tmux(["top", "--url", agent, "--interval", "1"], width=100, height=40) as term:
+        screen = term.wait(ready, "the host screen")
+        assert "g procs/groups/svcs" in screen.split("\n")[39]
+        term.keys("h")
+        screen = term.wait(lambda s: "Keys" in s, "the help screen")
+        assert "g        the table: processes, process groups, services and containers" in screen
+        term.keys("x")
+        term.wait(lambda s: "PID" in s and "Keys" not in s, "the help to close")
+        term.keys("g")
+        term.wait(lambda s: "groups by cpu" in s and "GROUP" in s, "the process groups")
+        # The groups of a run of the processes collector, with CPU over the runs before it.
+        deadline = time.monotonic() + 60
+        while True:
+            runs.record(agent)
+            screen = term.screen()
+            try:  # a capture can fall in the middle of a redraw
+                title, rows = table(screen)
+                shown = [t for t in runs.groups if clock(t) == as_of(screen)]
+                if title == "groups by cpu" and shown and rows and runs.cores(rows[0][5], shown[0]):
+                    break
+            except (StopIteration, AttributeError):
+                pass
+            assert time.monotonic() < deadline, screen
+            time.sleep(0.2)
+        served = runs.groups[shown[0]]
+        assert len(rows) >= 5
+        for procs, threads, cpu, mem, rss, group in rows:
+            assert (int(procs), int(threads)) == (served[group]["processes"], served[group]["threads"]), group
+            assert size_bytes(rss) == pytest.approx(served[group]["rss"], rel=0.03, abs=1)
+            # Between two runs top saw: the one before this one, or an earlier one when a
+            # refresh missed it; none for a group new in this run.
+            if cpu == "–":
+                assert group not in runs.groups[min(runs.groups)], group
+            else:
+                assert any(abs(float(cpu) - c * 100) <= 0.051 for c in runs.cores(group, shown[0])), (group, cpu, runs.cores(group, shown[0]))
+        cpus = [float(row[2]) for row in rows if row[2] != "–"]
+        assert len(cpus) >= 3 and cpus == sorted(cpus, reverse=True)
+        # Services and containers: the cgroups the agent serves, of their kind.
+        term.keys("g")
+        screen = term.wait(lambda s: "services by cpu" in s and "CONTAINER" in s and "nginx.service" in s, "the services")
+        info = {labels["cgroup"]: labels["kind"] for labels, _ in metrics(agent)["host_cgroup_info"]}
+        _, rows = table(screen)
+        assert {row[5]: row[4] for row in rows} == info
+        assert rows[0][5] == "nginx.service"  # the busiest: half a core in the fed tree
+        assert float(rows[0][1]) == pytest.approx(50, abs=10)
+        term.keys("g")
+        term.wait(lambda s: "processes by cpu" in s and "PID" in s, "the processes again")
+        term.keys("q")
+        term.wait(lambda s: "EXITED 0" in s, "top to exit")
+
+
 def test_resize_redraws_to_the_new_size(agent: str) -> None:
     with Tmux(["top", "--url", agent, "--interval", "1"]) as term:
         small = term.wait(ready, "the host screen")
-        rows_small = len(re.findall(r"^ +\d+ \S+ +[\d.]+%", small, re.M))
+        rows_small = len(table(small)[1])
         term.resize(120, 40)
 
         def big(screen: str) -> bool:
@@ -166,7 +307,7 @@ def test_resize_redraws_to_the_new_size(agent: str) -> None:
             return len(lines) >= 40 and "q quit" in lines[39] and len(lines[0].rstrip()) > 100
 
         screen = term.wait(big, "the 120x40 layout")
-        rows_big = len(re.findall(r"^ +\d+ \S+ +[\d.]+%", screen, re.M))
+        rows_big = len(table(screen)[1])
         assert rows_big > rows_small
         term.resize(60, 14)
         screen = term.wait(lambda s: "q quit" in s.split("\n")[13] and "PID" not in s.split("\n")[0], "the 60x14 layout")
@@ -210,7 +351,11 @@ def test_once_and_json_match_the_agent(agent: str) -> None:
     # Rates were measured across a collector run: every interface and disk has them.
     assert view["network"] and all(n["receive_bytes_per_second"] is not None for n in view["network"])
     assert view["cpu"]["modes"] and sum(view["cpu"]["modes"].values()) == pytest.approx(1.0)
-    assert view["processes"]["kind"] == "processes" and view["processes"]["rows"]
+    tables = view["processes"]["tables"]
+    assert list(tables) == ["processes", "groups", "services"]
+    assert tables["processes"]["source"] == "/api/v1/processes" and tables["processes"]["rows"]
+    assert {r["name"] for r in tables["groups"]["rows"]} == {labels["group"] for labels, _ in m["host_process_group_processes"]}
+    assert {r["name"] for r in tables["services"]["rows"]} == {labels["cgroup"] for labels, _ in m["host_cgroup_info"]}
     assert view["pressure"] is None or isinstance(view["pressure"], dict)
     assert {c["name"] for c in view["collectors"]} == {labels["collector"] for labels, _ in m["hostagent_collector_enabled"]}
 

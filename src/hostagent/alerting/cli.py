@@ -22,7 +22,6 @@ import datetime as dt
 import getpass
 import json
 import os
-import re
 import secrets
 import socket
 import sys
@@ -32,6 +31,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import yaml
 
+from hostagent import durations
 from hostagent.alerting import routing
 from hostagent.alerting.amclient import Alertmanager, AlertmanagerError, isoformat, parse_time
 
@@ -40,8 +40,6 @@ URL_ENV = "HOSTAGENT_ALERTMANAGER_URL"
 SEVERITIES = ("info", "warning", "critical")
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 TEST_ALERTNAME = "HostagentTestAlert"
-_DURATION = re.compile(r"(\d+)(ms|[smhdwy])")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
 
 class UsageError(Exception):
@@ -63,15 +61,10 @@ def resolve_url(flag: Optional[str]) -> str:
 
 def parse_duration(text: str, option: str) -> dt.timedelta:
     """A Prometheus-style duration ("90s", "2h", "1h30m", "1d") as a timedelta."""
-    text = text.strip()
-    pos, total = 0, 0.0
-    for match in _DURATION.finditer(text):
-        if match.start() != pos:
-            break
-        total += int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        pos = match.end()
-    if not text or pos != len(text):
-        raise UsageError(f"{option}: {text!r} is not a duration (use e.g. 30m, 2h, 1h30m, 1d)")
+    try:
+        total = durations.seconds(text)
+    except ValueError:
+        raise UsageError(f"{option}: {text.strip()!r} is not a duration (use e.g. 30m, 2h, 1h30m, 1d)") from None
     if total <= 0:
         raise UsageError(f"{option}: the duration must be longer than 0, got {text!r}")
     return dt.timedelta(seconds=total)

@@ -1,9 +1,10 @@
 """Every host Prometheus scrapes, one row each, for ``hostagent top --prometheus``.
 
-Rates are taken over the last RATE_WINDOW: several scrapes at usual
-intervals. (The agent's counters move once per collector run; over just the
-last two scrapes, ``irate`` would read 0 whenever both scrapes saw the same
-run.)
+The figures are the quantities of ``hostagent.promql`` that the alerts and
+dashboards read (see ``queries``), over the job's hosts. Rates are taken
+over the last RATE_WINDOW: several scrapes at usual intervals. (The agent's
+counters move once per collector run; over just the last two scrapes,
+``irate`` would read 0 whenever both scrapes saw the same run.)
 """
 
 from __future__ import annotations
@@ -11,38 +12,40 @@ from __future__ import annotations
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
+from .. import promql as q
 from .promapi import Prometheus
+from .queries import scope
 
 HostKey = Tuple[str, str]
 RATE_WINDOW = "2m"
 
 
-def _q(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
-
-
 class FleetSource:
     def __init__(self, prom: Prometheus, job: str):
         self.prom = prom
-        self.sel = f'job="{_q(job)}"'
+        self.scope = scope(job, window=RATE_WINDOW)
 
     @property
     def url(self) -> str:
         return self.prom.url
 
     def queries(self) -> Dict[str, str]:
-        s = self.sel
+        s = self.scope
         return {
-            "up": f"up{{{s}}}",
-            "cpu": f'1 - avg by (job, instance) (sum without (mode) (rate(host_cpu_seconds_total{{{s},mode=~"idle|iowait|steal"}}[{RATE_WINDOW}])))',
-            "memory": f"1 - host_memory_available_bytes{{{s}}} / host_memory_total_bytes{{{s}}}",
-            "swap": f"host_swap_used_bytes{{{s}}} / (host_swap_total_bytes{{{s}}} > 0)",
-            "load5_per_core": f"host_load5{{{s}}} / on (job, instance) host_cpu_cores{{{s}}}",
-            "disk": f"max by (job, instance) (host_filesystem_usage_ratio{{{s}}})",
-            "receive": f'sum by (job, instance) (rate(host_network_receive_bytes_total{{{s},device!="lo"}}[{RATE_WINDOW}]))',
-            "transmit": f'sum by (job, instance) (rate(host_network_transmit_bytes_total{{{s},device!="lo"}}[{RATE_WINDOW}]))',
-            "pressure_cpu": f"rate(host_pressure_cpu_waiting_seconds_total{{{s}}}[{RATE_WINDOW}])",
+            "up": f"up{s.sel()}",
+            "cpu": q.cpu_utilisation.expr(s),
+            "memory": q.memory_utilisation.expr(s),
+            "swap": q.swap_utilisation.expr(s),
+            "load5_per_core": q.load5_per_cpu.expr(s),
+            # The fullest mount the filesystem alert watches (writable ones).
+            "disk": f"max without (device, fstype, mountpoint) ({self.writable_usage()})",
+            "receive": q.network_bytes["receive"].expr(s),
+            "transmit": q.network_bytes["transmit"].expr(s),
+            "pressure_cpu": q.pressure[("cpu", "waiting")].expr(s),
         }
+
+    def writable_usage(self) -> str:
+        return f"{q.filesystem_usage(self.scope)} {q.WRITABLE}"
 
     def fetch(self) -> Dict[str, Any]:
         """{"hosts": [...], "alerts": [...]} from one round of instant queries."""
@@ -57,7 +60,7 @@ class FleetSource:
                 row = hosts.setdefault(key, {"job": key[0], "instance": key[1]})
                 row[field] = float(series["value"][1])
         # Which mount is the fullest, per host.
-        for series in self.prom.query(f"topk by (job, instance) (1, host_filesystem_usage_ratio{{{self.sel}}})", now):
+        for series in self.prom.query(q.top(1, self.writable_usage()), now):
             m = series["metric"]
             row = hosts.get((m.get("job", ""), m.get("instance", "")))
             if row is not None:

@@ -7,9 +7,10 @@ own ``hostagent_collector_last_success_timestamp_seconds``, so a refresh
 faster than the collector neither shows zeros nor spikes.
 
 Families from newer agents are used when present: PSI (``host_pressure_*``)
-adds a pressure line; process groups (``host_process_group_*``) replace the
-per-pid top N (``host_process_*``), and services (``host_cgroup_*``) are
-shown when there are neither.
+adds a pressure line. The process tables come from what the agent has: its
+live process list (``/api/v1/processes``, else the per-pid series
+``host_process_*`` of its top N), process groups (``host_process_group_*``),
+and services and containers (``host_cgroup_*``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import math
 import time
 from typing import Any, Deque, Dict, List, Optional, Tuple
 
+from .. import promql
 from . import ToolError, stats
 from .connection import Connection
 
@@ -33,11 +35,16 @@ COLLECTOR_OF: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ("host_network_", ("network",)),
     ("host_pressure_", ("pressure",)),
     ("host_process_group_", ("process_groups", "processes")),
+    ("host_process_", ("processes",)),
     ("host_cgroup_", ("cgroups", "cgroup")),
 )
 TREND_WINDOW = 1800.0  # seconds of free-space history behind "full in"
 TREND_MIN_SPAN = 120.0
 PRESSURE = ("cpu_waiting", "memory_waiting", "memory_stalled", "io_waiting", "io_stalled")
+PROCESS_API = "/api/v1/processes"
+API_LIMIT = 100  # processes asked for, by CPU and by memory: more than a screen holds
+# The process tables, in the order the switch key goes through them.
+TABLES = ("processes", "groups", "services")
 
 
 def parse_exposition(text: str) -> Samples:
@@ -72,30 +79,47 @@ class AgentSource:
             raise ToolError(f"{self.url}/metrics has no host_ metrics: is it a hostagent?")
         return time.time(), samples
 
-    def process_list(self, limit: int = 60) -> Optional[List[Dict[str, Any]]]:
-        """The agent's live process list (/api/v1/processes), busiest by CPU
-        and by memory together; None where the agent serves none (an older
-        agent, the processes collector off, or its list not current)."""
+    def process_list(self, limit: int = API_LIMIT) -> Optional[Dict[str, Any]]:
+        """The agent's live process list (``/api/v1/processes``), the busiest
+        by CPU and by memory of one collector run together:
+        ``{"time", "total", "rows"}``. None where the agent serves none (an
+        older agent, the processes collector off, or its list not fresh)."""
+        answers: Dict[str, Dict[str, Any]] = {}
+        for _ in range(3):
+            for sort in ("cpu", "memory"):
+                resp = self.conn.get(PROCESS_API, params={"sort": sort, "limit": limit}, ok=(200, 400, 404, 503))
+                if resp.status_code != 200:
+                    return None
+                try:
+                    answers[sort] = resp.json()
+                except ValueError:
+                    return None
+            # The two lists come from one run unless the collector ran between the requests.
+            if answers["cpu"].get("timestamp") == answers["memory"].get("timestamp"):
+                break
+        else:
+            answers.pop("memory")
         rows: Dict[int, Dict[str, Any]] = {}
-        for sort in ("cpu", "memory"):
-            resp = self.conn.get("/api/v1/processes", params={"sort": sort, "limit": limit}, ok=(200, 404, 503))
-            if resp.status_code != 200:
-                return None
-            try:
-                body = resp.json()
-                total = body.get("memory_total_bytes")
+        try:
+            first = answers["cpu"]
+            total = first.get("memory_total_bytes")
+            for body in answers.values():
                 for p in body["processes"]:
-                    rows[p["pid"]] = {
-                        "pid": str(p["pid"]),
-                        "name": p.get("name", ""),
+                    rss = p.get("resident_memory_bytes")
+                    rows[int(p["pid"])] = {
+                        "pid": int(p["pid"]),
                         "user": p.get("user", ""),
+                        "state": p.get("state", ""),
                         "cpu": p.get("cpu_cores"),
-                        "rss": p.get("resident_memory_bytes"),
-                        "memory_ratio": _ratio(p.get("resident_memory_bytes"), total),
+                        "rss": rss,
+                        "memory_ratio": _ratio(rss, total),
+                        "threads": p.get("threads"),
+                        "group": p.get("group", ""),
+                        "name": p.get("name", ""),
                     }
-            except (ValueError, KeyError, TypeError, AttributeError):
-                return None  # not the list this tool knows: show what /metrics has
-        return list(rows.values())
+            return {"source": PROCESS_API, "time": float(first["timestamp"]), "total": first.get("total_processes"), "rows": list(rows.values())}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None  # not the list this tool knows: show what /metrics has
 
 
 class Rates:
@@ -153,7 +177,7 @@ class HostModel:
         t = self._collector_time(samples, name, scraped)
         return [(labels, self.rates.update((name, _key(labels)), t, value)) for labels, value in samples.get(name, [])]
 
-    def view(self, scraped: float, samples: Samples, source: str, process_list: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
+    def view(self, scraped: float, samples: Samples, source: str, process_list: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         """The whole picture as plain data."""
         info = next((labels for labels, _ in samples.get("host_os_info", [])), {})
         boot = _one(samples, "host_boot_time_seconds")
@@ -298,49 +322,66 @@ class HostModel:
             states["total"] = sum(v for k, v in states.items() if k != "LISTEN")
         return states
 
-    def processes(self, samples: Samples, scraped: float, process_list: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
-        """Rows for the process table: the agent's live process list where it
-        serves one, else process groups, per-pid series or services."""
+    def processes(self, samples: Samples, scraped: float, process_list: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        """Process counts, and the tables the agent has the data for
+        (``tables``, keyed by TABLES): its live process list where it serves
+        one (else its per-pid series), process groups, services and containers."""
         states = {labels.get("state", ""): int(v) for labels, v in samples.get("host_processes", [])}
-        out: Dict[str, Any] = {"count": sum(states.values()) if states else None, "states": states, "threads": _one(samples, "host_processes_threads"), "kind": None, "rows": []}
+        tables: Dict[str, Dict[str, Any]] = {}
         if process_list:
-            out["kind"] = "processes"
-            out["rows"] = process_list
-        elif "host_process_group_cpu_seconds_total" in samples or "host_process_group_resident_memory_bytes" in samples:
-            out["kind"] = "groups"
-            out["rows"] = self._grouped(samples, scraped, "host_process_group", "group")
+            tables["processes"] = process_list
         elif "host_process_cpu_usage_cores" in samples or "host_process_resident_memory_bytes" in samples:
-            out["kind"] = "processes"
             rows: Dict[Tuple[str, str], Dict[str, Any]] = {}
             for name, field in (("host_process_cpu_usage_cores", "cpu"), ("host_process_resident_memory_bytes", "rss"), ("host_process_memory_usage_ratio", "memory_ratio")):
                 for labels, value in samples.get(name, []):
                     key = (labels.get("pid", ""), labels.get("name", ""))
-                    row = rows.setdefault(key, {"pid": labels.get("pid", ""), "name": labels.get("name", ""), "user": labels.get("username", "")})
+                    pid = int(key[0]) if key[0].isdigit() else key[0]
+                    row = rows.setdefault(key, {"pid": pid, "user": labels.get("username", ""), "state": None, "cpu": None, "rss": None, "memory_ratio": None, "name": key[1]})
                     row[field] = value
-            out["rows"] = list(rows.values())
-        elif "host_cgroup_cpu_seconds_total" in samples or "host_cgroup_memory_bytes" in samples:
-            out["kind"] = "services"
-            out["rows"] = self._grouped(samples, scraped, "host_cgroup", "cgroup")
-        return out
+            tables["processes"] = {"source": "host_process_* (the agent's top N)", "time": self._collector_time(samples, "host_process_", scraped), "rows": list(rows.values())}
+        if "host_process_group_cpu_seconds_total" in samples or "host_process_group_resident_memory_bytes" in samples:
+            tables["groups"] = {"source": "host_process_group_*", "time": self._collector_time(samples, "host_process_group_", scraped), "rows": self._groups(samples, scraped)}
+        if "host_cgroup_cpu_seconds_total" in samples or "host_cgroup_memory_bytes" in samples:
+            tables["services"] = {"source": "host_cgroup_*", "time": self._collector_time(samples, "host_cgroup_", scraped), "rows": self._services(samples, scraped)}
+        return {"count": sum(states.values()) if states else None, "states": states, "threads": _one(samples, "host_processes_threads"), "tables": tables}
 
-    def _grouped(self, samples: Samples, scraped: float, prefix: str, label: str) -> List[Dict[str, Any]]:
+    def _usage(self, samples: Samples, scraped: float, acct: Any, memory_field: str) -> Dict[str, Dict[str, Any]]:
+        """Rows of one accounting of use (``promql.PROCESS_GROUPS`` or
+        ``promql.CGROUPS``): CPU in cores (user and system together), memory
+        and its share of the host's, processes."""
         rows: Dict[str, Dict[str, Any]] = {}
+        total = _one(samples, "host_memory_total_bytes")
+        prefix = acct.cpu[: -len("cpu_seconds_total")]
 
         def row(name: str) -> Dict[str, Any]:
-            return rows.setdefault(name, {"name": name, "cpu": None, "rss": None, "members": None})
+            return rows.setdefault(name, {"name": name, "processes": None, "cpu": None, memory_field: None, "memory_ratio": None})
 
-        for labels, rate in self._rates(samples, f"{prefix}_cpu_seconds_total", scraped):
-            r = row(labels.get(label, ""))
-            if rate is not None:
-                r["cpu"] = (r["cpu"] or 0.0) + rate  # summed over modes
-        memory = f"{prefix}_resident_memory_bytes" if prefix == "host_process_group" else f"{prefix}_memory_bytes"
-        for labels, value in samples.get(memory, []):
-            row(labels.get(label, ""))["rss"] = value
-        for labels, value in samples.get(f"{prefix}_processes", []):
-            row(labels.get(label, ""))["members"] = int(value)
-        total = _one(samples, "host_memory_total_bytes")
-        for r in rows.values():
-            r["memory_ratio"] = _ratio(r["rss"], total)
+        cpu: Dict[str, List[Optional[float]]] = {}
+        for labels, rate in self._rates(samples, acct.cpu, scraped):
+            cpu.setdefault(labels.get(acct.label, ""), []).append(rate)
+        for name, rates in cpu.items():
+            # Summed over modes; unknown until every mode has a rate.
+            row(name)["cpu"] = None if any(r is None for r in rates) else sum(rates)  # type: ignore[arg-type]
+        for labels, value in samples.get(acct.memory, []):
+            r = row(labels.get(acct.label, ""))
+            r[memory_field], r["memory_ratio"] = value, _ratio(value, total)
+        for labels, value in samples.get(f"{prefix}processes", []):
+            row(labels.get(acct.label, ""))["processes"] = int(value)
+        return rows
+
+    def _groups(self, samples: Samples, scraped: float) -> List[Dict[str, Any]]:
+        rows = self._usage(samples, scraped, promql.PROCESS_GROUPS, "rss")
+        for labels, value in samples.get("host_process_group_threads", []):
+            if labels.get("group", "") in rows:
+                rows[labels.get("group", "")]["threads"] = int(value)
+        return list(rows.values())
+
+    def _services(self, samples: Samples, scraped: float) -> List[Dict[str, Any]]:
+        rows = self._usage(samples, scraped, promql.CGROUPS, "memory")
+        info = {labels.get("cgroup", ""): labels for labels, _ in samples.get("host_cgroup_info", [])}
+        for name, r in rows.items():
+            r["kind"] = info.get(name, {}).get("kind", "")
+            r["runtime"] = info.get(name, {}).get("runtime", "")
         return list(rows.values())
 
     def collectors(self, samples: Samples, scraped: float) -> List[Dict[str, Any]]:
@@ -378,11 +419,11 @@ class HostModel:
 
 
 def sort_rows(rows: List[Dict[str, Any]], key: str) -> List[Dict[str, Any]]:
-    """Process rows busiest first by CPU or memory (disk and network sort by CPU here)."""
-    field = "rss" if key == "memory" else "cpu"
+    """Process, group or service rows busiest first by CPU or memory (disk
+    and network sort by CPU here)."""
 
     def value(r: Dict[str, Any]) -> float:
-        v = r.get(field)
+        v = r.get("cpu") if key != "memory" else r.get("rss", r.get("memory"))
         return -1.0 if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
     return sorted(rows, key=lambda r: (-value(r), str(r.get("name", ""))))

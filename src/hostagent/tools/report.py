@@ -8,7 +8,9 @@ p50/p95/max; the busiest hours of the day; per filesystem the usage now, the
 growth rate and the date a straight line fitted over the range reaches zero
 free space, with how well the line fits; per interface the peak and p95
 throughput; the alerts that fired and how long each lasted; the top process
-groups or services; and a short list of findings to act on. ``--format
+groups and the top services and containers by CPU and memory; and a short
+list of findings to act on. The figures are the quantities of
+``hostagent.promql`` that the alerts and dashboards read. ``--format
 html`` (the default) writes one self-contained page with plots (needs the
 ``report`` extra); ``json`` and ``csv`` write the same figures as data.
 
@@ -31,8 +33,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
+from .. import promql as q
 from . import ArgumentParser, ToolError, connection, promapi, replaced_on_success, run, stats, thresholdfile
 from .promapi import Prometheus, label_key
+from .queries import pressure_metric, scope
 from .timeparse import human_duration, iso, parse_duration, range_of
 
 DEFAULT_SPAN = 30 * 86400.0
@@ -47,17 +51,10 @@ FILL_HORIZON_DAYS = 30
 RECURRING_ALERT = 3  # incidents of one alert on one host in the range
 TOP = 10
 
-PRESSURE = (
-    ("cpu_waiting", "host_pressure_cpu_waiting_seconds_total"),
-    ("memory_waiting", "host_pressure_memory_waiting_seconds_total"),
-    ("memory_stalled", "host_pressure_memory_stalled_seconds_total"),
-    ("io_waiting", "host_pressure_io_waiting_seconds_total"),
-    ("io_stalled", "host_pressure_io_stalled_seconds_total"),
-)
-# Who used the machine, best source first: (kind, CPU counter, memory gauge, label).
+# Who used the machine: (kind, the accounting of hostagent.promql, what its memory is).
 USERS = (
-    ("process groups", "host_process_group_cpu_seconds_total", "host_process_group_resident_memory_bytes", "group"),
-    ("services and containers", "host_cgroup_cpu_seconds_total", "host_cgroup_memory_bytes", "cgroup"),
+    ("process groups", q.PROCESS_GROUPS, "resident"),
+    ("services and containers", q.CGROUPS, "page cache included"),
 )
 
 HostKey = Tuple[str, str]  # (job, instance)
@@ -65,7 +62,7 @@ HostKey = Tuple[str, str]  # (job, instance)
 DEFAULT_FIGURES: Dict[str, Any] = {
     "cpu": None, "memory": None, "swap": None, "load5": None, "load5_per_core": None,
     "pressure": dict, "cpu_by_hour": lambda: [None] * 24, "busiest_hours": list,
-    "filesystems": list, "interfaces": list, "top_users": None, "alerts": list,
+    "filesystems": list, "interfaces": list, "top_users": list, "alerts": list,
 }  # fmt: skip
 
 
@@ -158,10 +155,6 @@ class ReportData:
     thresholds: Optional[object] = None  # the AlertingConfig colours and findings use
 
 
-def _quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
-
-
 class Collector:
     """Runs the report's queries and turns the answers into figures."""
 
@@ -170,7 +163,9 @@ class Collector:
         self.start, self.end, self.step = start, end, step
         self.window = f"{int(2 * step)}s"
         self.span = f"{int(round(end - start))}s"
-        self.sel = f'job="{_quote(job)}"' + (f',instance=~"{_quote(hosts)}"' if hosts else "")
+        # Rates over two steps, for the figures per step; totals over the whole range.
+        self.scope = scope(job, hosts, self.window)
+        self.whole = scope(job, hosts, self.span)
         self.job, self.hosts_regex = job, hosts
         self.thresholds = thresholds
         self.hosts: Dict[HostKey, Host] = {}
@@ -204,7 +199,7 @@ class Collector:
             "step_seconds": self.step,
             "rate_window": self.window,
             "prometheus": self.prom.url,
-            "selector": "{" + self.sel + "}",
+            "selector": self.scope.sel(),
             "hours": "UTC",
         }
         data = ReportData(meta, hosts, fleet, [], self.thresholds)
@@ -212,17 +207,17 @@ class Collector:
         return data
 
     def _per_host_usage(self, names: set) -> None:
-        s, w = self.sel, self.window
+        s = self.scope
         exprs = {
-            "cpu": f'1 - avg by (job, instance) (sum without (mode) (rate(host_cpu_seconds_total{{{s},mode=~"idle|iowait|steal"}}[{w}])))',
-            "memory": f"1 - host_memory_available_bytes{{{s}}} / host_memory_total_bytes{{{s}}}",
-            "swap": f"host_swap_used_bytes{{{s}}} / (host_swap_total_bytes{{{s}}} > 0)",
-            "load5": f"host_load5{{{s}}}",
-            "load5_per_core": f"host_load5{{{s}}} / on (job, instance) host_cpu_cores{{{s}}}",
+            "cpu": q.cpu_utilisation.expr(s),
+            "memory": q.memory_utilisation.expr(s),
+            "swap": q.swap_utilisation.expr(s),
+            "load5": f"host_load5{s.sel()}",
+            "load5_per_core": q.load5_per_cpu.expr(s),
         }
-        for key, metric in PRESSURE:
-            if metric in names:
-                exprs[f"pressure_{key}"] = f"rate({metric}{{{s}}}[{w}])"
+        for (resource, kind), quantity in q.pressure.items():
+            if pressure_metric(resource, kind) in names:
+                exprs[f"pressure_{resource}_{kind}"] = quantity.expr(s)
         for key, expr in exprs.items():
             for series in self.range(expr):
                 host = self.host(series["metric"])
@@ -240,15 +235,15 @@ class Collector:
             host.figures["cpu_by_hour"] = profile
             host.figures["busiest_hours"] = [{"hour": h, "cpu": profile[h]} for h in stats.busiest_hours(profile)]
         for name, attr in (("host_cpu_cores", "cores"), ("host_memory_total_bytes", "memory_bytes")):
-            for series in self.prom.query(f"last_over_time({name}{{{s}}}[{self.span}])", self.end):
+            for series in self.prom.query(f"last_over_time({name}{self.scope.sel()}[{self.span}])", self.end):
                 host = self.host(series["metric"])
                 if host is not None:
                     setattr(host, attr, float(series["value"][1]))
 
     def _filesystems(self) -> None:
-        s = self.sel
+        sel = self.scope.sel()
         by_fs: Dict[Tuple[HostKey, str], Dict[str, Any]] = {}
-        for series in self.range(f"host_filesystem_avail_bytes{{{s}}}"):
+        for series in self.range(f"host_filesystem_avail_bytes{sel}"):
             host = self.host(series["metric"])
             if host is None:
                 continue
@@ -257,9 +252,9 @@ class Collector:
             host.fs_series[m.get("mountpoint", "")] = points
             by_fs[((host.job, host.instance), m.get("mountpoint", ""))] = {"points": points, "device": m.get("device", ""), "fstype": m.get("fstype", "")}
         last: Dict[str, Dict[Tuple[HostKey, str], float]] = {}
-        for name in ("host_filesystem_size_bytes", "host_filesystem_usage_ratio"):
+        for name, now in (("size", f"host_filesystem_size_bytes{sel}"), ("usage", q.filesystem_usage(self.scope))):
             last[name] = {}
-            for series in self.prom.query(f"last_over_time({name}{{{s}}}[{self.span}])", self.end):
+            for series in self.prom.query(f"last_over_time({now}[{self.span}])", self.end):
                 m = series["metric"]
                 last[name][((m.get("job", ""), m.get("instance", "")), m.get("mountpoint", ""))] = float(series["value"][1])
         for (hkey, mount), info in sorted(by_fs.items()):
@@ -268,18 +263,18 @@ class Collector:
                 "mountpoint": mount,
                 "device": info["device"],
                 "fstype": info["fstype"],
-                "size_bytes": last["host_filesystem_size_bytes"].get((hkey, mount)),
+                "size_bytes": last["size"].get((hkey, mount)),
                 "avail_bytes": points[-1][1] if points else None,
-                "usage_ratio": last["host_filesystem_usage_ratio"].get((hkey, mount)),
+                "usage_ratio": last["usage"].get((hkey, mount)),
             }
             fs.update(fill_prediction(points, self.end))
             self.hosts[hkey].figures.setdefault("filesystems", []).append(fs)
 
     def _interfaces(self) -> None:
-        s, w = self.sel, self.window
         found: Dict[Tuple[HostKey, str], Dict[str, Any]] = {}
-        for direction in ("receive", "transmit"):
-            for series in self.range(f'rate(host_network_{direction}_bytes_total{{{s},device!="lo"}}[{w}])'):
+        for direction in q.DIRECTIONS:
+            # Per interface: what promql.network_bytes sums over them.
+            for series in self.range(self.scope.rate(f"host_network_{direction}_bytes_total", q.NOT_LOOPBACK)):
                 host = self.host(series["metric"])
                 if host is None:
                     continue
@@ -292,34 +287,35 @@ class Collector:
             self.hosts[hkey].figures.setdefault("interfaces", []).append(entry)
 
     def _users(self, names: set) -> None:
-        """Top process groups or services by CPU and memory; per-process peaks as a last resort."""
-        s, r = self.sel, self.span
+        """Top process groups and top services and containers by CPU and
+        memory, as the processes dashboard ranks them over its range; the
+        peaks of the per-process series only where the agents have neither."""
         seconds = self.end - self.start
-        for kind, cpu, memory, label in USERS:
-            if cpu in names:
-                break
-        else:
-            kind, cpu, memory, label = "processes (peaks while in the agent's top N)", "", "host_process_resident_memory_bytes", "name"
-        if cpu:
-            cpu_expr = f"topk by (job, instance) ({TOP}, sum by (job, instance, {label}) (increase({cpu}{{{s}}}[{r}]))) / {seconds:g}"
-            cpu_what = "cores (average)"
-        else:
-            cpu_expr = f"topk by (job, instance) ({TOP}, max by (job, instance, {label}) (max_over_time(host_process_cpu_usage_cores{{{s}}}[{r}])))"
-            cpu_what = "cores (peak)"
-        mem_expr = f"topk by (job, instance) ({TOP}, max by (job, instance, {label}) (max_over_time({memory}{{{s}}}[{r}])))"
-        tables: Dict[HostKey, Dict[str, Any]] = {}
-        for part, expr in (("cpu", cpu_expr), ("memory", mem_expr)):
-            for series in self.prom.query(expr, self.end):
-                host = self.host(series["metric"])
-                if host is None:
-                    continue
-                table = tables.setdefault((host.job, host.instance), {"kind": kind, "label": label, "cpu_unit": cpu_what, "cpu": [], "memory": []})
-                table[part].append({"name": series["metric"].get(label, ""), "value": float(series["value"][1])})
-        for hkey, table in tables.items():
-            for part in ("cpu", "memory"):
-                table[part].sort(key=lambda row: -row["value"])
-                table[part] = table[part][:TOP]
-            self.hosts[hkey].figures["top_users"] = table
+        rankings = []
+        for kind, acct, memory_what in USERS:
+            if acct.cpu in names or acct.memory in names:
+                cpu = f"{q.top(TOP, q.used_cpu(self.whole, acct, fn='increase'))} / {seconds:g}"
+                rankings.append((kind, acct.label, "cores (average)", f"peak ({memory_what})", cpu, q.top(TOP, q.peak_memory(self.whole, acct))))
+        if not rankings:
+            kind, label = "processes (peaks while in the agent's top N)", "name"
+            peak = "max by (job, instance, name) (max_over_time({}{}[{}]))"
+            cpu = q.top(TOP, peak.format("host_process_cpu_usage_cores", self.scope.sel(), self.span))
+            memory = q.top(TOP, peak.format("host_process_resident_memory_bytes", self.scope.sel(), self.span))
+            rankings.append((kind, label, "cores (peak)", "peak (resident)", cpu, memory))
+        for kind, label, cpu_what, memory_what, cpu, memory in rankings:
+            tables: Dict[HostKey, Dict[str, Any]] = {}
+            for part, expr in (("cpu", cpu), ("memory", memory)):
+                for series in self.prom.query(expr, self.end):
+                    host = self.host(series["metric"])
+                    if host is None:
+                        continue
+                    table = tables.setdefault((host.job, host.instance), {"kind": kind, "label": label, "cpu_unit": cpu_what, "memory_unit": memory_what, "cpu": [], "memory": []})
+                    table[part].append({"name": series["metric"].get(label, ""), "value": float(series["value"][1])})
+            for hkey, table in tables.items():
+                for part in ("cpu", "memory"):
+                    table[part].sort(key=lambda row: (-row["value"], row["name"]))
+                    table[part] = table[part][:TOP]
+                self.hosts[hkey].figures.setdefault("top_users", []).append(table)
 
     def _alerts(self) -> List[Dict[str, Any]]:
         """Incidents from raw ALERTS samples, read a day at a time; fleet-wide ones returned."""
@@ -501,8 +497,7 @@ def csv_rows(data: ReportData) -> Iterator[List[Any]]:
             subject = a["alertname"] + "".join(f" {k}={v}" for k, v in sorted(a["labels"].items()))
             for measure in ("severity", "start", "end", "duration_seconds", "pending_since"):
                 yield [h.instance, "alert", subject, measure, a[measure]]
-        users = f.get("top_users")
-        if users:
+        for users in f["top_users"]:
             for part in ("cpu", "memory"):
                 for row in users[part]:
                     yield [h.instance, f"top_{part}", row["name"], users["kind"], row["value"]]

@@ -200,16 +200,17 @@ def _alert_table(alerts: List[Dict[str, Any]], title: str = "Alerts that fired")
 
 
 def _users_table(host: Host) -> str:
-    users = host.figures.get("top_users")
-    if not users:
-        return ""
-    cpu = "".join(f'<tr><td class="l">{html.escape(r["name"])}</td><td>{r["value"]:.3f}</td></tr>' for r in users["cpu"])
-    mem = "".join(f'<tr><td class="l">{html.escape(r["name"])}</td><td>{fmt_bytes(r["value"])}</td></tr>' for r in users["memory"])
-    return (
-        f"<h3>Top {html.escape(users['kind'])}</h3>"
-        f'<div style="display:flex;gap:24px"><table><tr><th class="l">by CPU</th><th>{html.escape(users["cpu_unit"])}</th></tr>{cpu}</table>'
-        f'<table><tr><th class="l">by memory</th><th>peak</th></tr>{mem}</table></div>'
-    )
+    """Top process groups, and top services and containers, each by CPU and by memory."""
+    parts = []
+    for users in host.figures["top_users"]:
+        cpu = "".join(f'<tr><td class="l">{html.escape(r["name"])}</td><td>{r["value"]:.3f}</td></tr>' for r in users["cpu"])
+        mem = "".join(f'<tr><td class="l">{html.escape(r["name"])}</td><td>{fmt_bytes(r["value"])}</td></tr>' for r in users["memory"])
+        parts.append(
+            f"<h3>Top {html.escape(users['kind'])}</h3>"
+            f'<div style="display:flex;gap:24px"><table><tr><th class="l">by CPU</th><th>{html.escape(users["cpu_unit"])}</th></tr>{cpu}</table>'
+            f'<table><tr><th class="l">by memory</th><th>{html.escape(users["memory_unit"])}</th></tr>{mem}</table></div>'
+        )
+    return "".join(parts)
 
 
 def render(data: ReportData) -> str:

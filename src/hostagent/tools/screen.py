@@ -13,15 +13,28 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from .. import promql
 from . import thresholdfile
 from .fleet import sort_hosts
-from .hostview import sort_rows
+from .hostview import TABLES, sort_rows
 from .stats import scaled
 from .timeparse import human_duration
 
 Segment = Tuple[str, str]
 Line = List[Segment]
 SORT_KEYS = {"c": "cpu", "m": "memory", "d": "disk", "n": "network"}
+TABLE_KEY = "g"  # switches the process table: processes, groups, services
+TABLE_TITLES = {"processes": "processes", "groups": "process groups", "services": "services and containers"}
+TABLE_NAMES = {"processes": "processes", "groups": "groups", "services": "services"}  # short, for the table's heading
+HOST_KEYS = "c cpu  m mem  d disk  n net  g procs/groups/svcs"
+FLEET_KEYS = "c cpu  m mem  d disk  n net"
+# ps's one-letter process states.
+STATE_LETTERS = {
+    "running": "R", "sleeping": "S", "disk-sleep": "D", "stopped": "T", "tracing-stop": "t", "zombie": "Z",
+    "dead": "X", "wake-kill": "K", "waking": "W", "parked": "P", "idle": "I", "locked": "L", "waiting": "W",
+}  # fmt: skip
+# PSI's own words for the agent's "waiting" and "stalled".
+PSI_WORDS = {"waiting": "some", "stalled": "full"}
 SPARK = "▁▂▃▄▅▆▇█"
 
 
@@ -33,6 +46,7 @@ class Context:
     height: Optional[int] = None  # None: as many lines as there is content (plain output)
     unicode: bool = True
     sort: str = "cpu"
+    table: Optional[str] = None  # the process table asked for (TABLES); None: the first the agent has
     thresholds: Optional[object] = None
     thresholds_source: str = ""
     interval: float = 2.0
@@ -42,9 +56,12 @@ class Context:
     message: str = ""  # a passing note, e.g. "sort: memory"
     extra: Dict[str, Any] = field(default_factory=dict)
 
-    def level(self, key: str, value: Optional[float]) -> str:
-        found = thresholdfile.level_of(self.thresholds, key, value)
-        return found or ("" if self.thresholds is None or value is None else "ok")
+    def level(self, key: Optional[str], value: Optional[float]) -> str:
+        """The colour of ``value`` by alert ``key``: none without a thresholds
+        file, a value or that alert (a key the file leaves out is no alert)."""
+        if key is None or value is None or key not in getattr(self.thresholds, "alerts", {}):
+            return ""
+        return thresholdfile.level_of(self.thresholds, key, value) or "ok"
 
 
 # --------------------------------------------------------------------------
@@ -107,7 +124,7 @@ def host_lines(view: Optional[Dict[str, Any]], ctx: Context) -> List[Line]:
     """The whole host screen, fitted to ctx.width and (if set) ctx.height."""
     w = ctx.width
     top = [header(view, ctx)] + status_lines(ctx)
-    footer = footer_line(ctx, "c cpu  m mem  d disk  n net")
+    footer = footer_line(ctx, HOST_KEYS)
     if view is None:
         body = [[("waiting for the first answer…" if ctx.error is None else "no data yet", "dim")]]
         return finish(top, body, footer, ctx)
@@ -116,6 +133,8 @@ def host_lines(view: Optional[Dict[str, Any]], ctx: Context) -> List[Line]:
     fixed: List[Line] = []
     fixed += cpu_lines(view, ctx)
     fixed.append(load_line(view, ctx))
+    if view.get("pressure") is not None:
+        fixed.append(pressure_line(view["pressure"], ctx))
     fixed += memory_lines(view, ctx)
     fs = filesystem_lines(view, ctx)
     io = disk_net_lines(view, ctx)
@@ -189,13 +208,20 @@ def help_lines(ctx: Context, fleet: bool) -> List[Line]:
         [("Keys", "bold")],
         [("  q        quit (also Ctrl-C)", "")],
         [("  c m d n  sort by CPU, memory, disk, network" + (" (hosts)" if fleet else ""), "")],
-    ] + ([] if fleet else [[("           processes by CPU or memory, filesystems by use, interfaces by traffic", "dim")]]) + [
+    ]
+    if not fleet:
+        lines += [
+            [("           the table by CPU or memory, filesystems by use, interfaces by traffic", "dim")],
+            [(f"  {TABLE_KEY}        the table: processes, process groups, services and containers", "")],
+        ]
+    lines += [
         [("  h ?      this help; any key closes it", "")],
         [],
         [("Colours", "bold")],
         [("  green", "ok"), (" under every alert threshold, ", ""), ("yellow", "warning"), (" past a warning, ", ""), ("red", "critical"), (" past a critical", "")],
         [("  " + (ctx.thresholds_source or "no thresholds"), "dim")],
-        [("  The alert rules and Grafana use the same thresholds.", "dim")],
+        [("  The alert rules and Grafana use the same thresholds; a figure no alert", "dim")],
+        [("  watches (PSI memory and io 'some') has no colour.", "dim")],
         [],
     ]
     if fleet:
@@ -203,6 +229,7 @@ def help_lines(ctx: Context, fleet: bool) -> List[Line]:
     else:
         lines += [
             [("Rates: per second, between two runs of the agent's collector.", "dim")],
+            [("%CPU: of one core (100 = a full core); S: the process state, as ps shows it.", "dim")],
             [("'full in': a line through the free space seen since top started", "dim")],
             [("(after 2 minutes; none while free space is not shrinking).", "dim")],
         ]
@@ -248,13 +275,31 @@ def load_line(view: Dict[str, Any], ctx: Context) -> Line:
     cores = view["cpu"].get("cores")
     per_core = load.get("load5_per_core")
     line: Line = [("Load ", "bold"), (f"{num(load['load1'])} {num(load['load5'])} {num(load['load15'])}", ""), (" (", "dim"), (f"{num(per_core)}/core", ctx.level("load_per_core", per_core)), (f" × {cores:g})" if cores else ")", "dim")]
-    psi = view.get("pressure")
-    if psi is not None:
-        line.append(("  PSI", "bold"))
-        for key, short in (("cpu_waiting", "cpu"), ("memory_waiting", "mem"), ("memory_stalled", "mem full"), ("io_waiting", "io"), ("io_stalled", "io full")):
-            if key in psi:
-                line += [(f" {short} ", "dim"), (pct(psi[key], 0), ctx.level(f"{key.split('_')[0]}_pressure", psi[key]))]
     return line
+
+
+def pressure_line(psi: Dict[str, Optional[float]], ctx: Context) -> Line:
+    """PSI: the share of time tasks waited for each resource ("some") and
+    all waited at once ("full"), each coloured by the alert that compares
+    the same quantity, if any (HostCpuPressure: cpu some; memory and io:
+    full); the others uncoloured."""
+    line: Line = [("PSI  ", "bold")]
+    for resource in ("cpu", "memory", "io"):
+        kinds = [k for k in ("waiting", "stalled") if f"{resource}_{k}" in psi]
+        if not kinds:
+            continue
+        line.append((f" {resource}", ""))
+        for kind in kinds:
+            value = psi[f"{resource}_{kind}"]
+            alert = pressure_alert(resource, kind)
+            line += [(f" {PSI_WORDS[kind]} ", "dim"), (pct(value, 0), ctx.level(alert, value) if alert else "")]
+        line.append((" ", ""))
+    return line
+
+
+def pressure_alert(resource: str, kind: str) -> Optional[str]:
+    """The threshold key of the alert on this PSI figure (as the rules compare it), if any."""
+    return thresholdfile.alert_comparing(promql.pressure[(resource, kind)].series())
 
 
 def memory_lines(view: Dict[str, Any], ctx: Context) -> List[Line]:
@@ -281,7 +326,8 @@ def filesystem_lines(view: Dict[str, Any], ctx: Context) -> List[Line]:
     out: List[Line] = [[(f"{'Filesystem':<{mw}} {'used':>6} {'':12} {'size':>6} {'avail':>6}  full in", "bold")]]
     for fs in fss:
         mount = fs["mountpoint"] if len(fs["mountpoint"]) <= mw else "…" + fs["mountpoint"][-(mw - 1):]
-        s = ctx.level("filesystem_usage", fs.get("usage"))
+        # As the alert: read-only mounts (images, snaps) are full by design.
+        s = "" if fs.get("readonly") else ctx.level("filesystem_usage", fs.get("usage"))
         days = fs.get("days_until_full")
         full = "–" if days is None else ("<1d" if days < 1 else f"~{days:.0f}d")
         full_style = "critical" if days is not None and days < 1 else ("warning" if days is not None and days < 7 else "")
@@ -352,27 +398,69 @@ def collectors_line(view: Dict[str, Any], ctx: Context) -> Line:
     return line
 
 
+def tables_available(view: Optional[Dict[str, Any]]) -> List[str]:
+    """The process tables the agent has data for, in the switch key's order."""
+    tables = ((view or {}).get("processes") or {}).get("tables") or {}
+    return [t for t in TABLES if t in tables]
+
+
+def shown_table(view: Optional[Dict[str, Any]], ctx: Context) -> Optional[str]:
+    """The table asked for where the agent has it, else the first it has."""
+    available = tables_available(view)
+    if ctx.table in available:
+        return ctx.table
+    return available[0] if available else None
+
+
+def next_table(view: Optional[Dict[str, Any]], ctx: Context) -> Optional[str]:
+    """The table the switch key goes to: the next one the agent has."""
+    available = tables_available(view)
+    if not available:
+        return None
+    now = shown_table(view, ctx)
+    return available[(available.index(now) + 1) % len(available)] if now in available else available[0]
+
+
+def _pct_num(v: Optional[float]) -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v * 100:.1f}"
+
+
 def process_lines(view: Dict[str, Any], ctx: Context) -> List[Line]:
     p = view["processes"]
     states = p.get("states") or {}
-    head: Line = [("Processes ", "bold"), (f"{p.get('count') if p.get('count') is not None else '–'}", ""), (f" ({states.get('running', 0)} running, {states.get('disk-sleep', 0)} blocked, {states.get('zombie', 0)} zombie)", "dim")]
-    if p.get("threads") is not None:
-        head.append((f" · {p['threads']:.0f} threads", "dim"))
+    zombies = f", {states['zombie']} zombie" if states.get("zombie") else ""
+    head: Line = [("Processes ", "bold"), (f"{p.get('count') if p.get('count') is not None else '–'}", ""), (f" ({states.get('running', 0)} running, {states.get('disk-sleep', 0)} blocked{zombies})", "dim")]
+    threads = [(f" · {p['threads']:.0f} threads", "dim")] if p.get("threads") is not None else []
+    shown = shown_table(view, ctx)
+    if shown is None:
+        return [head + [(" · no per-process data from this agent", "dim")] + threads]
     key = "memory" if ctx.sort == "memory" else "cpu"
-    rows = sort_rows(p.get("rows") or [], key)
-    kind = p.get("kind")
-    head.append((f" · {'top ' + kind if kind else 'no per-process data'} by {key}", "dim"))
+    table = p["tables"][shown]
+    missing = f"no {TABLE_NAMES[ctx.table]}: " if ctx.table and ctx.table != shown else ""
+    head += [(" · ", "dim"), (f"{missing}{TABLE_NAMES[shown]} by {key}", "bold")]
+    if table.get("time"):
+        # The run the table comes from: the processes collector's is every 30 s by default.
+        head.append((f" at {dt.datetime.fromtimestamp(table['time']).strftime('%H:%M:%S')}", "dim"))
+    head += threads
+    rows = sort_rows(table.get("rows") or [], key)
     out = [head]
-    if kind == "processes":
-        out.append([(f"{'PID':>7} {'USER':<9} {'CPU%':>6} {'MEM%':>6} {'RSS':>7}  NAME", "bold")])
+    if shown == "processes":
+        out.append([(f"{'PID':>7} {'USER':<9} S {'%CPU':>6} {'%MEM':>5} {'RSS':>6}  NAME", "bold")])
         for r in rows:
-            out.append([(f"{r.get('pid', ''):>7} {str(r.get('user', ''))[:9]:<9} ", ""), (pct(r.get("cpu"), 6), ""), (f" {pct(r.get('memory_ratio'), 6)} {size(r.get('rss')):>7}  {r.get('name', '')}", "")])
-    elif kind:
-        title = "GROUP" if kind == "groups" else "SERVICE"
-        out.append([(f"{'PROCS':>7} {'CPU%':>7} {'MEM%':>6} {'RSS':>7}  {title}", "bold")])
+            state = r.get("state")
+            letter = "–" if not state else STATE_LETTERS.get(state, state[:1])
+            out.append([(f"{r.get('pid', ''):>7} {str(r.get('user', ''))[:9]:<9} {letter} {_pct_num(r.get('cpu')):>6} {_pct_num(r.get('memory_ratio')):>5} {size(r.get('rss')):>6}  {r.get('name', '')}", "")])
+    elif shown == "groups":
+        out.append([(f"{'PROCS':>6} {'THR':>5} {'%CPU':>6} {'%MEM':>5} {'RSS':>6}  GROUP", "bold")])
         for r in rows:
-            members = "" if r.get("members") is None else str(r["members"])
-            out.append([(f"{members:>7} ", ""), (pct(r.get("cpu"), 7), ""), (f" {pct(r.get('memory_ratio'), 6)} {size(r.get('rss')):>7}  {r.get('name', '')}", "")])
+            procs = "" if r.get("processes") is None else str(r["processes"])
+            thr = "" if r.get("threads") is None else str(r["threads"])
+            out.append([(f"{procs:>6} {thr:>5} {_pct_num(r.get('cpu')):>6} {_pct_num(r.get('memory_ratio')):>5} {size(r.get('rss')):>6}  {r.get('name', '')}", "")])
+    else:
+        out.append([(f"{'PROCS':>6} {'%CPU':>6} {'%MEM':>5} {'MEMORY':>6}  {'KIND':<9} SERVICE OR CONTAINER", "bold")])
+        for r in rows:
+            procs = "" if r.get("processes") is None else str(r["processes"])
+            out.append([(f"{procs:>6} {_pct_num(r.get('cpu')):>6} {_pct_num(r.get('memory_ratio')):>5} {size(r.get('memory')):>6}  {str(r.get('kind', ''))[:9]:<9} {r.get('name', '')}", "")])
     return out
 
 
@@ -382,7 +470,7 @@ def process_lines(view: Dict[str, Any], ctx: Context) -> List[Line]:
 
 def fleet_lines(view: Optional[Dict[str, Any]], ctx: Context) -> List[Line]:
     top = [header(view, ctx)] + status_lines(ctx)
-    footer = footer_line(ctx, "c cpu  m mem  d disk  n net")
+    footer = footer_line(ctx, FLEET_KEYS)
     if view is None:
         return finish(top, [[("waiting for the first answer…" if ctx.error is None else "no data yet", "dim")]], footer, ctx)
     if ctx.help:
@@ -404,7 +492,7 @@ def fleet_lines(view: Optional[Dict[str, Any]], ctx: Context) -> List[Line]:
         line += [(pct(h.get("cpu"), 6), ctx.level("cpu_usage", h.get("cpu"))), (" ", ""), (pct(h.get("memory"), 6), ctx.level("memory_usage", h.get("memory"))), (" ", "")]
         line += [(pct(h.get("disk"), 6), ctx.level("filesystem_usage", h.get("disk"))), (" ", ""), (num(h.get("load5_per_core")).rjust(5), ctx.level("load_per_core", h.get("load5_per_core")))]
         if psi:
-            line += [(" ", ""), (pct(h.get("pressure_cpu"), 5), "")]
+            line += [(" ", ""), (pct(h.get("pressure_cpu"), 5), ctx.level(pressure_alert("cpu", "waiting"), h.get("pressure_cpu")))]
         line += [(f" {rate(h.get('receive')):>8} {rate(h.get('transmit')):>8}  ", ""), (" ".join(h["alerts"]), "warning" if h["alerts"] else "")]
         rows.append(line)
     alerts = alert_lines(view, ctx)

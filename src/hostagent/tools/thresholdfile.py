@@ -6,6 +6,7 @@ The same file the alert rules and dashboards are generated from, so red in
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -74,3 +75,13 @@ def _rank(severity: str) -> int:
     from ..alerting.thresholds import SEVERITIES
 
     return SEVERITIES.index(severity) if severity in SEVERITIES else -1
+
+
+@functools.lru_cache(maxsize=None)
+def alert_comparing(series: str) -> Optional[str]:
+    """The key of the threshold alert whose rule compares ``series`` (a
+    recorded series as ``hostagent.promql`` names it), or None when no alert
+    does: the tools colour a figure by the alert that watches the same quantity."""
+    from ..alerting.rules import threshold_conditions
+
+    return next((key for key, condition in threshold_conditions().items() if getattr(condition, "value", None) == series), None)

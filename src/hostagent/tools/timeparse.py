@@ -11,14 +11,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 import time
 from typing import Optional
 
+from .. import durations
 from . import ToolError
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|[smhdwy])")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, "y": 31536000.0}
 TIME_FORMS = "RFC 3339 (2026-05-01T12:00:00Z), a date (2026-05-01, UTC), unix seconds, now, or now-30d"
 
 
@@ -28,15 +26,10 @@ def parse_duration(text: str, option: str = "duration") -> float:
     try:
         value = float(text)
     except ValueError:
-        pos, total = 0, 0.0
-        for match in _DURATION.finditer(text):
-            if match.start() != pos:
-                break
-            total += float(match.group(1)) * _UNIT[match.group(2)]
-            pos = match.end()
-        if pos != len(text) or not text:
+        try:
+            value = durations.seconds(text, fractions=True)
+        except ValueError:
             raise ToolError(f"{option}: cannot read {text!r} as a duration (like 30s, 5m, 1h30m, 30d)", 2) from None
-        value = total
     if not value > 0:
         raise ToolError(f"{option}: must be more than zero, got {text!r}", 2)
     return value

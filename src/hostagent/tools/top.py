@@ -6,8 +6,10 @@
     $ hostagent top --once                   # one plain-text snapshot, for scripts
     $ hostagent top --json                   # the same figures as JSON
 
-Keys: q quits; c, m, d, n sort by CPU, memory, disk, network; h shows help.
-Colours follow the alert thresholds of config/alerting.yaml. When standard
+Keys: q quits; c, m, d, n sort by CPU, memory, disk, network; g switches
+the table between processes (the agent's live list), process groups and
+services and containers; h shows help. Colours follow the alert thresholds
+of config/alerting.yaml. When standard
 output is not a terminal it prints one plain snapshot (``-n N`` for N of
 them, one interval apart); on a dumb terminal it prints plain snapshots
 until q. A source that stops answering is shown as such, with the last
@@ -30,9 +32,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import ArgumentParser, ToolError, connection, promapi, run, screen, thresholdfile
 from .connection import Connection
-from .hostview import COLLECTOR_OF, AgentSource, HostModel, Samples
+from .hostview import COLLECTOR_OF, TABLES, AgentSource, HostModel, Samples
 
 DEFAULT_TIMEOUT = 3.0
+# The collectors behind the rates of each process table (the live list has its own).
+TABLE_COLLECTORS = {"processes": (), "groups": ("process_groups", "processes"), "services": ("cgroups", "cgroup")}
 STYLES = {"ok": "green", "warning": "bold yellow", "critical": "bold red", "dim": "dim", "bold": "bold", "head": "bold white on blue", "bar": "cyan", "": ""}
 
 
@@ -45,6 +49,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--job", default="hostagent", help="with --prometheus: the agents' scrape job (default hostagent)")
     p.add_argument("-d", "--interval", type=float, default=2.0, metavar="SECONDS", help="refresh every SECONDS (default 2)")
     p.add_argument("--sort", choices=sorted(screen.SORT_KEYS.values()), default="cpu", help="initial sort (default cpu)")
+    p.add_argument("--table", choices=TABLES, help="one host: the table to show first (default: processes, else the first the agent has)")
     p.add_argument("--once", action="store_true", help="print one plain-text snapshot and exit")
     p.add_argument("--json", action="store_true", help="print one snapshot as JSON and exit")
     p.add_argument("-n", "--iterations", type=int, metavar="N", help="plain-text snapshots to print, one interval apart, then exit")
@@ -65,7 +70,7 @@ def _main(argv: List[str]) -> int:
         raise ToolError(f"-n must be 1 or more, got {args.iterations}", 2)
     thresholds, source_text = thresholdfile.load(args.thresholds)
     source = make_source(args)
-    ctx = screen.Context(sort=args.sort, thresholds=thresholds, thresholds_source=source_text, interval=args.interval)
+    ctx = screen.Context(sort=args.sort, table=args.table, thresholds=thresholds, thresholds_source=source_text, interval=args.interval)
     ctx.extra["source"] = source.url
     if thresholds is None:
         ctx.message = source_text  # shown until the first answer
@@ -73,7 +78,7 @@ def _main(argv: List[str]) -> int:
     ctx.unicode = not dumb and "utf" in (getattr(sys.stdout, "encoding", "") or "").lower()
     one_shot = args.json or args.once or (not sys.stdout.isatty() and args.iterations is None)
     if one_shot:
-        view = snapshot(source)
+        view = snapshot(source, None if args.json else ctx)
         if args.json:
             print(json.dumps(view, indent=2, default=str))
         else:
@@ -103,24 +108,15 @@ def make_source(args: Any) -> Any:
 def local_agent(args: Any) -> Connection:
     """The agent configured on this host, asked the way ``hostagent healthcheck`` asks it."""
     from .. import config as cfgmod
-    from ..collectors import load_all
-    from ..healthcheck import probe_host
+    from .. import localagent
 
     try:
-        config = cfgmod.load(args.config or cfgmod.default_config_path(), load_all(), os.environ)
-        tls = None
-        if config.web["config_file"]:
-            from ..webconfig import load_web_config
-
-            tls, _ = load_web_config(config.web["config_file"])
+        agent = localagent.find(args.config)
     except cfgmod.ConfigError as exc:
         raise ToolError(f"the agent's configuration is not usable: {' '.join(str(exc).split())}", 2) from None
-    host, port = cfgmod.parse_listen_address(config.web["listen_address"])
-    host = probe_host(host)
-    url = f"{'https' if tls is not None else 'http'}://{'[' + host + ']' if ':' in host else host}:{port}"
     # The local agent's certificate names the host as others see it, not
     # loopback: without a CA file, do not check it (as the health check does).
-    return Connection.from_args(url, args, "agent", insecure_default=tls is not None)
+    return Connection.from_args(agent.url, args, "agent", insecure_default=agent.tls is not None)
 
 
 class AgentFeed:
@@ -141,15 +137,22 @@ def lines_for(source: Any, view: Optional[Dict[str, Any]], ctx: screen.Context) 
     return screen.host_lines(view, ctx) if isinstance(source, AgentFeed) else screen.fleet_lines(view, ctx)
 
 
-def snapshot(source: Any) -> Dict[str, Any]:
+def snapshot(source: Any, ctx: Optional[screen.Context] = None) -> Dict[str, Any]:
     """One complete view: for an agent, its counters read across a run of
-    each collector that rates come from (at most the longest interval)."""
+    each collector that rates come from (at most the longest interval).
+    With ``ctx`` (one screen of plain text), only the process table shown
+    is waited for: the live list needs no second run, and the processes
+    collector runs every 30 s by default."""
     if not isinstance(source, AgentFeed):
         return source.fetch()
     view = source.fetch()
+    skip: Tuple[str, ...] = ()
+    if ctx is not None:
+        shown = screen.shown_table(view, ctx)
+        skip = tuple(c for table, names in TABLE_COLLECTORS.items() if table != shown for c in names)
     first = collector_stamps(source.last_samples)
     intervals = {labels.get("collector"): v for labels, v in source.last_samples.get("hostagent_collector_interval_seconds", [])}
-    wanted = [c for _, names in COLLECTOR_OF for c in names if c in first]
+    wanted = [c for _, names in COLLECTOR_OF for c in names if c in first and c not in skip]
     deadline = time.monotonic() + min(60.0, max([intervals.get(c, 15.0) for c in wanted] + [1.0]) + 2.0)
     while wanted and time.monotonic() < deadline:
         time.sleep(0.25)
@@ -212,8 +215,8 @@ class Fetcher(threading.Thread):
         ctx.error, ctx.error_since = self.error, self.error_since
 
 
-def handle_key(ch: str, ctx: screen.Context) -> bool:
-    """Apply one key; False to quit."""
+def handle_key(ch: str, ctx: screen.Context, view: Optional[Dict[str, Any]] = None) -> bool:
+    """Apply one key to what is shown of ``view``; False to quit."""
     if ch in ("q", "Q"):
         return False
     if ctx.help and ch not in ("h", "?"):
@@ -224,6 +227,13 @@ def handle_key(ch: str, ctx: screen.Context) -> bool:
     elif ch.lower() in screen.SORT_KEYS:
         ctx.sort = screen.SORT_KEYS[ch.lower()]
         ctx.message = f"sorted by {ctx.sort}"
+    elif ch.lower() == screen.TABLE_KEY and view is not None and "processes" in view:
+        table = screen.next_table(view, ctx)
+        if table is None:
+            ctx.message = "this agent serves no process list, process groups or services"
+        else:
+            ctx.table = table
+            ctx.message = f"showing {screen.TABLE_TITLES[table]}"
     return True
 
 
@@ -279,7 +289,7 @@ def loop(source: Any, ctx: screen.Context, draw: Callable[[Optional[Dict[str, An
                 fetched = b"f" in os.read(wake_r, 64)
             if keys.fd is not None and keys.fd in ready:
                 for ch in keys.read():
-                    if not handle_key(ch, ctx):
+                    if not handle_key(ch, ctx, fetcher.view):
                         return 0
             fetcher.apply(ctx)
             draw(fetcher.view, fetched)
