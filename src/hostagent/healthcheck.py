@@ -23,18 +23,9 @@ import sys
 from typing import Optional, Sequence
 
 from . import config as cfgmod
-from .collectors import load_all
+from . import localagent
 
 ALIVE = {200, 401}
-
-
-def probe_host(host: Optional[str]) -> str:
-    """Where to knock for an agent bound to ``host`` (None: every interface)."""
-    if host in (None, "", "0.0.0.0"):
-        return "127.0.0.1"
-    if host == "::":
-        return "::1"
-    return host
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -43,17 +34,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--timeout", type=float, default=4.0, help="seconds to wait for the answer (default 4)")
     args = parser.parse_args(argv)
     try:
-        config = cfgmod.load(args.config or cfgmod.default_config_path(), load_all(), os.environ)
-        # The web config as the agent reads it: same checks, same relative paths.
-        server_tls = None
-        if config.web["config_file"]:
-            from .webconfig import load_web_config
-
-            server_tls = load_web_config(config.web["config_file"]).ssl_context
+        agent = localagent.find(args.config)
     except cfgmod.ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
-    host, port = cfgmod.parse_listen_address(config.web["listen_address"])
+    server_tls = agent.tls
     conn: http.client.HTTPConnection
     needs_client_cert = False
     if server_tls is not None:
@@ -65,16 +50,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-        conn = http.client.HTTPSConnection(probe_host(host), port, timeout=args.timeout, context=context)
+        conn = http.client.HTTPSConnection(agent.host, agent.port, timeout=args.timeout, context=context)
     else:
-        conn = http.client.HTTPConnection(probe_host(host), port, timeout=args.timeout)
+        conn = http.client.HTTPConnection(agent.host, agent.port, timeout=args.timeout)
     try:
         conn.request("GET", "/-/healthy")
         status = conn.getresponse().status
     except (OSError, http.client.HTTPException) as exc:
         if needs_client_cert and _is_tls_refusal(exc):
             return 0  # refused for want of a client certificate: the agent answered
-        print(f"hostagent healthcheck: no answer from {config.web['listen_address']}: {exc}", file=sys.stderr)
+        print(f"hostagent healthcheck: no answer from {agent.listen_address}: {exc}", file=sys.stderr)
         return 1
     finally:
         conn.close()

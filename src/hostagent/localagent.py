@@ -54,6 +54,6 @@ def find(config_path: Optional[str] = None, environ: Optional[Mapping[str, str]]
     if config.web["config_file"]:
         from .webconfig import load_web_config
 
-        tls, _ = load_web_config(config.web["config_file"])
+        tls = load_web_config(config.web["config_file"]).ssl_context
     host, port = cfgmod.parse_listen_address(config.web["listen_address"])
     return LocalAgent(config.web["listen_address"], probe_host(host), port, tls)

@@ -93,6 +93,12 @@ def size_bytes(text: str) -> float:
     return float(text[:-1]) * units[text[-1]]
 
 
+def size_step(text: str) -> float:
+    """The value of one unit in the last digit shown: 0.1 MiB for "1.0M"."""
+    digits = text[:-1].split(".")
+    return size_bytes(("1" if len(digits) == 1 else "0." + "0" * (len(digits[1]) - 1) + "1") + text[-1])
+
+
 # The columns of each table, as the header names them; the last may hold spaces.
 COLUMNS = {"PID": 7, "PROCS": 6}
 
@@ -145,7 +151,7 @@ def check_rows_against_the_list(rows: List[List[str]], listed: Dict[str, Any]) -
         assert (name, user, state) == (p["name"], p["user"][:9], letters.get(p["state"], p["state"][:1])), (pid, p)
         assert float(cpu) == pytest.approx(p["cpu_cores"] * 100, abs=0.051)  # %CPU: of one core
         assert float(mem) == pytest.approx(p["resident_memory_bytes"] / listed["memory_total_bytes"] * 100, abs=0.051)
-        assert size_bytes(rss) == pytest.approx(p["resident_memory_bytes"], rel=0.03, abs=1)
+        assert size_bytes(rss) == pytest.approx(p["resident_memory_bytes"], abs=size_step(rss) / 2 + 1), (p, rss)
     # The busiest: the same CPU figures as the top of the list.
     top = sorted((p["cpu_cores"] * 100 for p in listed["processes"]), reverse=True)[: len(rows)]
     assert [float(row[3]) for row in rows] == pytest.approx(top, abs=0.051)
@@ -273,7 +279,7 @@ def test_the_table_key_shows_process_groups_and_services_as_the_agent_serves_the
         assert len(rows) >= 5
         for procs, threads, cpu, mem, rss, group in rows:
             assert (int(procs), int(threads)) == (served[group]["processes"], served[group]["threads"]), group
-            assert size_bytes(rss) == pytest.approx(served[group]["rss"], rel=0.03, abs=1)
+            assert size_bytes(rss) == pytest.approx(served[group]["rss"], abs=size_step(rss) / 2 + 1), (group, rss)
             # Between two runs top saw: the one before this one, or an earlier one when a
             # refresh missed it; none for a group new in this run.
             if cpu == "–":
