@@ -51,6 +51,7 @@ SUBCOMMANDS: Dict[str, str] = {
     "docs": "hostagent.docsgen:main",
     "healthcheck": "hostagent.healthcheck:main",
     "hash-password": "hostagent.hashpassword:main",
+    "targets": "hostagent.targets:main",
 }
 
 SHUTDOWN_TIMEOUT = 5.0
