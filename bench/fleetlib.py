@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -227,6 +229,17 @@ def fleet_hosts(count: int, prefix: str = "127.0.1") -> List[str]:
     return [f"{prefix}.{i}" for i in range(1, count + 1)]
 
 
+def free_block(count: int, tries: int = 50) -> Tuple[str, int]:
+    """(prefix, port) with the port free on prefix.1 .. prefix.count: a random
+    /24 of 127.0.0.0/8, so fleets of tests running side by side never meet."""
+    rng = random.Random()
+    for _ in range(tries):
+        prefix, port = f"127.{rng.randint(100, 250)}.{rng.randint(1, 254)}", rng.randint(20000, 60000)
+        if all(port_free(host, port) for host in fleet_hosts(count, prefix)):
+            return prefix, port
+    raise BenchError(f"no loopback block with a port free on {count} addresses after {tries} tries")
+
+
 def host_name(index: int) -> str:
     """The name fleet host ``index`` (1-based) goes by: its ``instance`` label."""
     return f"host-{index:03d}"
@@ -349,20 +362,10 @@ def victoria_metrics(workdir: Path, name: str, port: Optional[int] = None, reten
     return Engine(name, argv, port, "/health", workdir, data)
 
 
-def shipped_ooo_window() -> str:
-    """``storage.tsdb.out_of_order_time_window`` of the repository's prometheus.yml
-    (read with a pattern: this module needs no YAML library)."""
-    text = (REPO / "prometheus" / "prometheus.yml").read_text()
-    match = re.search(r"^storage:\n  tsdb:\n(?:    .*\n)*?    out_of_order_time_window: (\S+)", text, re.M)
-    if match is None:
-        raise BenchError("prometheus/prometheus.yml sets no storage.tsdb.out_of_order_time_window")
-    return match.group(1)
-
-
 def receiver_config(**extra: Any) -> Dict[str, Any]:
-    """A central store that takes remote writes as the shipped prometheus.yml does
-    (the same out-of-order window), with ``extra`` top-level sections."""
-    return {"global": {"scrape_interval": "15s"}, "storage": {"tsdb": {"out_of_order_time_window": shipped_ooo_window()}}, **extra}
+    """A central store that takes remote writes as the shipped prometheus.yml
+    does (the same out-of-order window), with ``extra`` top-level sections."""
+    return {"global": {"scrape_interval": "15s"}, "storage": shipped_prometheus().get("storage", {}), **extra}
 
 
 def remote_write_url(engine: Engine) -> str:
@@ -378,3 +381,90 @@ def pending_bytes(forwarder: Engine) -> float:
 def dir_bytes(path: Path) -> int:
     """Bytes of the regular files under ``path``."""
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+# --------------------------------------------------------------------------
+# The repository's own configuration, adapted to a fleet on loopback
+
+
+def in_agent_python(argv: Sequence[str]) -> None:
+    """Re-run the script under the checkout's virtualenv Python when this one
+    lacks PyYAML (the agent's own dependency), which reads the shipped YAML."""
+    try:
+        import yaml  # noqa: F401, PLC0415
+    except ImportError:
+        python = agent_python()
+        if os.path.realpath(python) == os.path.realpath(sys.executable):
+            raise BenchError("PyYAML is missing: run scripts/setup, then this script with .venv/bin/python") from None
+        os.execv(python, [python, *argv])
+
+
+def load_yaml(path: Path) -> Any:
+    import yaml  # noqa: PLC0415 - see in_agent_python
+
+    return yaml.safe_load(path.read_text())
+
+
+def shipped_prometheus() -> Dict[str, Any]:
+    return load_yaml(REPO / "prometheus" / "prometheus.yml")
+
+
+def hostagent_job(targets_dir: Path, interval: Optional[float] = None) -> Dict[str, Any]:
+    """The shipped ``hostagent`` scrape job (its limits included), its targets
+    read from ``targets_dir/*.yml`` instead of the shipped static one."""
+    job = dict(next(j for j in shipped_prometheus()["scrape_configs"] if j["job_name"] == "hostagent"))
+    job.pop("static_configs", None)
+    job["file_sd_configs"] = [{"files": [str(targets_dir / "*.yml")]}]
+    if interval is not None:
+        job["scrape_interval"] = duration(interval)
+    return job
+
+
+def central_config(targets_dir: Path, longterm_url: Optional[str] = None, interval: Optional[float] = None,
+                   rule_files: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """The shipped prometheus.yml for a fleet on loopback: its global settings,
+    storage, rules and hostagent job; no Alertmanager; the long-term
+    remote_write (with its filter) sent to ``longterm_url`` if given.
+
+    With ``interval`` (a test's faster pace) scrapes and rule evaluations run
+    at that interval, and the scrape timeout shrinks to fit inside it."""
+    shipped = shipped_prometheus()
+    config: Dict[str, Any] = {"global": dict(shipped["global"]), "storage": shipped.get("storage", {})}
+    if interval is not None:
+        timeout = min(parse_seconds(config["global"].get("scrape_timeout", "10s")), interval)
+        config["global"].update(scrape_interval=duration(interval), evaluation_interval=duration(interval), scrape_timeout=duration(timeout))
+    config["rule_files"] = list(rule_files) if rule_files is not None else [str(REPO / "prometheus" / f) for f in shipped.get("rule_files", [])]
+    config["scrape_configs"] = [hostagent_job(targets_dir)]
+    if longterm_url is not None:
+        (longterm,) = [rw for rw in shipped.get("remote_write", []) if rw.get("name") == "longterm"]
+        config["remote_write"] = [dict(longterm, url=longterm_url, queue_config={"batch_send_deadline": "1s"})]
+    return config
+
+
+def parse_seconds(text: str) -> float:
+    """Seconds in a Prometheus duration such as ``5s``, ``1m30s``, ``250ms``."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+    parts = re.findall(r"(\d+)(ms|s|m|h|d|w|y)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"not a Prometheus duration: {text!r}")
+    return sum(int(n) * units[u] for n, u in parts)
+
+
+# --------------------------------------------------------------------------
+# Sharding scrapes across forwarders
+
+
+def shard_relabel(shards: int, shard: int) -> List[Dict[str, Any]]:
+    """The relabel rules that keep the targets of shard ``shard`` of ``shards``
+    (Prometheus's hashmod of the address; vmagent and Prometheus both run it),
+    and label each series with the shard that scraped it."""
+    return [
+        {"source_labels": ["__address__"], "modulus": shards, "target_label": "__tmp_shard", "action": "hashmod"},
+        {"source_labels": ["__tmp_shard"], "regex": str(shard), "action": "keep"},
+        {"target_label": "shard", "replacement": str(shard)},
+    ]
+
+
+def active_targets(engine: Engine) -> List[Dict[str, Any]]:
+    """The targets a Prometheus or vmagent scrapes, from its /api/v1/targets."""
+    return get_json(engine.url + "/api/v1/targets")["data"]["activeTargets"]
