@@ -468,3 +468,30 @@ def shard_relabel(shards: int, shard: int) -> List[Dict[str, Any]]:
 def active_targets(engine: Engine) -> List[Dict[str, Any]]:
     """The targets a Prometheus or vmagent scrapes, from its /api/v1/targets."""
     return get_json(engine.url + "/api/v1/targets")["data"]["activeTargets"]
+
+
+# --------------------------------------------------------------------------
+# The shipped forwarder (prometheus/forwarder/, docker-compose.storage.yml)
+
+
+def forwarder_config(targets_dir: Path, interval: Optional[float] = None, relabel: Sequence[Mapping[str, Any]] = ()) -> Dict[str, Any]:
+    """prometheus/forwarder/scrape.yml with its targets read from
+    ``targets_dir/*.yml``; at a test's faster ``interval`` if given (the
+    timeout shrunk to fit), with ``relabel`` rules added to every job."""
+    config = load_yaml(REPO / "prometheus" / "forwarder" / "scrape.yml")
+    if interval is not None:
+        timeout = min(parse_seconds(config["global"].get("scrape_timeout", "10s")), interval)
+        config["global"].update(scrape_interval=duration(interval), scrape_timeout=duration(timeout))
+    for job in config["scrape_configs"]:
+        job["file_sd_configs"] = [{"files": [str(targets_dir / "*.yml")]}]
+        if relabel:
+            job["relabel_configs"] = list(job.get("relabel_configs", [])) + list(relabel)
+    return config
+
+
+def shipped_forwarder_flags() -> List[str]:
+    """The forwarder's flags in docker-compose.storage.yml that are about
+    behaviour, not places (buffer size, discovery), defaults filled in."""
+    command = load_yaml(REPO / "docker-compose.storage.yml")["services"]["forwarder"]["command"]
+    keep = ("-remoteWrite.maxDiskUsagePerURL=", "-promscrape.fileSDCheckInterval=")
+    return [re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", flag) for flag in command if flag.startswith(keep)]
