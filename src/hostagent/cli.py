@@ -52,6 +52,8 @@ SUBCOMMANDS: Dict[str, str] = {
     "healthcheck": "hostagent.healthcheck:main",
     "hash-password": "hostagent.hashpassword:main",
     "targets": "hostagent.targets:main",
+    "install": "hostagent.install:main",
+    "uninstall": "hostagent.install:uninstall_main",
 }
 
 SHUTDOWN_TIMEOUT = 5.0
