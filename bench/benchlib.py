@@ -196,6 +196,7 @@ class Service:
         self.port = port
         self.ready_path = ready_path
         self.log_path = log_path
+        self.env: Optional[Dict[str, str]] = None  # the whole environment, when not this process's
         self.proc: Optional[subprocess.Popen] = None
 
     @property
@@ -213,7 +214,7 @@ class Service:
     def launch(self) -> "Service":
         """Start the process without waiting for it (many at once, then wait_ready each)."""
         with open(self.log_path, "ab") as log:  # appended: a restarted service keeps its earlier log
-            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env)
         return self
 
     def wait_ready(self, timeout: float = 60.0) -> "Service":

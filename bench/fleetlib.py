@@ -489,9 +489,12 @@ def forwarder_config(targets_dir: Path, interval: Optional[float] = None, relabe
     return config
 
 
-def shipped_forwarder_flags() -> List[str]:
+def shipped_forwarder_flags(env: Optional[Mapping[str, str]] = None) -> List[str]:
     """The forwarder's flags in docker-compose.storage.yml that are about
-    behaviour, not places (buffer size, discovery), defaults filled in."""
+    behaviour, not places (buffer size, discovery, credentials for the
+    centre), with compose's ``${VAR:-default}`` taken from ``env``."""
     command = load_yaml(REPO / "docker-compose.storage.yml")["services"]["forwarder"]["command"]
-    keep = ("-remoteWrite.maxDiskUsagePerURL=", "-promscrape.fileSDCheckInterval=")
-    return [re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", flag) for flag in command if flag.startswith(keep)]
+    places = ("-promscrape.config=", "-remoteWrite.url=", "-remoteWrite.tmpDataPath=", "-httpListenAddr=")
+    values = env or {}
+    return [re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: values.get(m.group(1), m.group(2)), flag)
+            for flag in command if not flag.startswith(places)]

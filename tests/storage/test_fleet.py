@@ -7,6 +7,7 @@ The hundred-host run, with the figures, is ``bench/fleet``."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Dict, Iterator, List
@@ -97,3 +98,9 @@ def test_dashboard_queries_answer_for_the_whole_fleet(fleet: Dict[str, Any], fle
     assert picker and picker[0].series == HOSTS  # the host picker lists every host
     hosts_up = [t for t in timed if t.dashboard == "overview" and t.panel.startswith("Hosts up")]
     assert hosts_up and hosts_up[0].series == 1
+
+
+def test_the_documented_hashmod_rules_are_the_ones_run_here(fleetlib: ModuleType) -> None:
+    blocks = re.findall(r"```yaml\n(.*?)```", (REPO / "docs" / "deployment.md").read_text(), re.S)
+    (block,) = [b for b in blocks if "hashmod" in b]
+    assert yaml.safe_load(block) == {"relabel_configs": fleetlib.shard_relabel(2, 0)}
