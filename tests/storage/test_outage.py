@@ -38,4 +38,5 @@ def test_nothing_is_lost_across_an_outage_and_a_forwarder_restart(tmp_path: Path
     assert r.series >= 200 and r.expected >= r.series * OUTAGE / INTERVAL * 0.7, detail
     # ...and every one of those samples reached the central store.
     assert (r.missing, r.missing_series) == (0, []), detail
+    assert r.series_complete == r.series, detail  # counted per series: each one whole
     assert r.present == r.expected and r.catch_up_seconds is not None, detail
