@@ -108,8 +108,8 @@ def get_json(url: str, params: Optional[Mapping[str, str]] = None, timeout: floa
         return json.loads(resp.read())
 
 
-def post(url: str, timeout: float = 60.0) -> bytes:
-    with urllib.request.urlopen(urllib.request.Request(url, data=b"", method="POST"), timeout=timeout) as resp:
+def post(url: str, data: bytes = b"", timeout: float = 60.0) -> bytes:
+    with urllib.request.urlopen(urllib.request.Request(url, data=data, method="POST"), timeout=timeout) as resp:
         return resp.read()
 
 

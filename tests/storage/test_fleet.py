@@ -8,7 +8,6 @@ The hundred-host run, with the figures, is ``bench/fleet``."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from types import ModuleType
 from typing import Any, Dict, Iterator, List
 
