@@ -11,6 +11,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /build
 COPY pyproject.toml README.md ./
 COPY src ./src
+# The package carries these for `hostagent install` (pyproject.toml, data-files).
+COPY config/agent.yaml ./config/
+COPY config/systemd/hostagent.service ./config/systemd/
 RUN pip install . \
     && rm -rf /build \
     && groupadd --system --gid 10001 hostagent \

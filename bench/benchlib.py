@@ -189,17 +189,19 @@ def checkout_revision() -> str:
 class Service:
     """A server subprocess on loopback, started and stopped by the bench."""
 
-    def __init__(self, name: str, argv: Sequence[str], port: int, ready_path: str, log_path: Path):
+    def __init__(self, name: str, argv: Sequence[str], port: int, ready_path: str, log_path: Path, host: str = "127.0.0.1"):
         self.name = name
         self.argv = list(argv)
+        self.host = host
         self.port = port
         self.ready_path = ready_path
         self.log_path = log_path
+        self.env: Optional[Dict[str, str]] = None  # the whole environment, when not this process's
         self.proc: Optional[subprocess.Popen] = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def pid(self) -> int:
@@ -207,15 +209,24 @@ class Service:
         return self.proc.pid
 
     def start(self, timeout: float = 60.0) -> "Service":
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT)
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> "Service":
+        """Start the process without waiting for it (many at once, then wait_ready each)."""
+        with open(self.log_path, "ab") as log:  # appended: a restarted service keeps its earlier log
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env)
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> "Service":
+        """Poll ready_path until it answers 200; stop the process and raise otherwise."""
+        assert self.proc is not None, "not launched"
         deadline = time.monotonic() + timeout
         last = "no answer"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise BenchError(f"{self.name} exited with {self.proc.returncode} while starting:\n{self.log_tail()}")
             try:
-                with Scraper("127.0.0.1", self.port, self.ready_path, headers={}) as probe:
+                with Scraper(self.host, self.port, self.ready_path, headers={}) as probe:
                     status, _ = probe.get()
                 if status == 200:
                     return self

@@ -46,7 +46,9 @@ def installed(tmp_path_factory) -> Path:
     source = base / "source"  # a copy: building writes build/ and *.egg-info beside the sources
     source.mkdir()
     shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    for name in ("pyproject.toml", "README.md"):
+    # The package also carries the default config and the systemd unit (pyproject.toml's data-files).
+    for name in ("pyproject.toml", "README.md", "config/agent.yaml", "config/systemd/hostagent.service"):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / name, source / name)
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)

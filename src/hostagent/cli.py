@@ -54,6 +54,9 @@ SUBCOMMANDS: Dict[str, str] = {
     "top": "hostagent.tools.top:main",
     "report": "hostagent.tools.report:main",
     "export": "hostagent.tools.export:main",
+    "targets": "hostagent.targets:main",
+    "install": "hostagent.install:main",
+    "uninstall": "hostagent.install:uninstall_main",
 }
 
 SHUTDOWN_TIMEOUT = 5.0

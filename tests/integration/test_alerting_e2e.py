@@ -48,7 +48,7 @@ def inbox() -> Iterator[Tuple[Inbox, str]]:
 def adapt_prometheus(agent: str, alertmanager: str, test_rules: Path) -> str:
     """prometheus.yml scraping only the test agent every second, alerting to the test Alertmanager."""
     doc = yaml.safe_load((PROM_DIR / "prometheus.yml").read_text())
-    doc["global"].update(scrape_interval=FAST, evaluation_interval=FAST)
+    doc["global"].update(scrape_interval=FAST, scrape_timeout=FAST, evaluation_interval=FAST)
     doc["rule_files"] = [str(PROM_DIR / pattern) for pattern in doc["rule_files"]] + [str(test_rules)]
     doc["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": [alertmanager]}]}]
     [job] = [j for j in doc["scrape_configs"] if j["job_name"] == "hostagent"]

@@ -47,7 +47,7 @@ def shipped_copy(tmp: Path) -> str:
     assert {"hostagent-downsample", "hostagent-baselines"} <= set(slowed)
     shutil.copytree(PROM_DIR / "targets", tmp / "targets")
     doc = yaml.safe_load((PROM_DIR / "prometheus.yml").read_text())
-    doc["global"].update(scrape_interval="1s", evaluation_interval="1s")
+    doc["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
     return yaml.safe_dump(doc, sort_keys=False)
 
 
