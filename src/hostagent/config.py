@@ -31,8 +31,20 @@ def default_config_path() -> Optional[str]:
     return next((path for path in DEFAULT_CONFIGS if os.path.isfile(path)), None)
 MiB = 1024 * 1024
 ENV_PREFIX = "HOSTAGENT_"
-# HOSTAGENT_* variables read by other parts (not agent settings).
-ENV_NOT_SETTINGS = frozenset({"HOSTAGENT_CONFIG", "HOSTAGENT_ALERTMANAGER_URL"})
+# HOSTAGENT_* variables the project defines that are not agent settings: the
+# config file's path, the client tools' defaults (hostagent alerts/silence,
+# top/report/export) and the compose file's external host name. They are
+# often exported in the same shell or .env file as the agent's settings, so
+# the agent must not refuse to start over them.
+ENV_NOT_SETTINGS = frozenset(
+    {
+        "HOSTAGENT_CONFIG",  # the config file (the agent, healthcheck, top)
+        "HOSTAGENT_ALERTMANAGER_URL",  # hostagent alerts / silence
+        "HOSTAGENT_PROMETHEUS_URL",  # hostagent report / export / top
+        "HOSTAGENT_PASSWORD",  # the client tools' basic auth password
+        "HOSTAGENT_EXTERNAL_HOST",  # docker-compose.yml: the monitoring host's name
+    }
+)
 
 
 class ConfigError(Exception):
