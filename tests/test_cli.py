@@ -29,6 +29,21 @@ def test_version():
     assert out.returncode == 0 and out.stdout.startswith(f"hostagent {__version__} (python ")
 
 
+def test_the_version_is_the_same_wherever_it_is_stated():
+    import re
+
+    from hostagent import docsgen
+
+    # The catalog's changelog is newest first; its newest entry is this version.
+    assert docsgen.CHANGES and docsgen.CHANGES[0][0] == __version__
+    stated = {}
+    for path in [REPO / "README.md", REPO / "Dockerfile", *REPO.glob("docker-compose*.yml"), *(REPO / "docs").glob("*.md"), *(REPO / "src").rglob("*.py")]:
+        for found in re.findall(r"hostagent[:-]([0-9]+\.[0-9]+\.[0-9]+)\b", path.read_text()):
+            stated.setdefault(found, set()).add(path.name)
+    assert "docker-compose.yml" in stated.get(__version__, ())  # the image tag the compose file builds
+    assert set(stated) == {__version__}, stated
+
+
 def test_check_config_ok():
     out = run("--config", str(REPO / "config" / "agent.yaml"), "--check-config")
     assert out.returncode == 0, out.stderr

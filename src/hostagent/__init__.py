@@ -1,3 +1,3 @@
 """hostagent: a Prometheus-native system resource monitor for Linux servers."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

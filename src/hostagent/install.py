@@ -1,7 +1,7 @@
 """hostagent install / uninstall: put the agent's config and systemd unit on a host.
 
     # python3 -m venv /opt/hostagent
-    # /opt/hostagent/bin/pip install hostagent-0.1.0-py3-none-any.whl
+    # /opt/hostagent/bin/pip install hostagent-0.2.0-py3-none-any.whl
     # /opt/hostagent/bin/hostagent install --systemd
     installed /etc/hostagent/agent.yaml
     installed /etc/systemd/system/hostagent.service (runs /opt/hostagent/bin/hostagent)
