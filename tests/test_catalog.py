@@ -33,7 +33,9 @@ def test_docs_check_command_reports_staleness(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(docsgen, "METRICS_DOC", stale)
     monkeypatch.setattr(docsgen, "EXAMPLE_CONFIG", tmp_path / "agent.example.yaml")
     assert docsgen.main(["--check"]) == 1
-    assert f"{stale} is out of date; {tmp_path / 'agent.example.yaml'} is missing" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"hostagent docs: {stale} is out of date; run `hostagent docs`" in err
+    assert f"hostagent docs: {tmp_path / 'agent.example.yaml'} is missing; run `hostagent docs`" in err
     assert docsgen.main([]) == 0
     assert docsgen.main(["--check"]) == 0
     assert stale.read_text() == docsgen.metrics_markdown()

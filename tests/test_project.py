@@ -111,7 +111,8 @@ def test_installed_generators_work_on_the_project_they_run_in(installed, tmp_pat
         assert out.returncode == 0, (sub, out.stdout, out.stderr)
     (work / "docs" / "metrics.md").unlink()
     out = hostagent(installed, work / "grafana", "docs")  # from a directory inside the project
-    assert out.returncode == 0 and out.stdout == f"wrote {work / 'docs' / 'metrics.md'}\n", out.stdout + out.stderr
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [f"wrote {work / 'docs' / 'metrics.md'}", f"{work / 'config' / 'agent.example.yaml'} is up to date"]
     assert (work / "docs" / "metrics.md").read_text() == (REPO / "docs" / "metrics.md").read_text()
 
 
@@ -130,3 +131,41 @@ def test_a_checkouts_command_works_on_the_project_it_runs_in(tmp_path):
     out = subprocess.run([sys.executable, "-m", "hostagent", "rules", "--check"], cwd=other, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and str(rules / "hostagent-alerts.rules.yml") + " is out of date" in out.stderr
     assert str(REPO) not in out.stdout + out.stderr
+
+
+GENERATED = {
+    "docs": ("docs/metrics.md", "config/agent.example.yaml"),
+    "rules": ("prometheus/rules/hostagent-alerts.rules.yml",),
+    "dashboards": ("grafana/dashboards/overview.json",),
+}
+
+
+@pytest.mark.parametrize("sub", sorted(GENERATED))
+def test_the_three_generators_print_the_same_lines(tmp_path, sub):
+    work = tmp_path / "work"
+    for part in PROJECT_PARTS:
+        shutil.copytree(REPO / part, work / part)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOSTAGENT_")}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "hostagent", sub, *args], cwd=work, env=env, capture_output=True, text=True, timeout=120)
+
+    # Current: one "is up to date" line per file, with and without --check.
+    for args in ((), ("--check",)):
+        out = run(*args)
+        lines = out.stdout.splitlines()
+        assert out.returncode == 0 and out.stderr == "", out.stderr
+        assert lines and all(line.startswith(f"{work}/") and line.endswith(" is up to date") for line in lines), lines
+        for name in GENERATED[sub]:
+            assert f"{work / name} is up to date" in lines
+    current = lines
+    stale = work / GENERATED[sub][0]
+    stale.write_text("stale\n")
+    out = run("--check")
+    assert out.returncode == 1
+    assert out.stderr.splitlines() == [f"hostagent {sub}: {stale} is out of date; run `hostagent {sub}`"]
+    assert out.stdout.splitlines() == [line for line in current if not line.startswith(f"{stale} ")]
+    out = run()
+    assert out.returncode == 0 and out.stderr == ""
+    assert out.stdout.splitlines() == [f"wrote {stale}" if line.startswith(f"{stale} ") else line for line in current]
+    assert stale.read_text() == (REPO / GENERATED[sub][0]).read_text()

@@ -16,7 +16,7 @@ from . import config as cfgmod
 from .collectors import load_all
 from .collectors.base import BaseCollector, MetricSpec, Option
 from .exposition import AGENT_METRICS
-from .project import ROOT, outside_project, shown
+from .project import ROOT, outside_project, write_or_check
 from .selfmon import SELF_METRICS
 from .usage import ArgumentParser
 from .web import HTTP_METRICS
@@ -169,25 +169,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if refusal:
         print(refusal, file=sys.stderr)
         return 2
-    stale = []
+    status = 0
     for path, text in outputs().items():
-        current = path.read_text(encoding="utf-8") if path.exists() else None
-        if current == text:
-            continue
-        if args.check:
-            stale.append(f"{shown(path)} is {'missing' if current is None else 'out of date'}")
-            continue
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            print(f"hostagent docs: cannot write {shown(path)}: {exc.strerror or exc}", file=sys.stderr)
-            return 2
-        print(f"wrote {shown(path)}")
-    if stale:
-        print("hostagent docs: " + "; ".join(stale) + "; run `hostagent docs`", file=sys.stderr)
-        return 1
-    return 0
+        status = max(status, write_or_check("hostagent docs", path, text, args.check))
+    return status
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ which copy it is about.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Optional, Union
 
@@ -62,3 +63,31 @@ def outside_project(command: str) -> Optional[str]:
 def shown(path: Union[str, "os.PathLike[str]"]) -> str:
     """A path as messages show it: absolute."""
     return os.path.abspath(path)
+
+
+def write_or_check(command: str, path: Path, text: str, check: bool) -> int:
+    """Write ``text`` to ``path``, or with ``check`` only compare, and print
+    one line about it, the same for every generator:
+
+        wrote /abs/path                  (stdout: it changed and was written)
+        /abs/path is up to date          (stdout: nothing to do)
+        hostagent rules: /abs/path is out of date; run `hostagent rules`
+                                         (stderr, --check: missing or out of date)
+
+    Returns the exit status for this file: 0, 1 stale under ``check``, 2 when
+    it cannot be written."""
+    current = path.read_text(encoding="utf-8") if path.is_file() else None
+    if current == text:
+        print(f"{shown(path)} is up to date")
+        return 0
+    if check:
+        print(f"{command}: {shown(path)} is {'missing' if current is None else 'out of date'}; run `{command}`", file=sys.stderr)
+        return 1
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"{command}: cannot write {shown(path)}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {shown(path)}")
+    return 0

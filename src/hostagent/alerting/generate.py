@@ -28,7 +28,7 @@ import yaml
 
 from hostagent.alerting import rules, thresholds
 from hostagent.alerting.thresholds import AlertingConfig, AlertThreshold, Level, ThresholdsError
-from hostagent.project import ROOT, shown
+from hostagent.project import ROOT, shown, write_or_check
 
 RULES_DIR = ROOT / "prometheus" / "rules"
 ALERTS_DOC = ROOT / "docs" / "alerts.md"
@@ -183,11 +183,6 @@ def render(config: AlertingConfig) -> str:
     return outputs(config)[OUTPUT_NAME]
 
 
-def count_rules(text: str) -> int:
-    """How many rules a rendered file holds."""
-    return sum(len(g["rules"]) for g in yaml.safe_load(text)["groups"])
-
-
 _PAGE = """<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -249,33 +244,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     status = 0
     for target, text in texts.items():
-        status = max(status, _write_or_check(target, text, args.check))
+        status = max(status, write_or_check("hostagent rules", target, text, args.check))
     return status
-
-
-def _write_or_check(target: Path, text: str, check: bool) -> int:
-    """Write (or with ``check`` compare) one rule file; main()'s exit status."""
-    current = target.read_text() if target.is_file() else None
-    shown_path = shown(target)
-    if check:
-        if current != text:
-            why = "missing" if current is None else "out of date"
-            print(f"hostagent rules: {shown_path} is {why}; run `hostagent rules` to regenerate it", file=sys.stderr)
-            return 1
-        print(f"{shown_path} is up to date")
-        return 0
-    what = f" ({count_rules(text)} rules)" if target.suffix == ".yml" else ""
-    if current == text:
-        print(f"{shown_path} is up to date{what}")
-        return 0
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-    except OSError as exc:
-        print(f"hostagent rules: cannot write {shown_path}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {shown_path}{what}")
-    return 0
 
 
 if __name__ == "__main__":

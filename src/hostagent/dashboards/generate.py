@@ -1,10 +1,11 @@
 """Write the dashboards to grafana/dashboards/, or check the committed files are current.
 
     $ hostagent dashboards
-    wrote grafana/dashboards/overview.json
+    wrote /home/me/hostagent/grafana/dashboards/cpu.json
+    /home/me/hostagent/grafana/dashboards/memory.json is up to date
     ...
     $ hostagent dashboards --check
-    grafana/dashboards/cpu.json is out of date; run `hostagent dashboards`
+    hostagent dashboards: /home/me/hostagent/grafana/dashboards/cpu.json is out of date; run `hostagent dashboards`
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from ..project import ROOT
+from ..project import ROOT, shown, write_or_check
 from .boards import build_all
 
 DEFAULT_OUTPUT = ROOT / "grafana" / "dashboards"
@@ -34,31 +35,9 @@ def expected_files(thresholds_path: Optional[Path] = None) -> Dict[str, str]:
     return {f"{name}.json": render(board) for name, board in build_all(th).items()}
 
 
-def stale_files(output: Path, expected: Dict[str, str]) -> List[str]:
-    """Problems that make ``output`` differ from ``expected``, one line each."""
-    problems = []
-    for name, text in expected.items():
-        path = output / name
-        if not path.exists():
-            problems.append(f"{path} is missing")
-        elif path.read_text(encoding="utf-8") != text:
-            problems.append(f"{path} is out of date")
-    for path in sorted(output.glob("*.json")):
-        if path.name not in expected:
-            problems.append(f"{path} is not made by the generator (remove it)")
-    return problems
-
-
-def write_files(output: Path, expected: Dict[str, str]) -> List[Path]:
-    """Write the files that changed; return their paths."""
-    output.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, text in expected.items():
-        path = output / name
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            path.write_text(text, encoding="utf-8")
-            written.append(path)
-    return written
+def strays(output: Path, expected: Dict[str, str]) -> List[Path]:
+    """Dashboard files in ``output`` the generator does not make."""
+    return [path for path in sorted(output.glob("*.json")) if path.name not in expected]
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -73,16 +52,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (OSError, ValueError) as exc:  # ThresholdsError is a ValueError
         print(f"hostagent dashboards: {exc}", file=sys.stderr)
         return 2
-    if args.check:
-        problems = stale_files(args.output, expected)
-        for line in problems:
-            print(f"{line}; run `hostagent dashboards`", file=sys.stderr)
-        if not problems:
-            print(f"{len(expected)} dashboards in {args.output} are current")
-        return 1 if problems else 0
-    for path in write_files(args.output, expected):
-        print(f"wrote {path}")
-    return 0
+    status = 0
+    for name, text in expected.items():
+        status = max(status, write_or_check("hostagent dashboards", args.output / name, text, args.check))
+    for path in strays(args.output, expected):
+        # Grafana provisions every file in the directory: a left-over board would still be served.
+        print(f"hostagent dashboards: {shown(path)} is not made by the generator; remove it", file=sys.stderr)
+        status = max(status, 1 if args.check else 0)
+    return status
 
 
 if __name__ == "__main__":
