@@ -11,10 +11,10 @@ when a file differs from what the current code, configuration and docs
 make. Sample run::
 
     $ hostagent rules
-    prometheus/rules/hostagent-recording.rules.yml is up to date (24 rules)
-    wrote prometheus/rules/hostagent-alerts.rules.yml (30 rules)
-    prometheus/rules/hostagent-trends.rules.yml is up to date (5 rules)
-    prometheus/user/runbooks.html is up to date
+    /home/me/hostagent/prometheus/rules/hostagent-recording.rules.yml is up to date
+    wrote /home/me/hostagent/prometheus/rules/hostagent-alerts.rules.yml
+    /home/me/hostagent/prometheus/rules/hostagent-trends.rules.yml is up to date
+    /home/me/hostagent/prometheus/user/runbooks.html is up to date
 """
 
 from __future__ import annotations
