@@ -12,7 +12,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from .promclient import Metric
 
@@ -280,10 +280,11 @@ class Runner:
 class Agent:
     """All runners, their change counter, and health bookkeeping."""
 
-    def __init__(self, runners: Sequence[Runner], clock: Callable[[], float] = time.monotonic, disabled: Sequence[str] = ()):
+    def __init__(self, runners: Sequence[Runner], clock: Callable[[], float] = time.monotonic, disabled: Union[Sequence[str], Mapping[str, str]] = ()):
         self.runners: List[Runner] = list(runners)
         self.clock = clock
-        self.disabled: Tuple[str, ...] = tuple(disabled)  # collectors switched off by the configuration
+        # Collectors the configuration leaves off, each with how the landing page shows it.
+        self.disabled: Dict[str, str] = dict(disabled) if isinstance(disabled, Mapping) else dict.fromkeys(disabled, "disabled by config")
         self.version = 0
         self.listeners: List[Callable[[], None]] = []  # told after every change
         self._lock = threading.Lock()

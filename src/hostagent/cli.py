@@ -150,7 +150,7 @@ def build_agent(config: cfgmod.Config, registry: Dict[str, Type[BaseCollector]])
     for cc in config.enabled_collectors():
         collector = registry[cc.name](cc.options, config.paths)
         runners.append(Runner(cc.name, collector, cc.interval))
-    return Agent(runners, disabled=[c.name for c in config.collectors.values() if not c.enabled])
+    return Agent(runners, disabled={c.name: c.off_because for c in config.collectors.values() if not c.enabled})
 
 
 def run_subcommand(name: str, argv: List[str]) -> int:

@@ -202,6 +202,13 @@ class CollectorConfig:
     enabled: bool
     interval: float
     options: Mapping[str, Any]
+    # Why it is off though not switched off (nothing_to_do), else "".
+    idle: str = ""
+
+    @property
+    def off_because(self) -> str:
+        """How the landing page shows a collector that is off."""
+        return f"disabled: {self.idle}" if self.idle else "disabled by config"
 
 
 @dataclass(frozen=True)
@@ -559,7 +566,9 @@ def load(
     collectors = {}
     for cname, copts in tree["collectors"].items():
         opts = {key: resolved[("collectors", cname, key)] for key in copts if key not in COLLECTOR_COMMON}
-        collectors[cname] = CollectorConfig(cname, resolved[("collectors", cname, "enabled")], resolved[("collectors", cname, "interval")], opts)
+        idle = (registry[cname].nothing_to_do(opts) or "") if resolved[("collectors", cname, "enabled")] else ""
+        enabled = resolved[("collectors", cname, "enabled")] and not idle
+        collectors[cname] = CollectorConfig(cname, enabled, resolved[("collectors", cname, "interval")], opts, idle)
     paths = section("paths")
     return Config(
         web=section("web"),

@@ -113,8 +113,8 @@ class Routes:
             # A failing state names its error already; a running one may still have failed once or twice.
             error = "" if state.kind == "failing" else st.last_error
             rows.append((r.name, state.kind, state.text, f"{r.interval:g}s", last, f"{st.last_duration * 1000:.1f} ms", error))
-        for name in self.agent.disabled:  # type: ignore[attr-defined]
-            rows.append((name, "disabled", "disabled by config", "-", "-", "-", ""))
+        for name, why in self.agent.disabled.items():  # type: ignore[attr-defined]
+            rows.append((name, "disabled", why, "-", "-", "-", ""))
         cells = "".join(
             f"<tr><td>{html.escape(name)}</td><td class='{kind}'>{html.escape(text)}</td>"
             + "".join(f"<td>{html.escape(v)}</td>" for v in rest)

@@ -158,11 +158,66 @@ def test_directory_sample_serves_types_help_and_mtime(tmp_path):
 # Safety rules
 
 
-def test_not_available_without_a_directory_and_a_failure_when_it_is_missing(tmp_path):
-    with pytest.raises(NotAvailable, match=r"no directory set \(collectors.textfile.directory\)"):
+def test_without_a_directory_the_collector_is_off_and_a_vanished_directory_fails(tmp_path):
+    assert TextfileCollector.nothing_to_do({"directory": None}) == "no directory configured (collectors.textfile.directory)"
+    assert TextfileCollector.nothing_to_do({"directory": str(tmp_path)}) is None
+    config = cfgmod.load(None, load_all(), {})
+    assert not config.collectors["textfile"].enabled
+    assert config.collectors["textfile"].off_because == "disabled: no directory configured (collectors.textfile.directory)"
+    # Built by hand without one, it says so rather than reading the current directory.
+    with pytest.raises(NotAvailable, match=r"no directory configured \(collectors.textfile.directory\)"):
         TextfileCollector().sample()
+    # A directory that was there at the start and went away is a failure.
     with pytest.raises(FileNotFoundError, match=f"textfile directory {tmp_path / 'nope'} does not exist"):
         collector(tmp_path / "nope").sample()
+
+
+def _agent(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """The real agent on an empty config file."""
+    cfg = tmp_path / "empty.yaml"
+    cfg.write_text("{}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOSTAGENT_")}
+    return subprocess.run([sys.executable, str(REPO / "run_agent.py"), "--config", str(cfg), *args], capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_without_a_directory_the_running_agent_shows_it_disabled_not_missing(tmp_path):
+    import requests
+
+    from support import agent_server
+
+    out = _agent(tmp_path, "--check-config")
+    assert out.returncode == 0 and "textfile" not in out.stdout, out.stdout
+    with agent_server(tmp_path, "collectors: {processes: {enabled: false}}\n") as agent:
+        agent.start()
+        landing = requests.get(agent.base_url + "/", timeout=10).text
+        body = requests.get(agent.base_url + "/metrics", timeout=10).text
+    assert "<td>textfile</td><td class='disabled'>disabled: no directory configured (collectors.textfile.directory)</td>" in landing
+    assert "not available on this host" not in landing.split("<td>textfile</td>", 1)[1].split("</tr>", 1)[0]
+    assert 'collector="textfile"' not in body  # no available 0, no up: it is off, not missing
+    assert "collector textfile" not in agent.log()
+    # Switched off explicitly, it reads as any switched-off collector.
+    with agent_server(tmp_path, "collectors: {processes: {enabled: false}, textfile: {enabled: false}}\n") as agent:
+        agent.start()
+        landing = requests.get(agent.base_url + "/", timeout=10).text
+    assert "<td>textfile</td><td class='disabled'>disabled by config</td>" in landing
+
+
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_a_directory_that_is_not_one_is_refused_by_check_config_and_by_the_start_alike(tmp_path, kind):
+    path = tmp_path / "textfile"
+    if kind == "file":
+        path.write_text("")
+    why = "no such directory" if kind == "missing" else "not a directory"
+    line = f"  - collectors.textfile.directory (from flag --collector.textfile.directory): {why}: '{path}'"
+    from support import free_port
+
+    for extra in (["--check-config"], [f"--web.listen-address=127.0.0.1:{free_port()}"]):
+        out = _agent(tmp_path, f"--collector.textfile.directory={path}", *extra)
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+        assert out.stderr.splitlines() == ["invalid configuration from flags (1 problem):", line], out.stderr
+    path.unlink() if kind == "file" else None
+    path.mkdir()
+    assert _agent(tmp_path, f"--collector.textfile.directory={path}", "--check-config").returncode == 0
 
 
 def test_a_bad_file_is_refused_by_name_once_per_change_and_others_served(tmp_path, caplog):
@@ -365,9 +420,11 @@ def test_a_concurrent_writer_in_two_halves_is_never_served_half(tmp_path):
 # Options and loading
 
 
-def test_directory_option_checks():
+def test_directory_option_checks(tmp_path):
     opts = cfgmod.schema(load_all())["collectors"]["textfile"]
-    assert opts["directory"].check("") is None and opts["directory"].check("/var/lib/prom") == "/var/lib/prom"
+    assert opts["directory"].check("") is None and opts["directory"].check(str(tmp_path)) == str(tmp_path)
+    with pytest.raises(ValueError, match="no such directory: '/nonexistent/prom'"):
+        opts["directory"].check("/nonexistent/prom")
     with pytest.raises(ValueError, match="must be a directory path, got 5"):
         opts["directory"].check(5)
     with pytest.raises(cfgmod.ConfigError, match="collectors.textfile.max_samples .from environment variable .*: must be between 1 and 10000000, got 0"):

@@ -295,6 +295,13 @@ class BaseCollector(abc.ABC):
         self.config: Mapping[str, Any] = merged
         self.paths = paths or Paths()
 
+    @classmethod
+    def nothing_to_do(cls, options: Mapping[str, Any]) -> Optional[str]:
+        """Why these options leave the collector nothing to do (the textfile
+        collector without a directory), or None. Such a collector is left
+        off, shown as disabled with this reason, as if switched off."""
+        return None
+
     @abc.abstractmethod
     def sample(self) -> Any:
         """Read the system and return an immutable sample."""

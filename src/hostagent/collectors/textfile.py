@@ -61,6 +61,7 @@ MTIME = MetricSpec("host_textfile_mtime_seconds", "gauge", "Modification time of
 SCRAPE_ERROR = MetricSpec("host_textfile_scrape_error", "gauge", "1 if any *.prom file was refused in the last run (the agent's log names it and says why), else 0.", ())
 
 MiB = 1024 * 1024
+NO_DIRECTORY = "no directory configured (collectors.textfile.directory)"
 # A read that finds the file changing (or without its final newline) is tried
 # again this many times in all, this far apart, before the file is refused.
 READ_ATTEMPTS = 3
@@ -79,10 +80,15 @@ SeriesKey = Tuple[str, Tuple[Tuple[str, str], ...]]  # sample name, sorted label
 
 
 def _check_directory(value: Any) -> Any:
+    """Unset, or a directory that exists: a path that is not one is a typo
+    found with the configuration (--check-config and the start agree),
+    not a collector failing once the agent runs."""
     if value is None or value == "":
         return None
     if not isinstance(value, str) or "\0" in value:
         raise OptionError(f"must be a directory path, got {value!r}")
+    if not os.path.isdir(value):
+        raise OptionError(f"{'not a directory' if os.path.exists(value) else 'no such directory'}: {value!r}")
     return value
 
 
@@ -344,7 +350,7 @@ class TextfileCollector(BaseCollector):
     name = "textfile"
     help = "Metrics from *.prom files in a directory (off until collectors.textfile.directory is set): the files' own series, plus 1 per file and 1 more"
     options = {
-        "directory": Option(None, "Directory whose *.prom files are served; unset, the collector reports itself not available.", _check_directory),
+        "directory": Option(None, "Directory whose *.prom files are served; it must exist. Unset, the collector is off (shown as disabled: no directory configured).", _check_directory),
         "max_file_bytes": Option.integer(MiB, "A file larger than this many bytes is refused.", 1, 64 * MiB),
         "max_samples": Option.integer(10000, "Most samples served from all files together in one run; a file that would pass it is refused (files are taken in name order).", 1, 10_000_000),
     }
@@ -377,10 +383,14 @@ class TextfileCollector(BaseCollector):
             raise Refused(outcome)
         return outcome
 
+    @classmethod
+    def nothing_to_do(cls, options: Mapping[str, Any]) -> Optional[str]:
+        return None if options.get("directory") else NO_DIRECTORY
+
     def sample(self) -> TextfileSample:
         directory = self.config["directory"]
-        if not directory:
-            raise NotAvailable("no directory set (collectors.textfile.directory)")
+        if not directory:  # the agent leaves the collector off then; built by hand, it says why
+            raise NotAvailable(NO_DIRECTORY)
         try:
             names = sorted(n for n in os.listdir(directory) if n.endswith(".prom") and not n.startswith("."))
         except FileNotFoundError:
