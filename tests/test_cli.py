@@ -317,3 +317,66 @@ def test_list_settings_take_yaml_flow_lists_from_flags_and_environment():
     assert cfgmod.load(None, registry, environ, []).collectors["processes"].options["pinned_groups"] == ["cron"]
     with pytest.raises(cfgmod.ConfigError, match="pinned_groups"):
         cfgmod.load(None, registry, {"HOSTAGENT_COLLECTOR_PROCESSES_PINNED_GROUPS": "sshd"}, [])
+
+
+def test_help_lists_the_values_of_every_choice_from_the_option_itself():
+    from hostagent import config as cfgmod
+
+    out = run("--help")
+    text = " ".join(out.stdout.split())
+    for section, key in (("logging", "level"), ("logging", "format"), ("limits", "action")):
+        choices = cfgmod.SECTIONS[section][key].choices
+        assert choices, (section, key)
+        flag = f"--{'log' if section == 'logging' else section}.{key}"
+        assert f"{flag} {{{','.join(choices)}}}" in text, (flag, choices)
+
+
+def test_debug_logs_settings_collector_runs_and_refused_requests_and_info_does_not(tmp_path):
+    import re
+
+    import requests
+
+    from support import agent_server, wait_until
+
+    config = "collectors: {processes: {enabled: false}}\n"
+    (tmp_path / "debug").mkdir()
+    with agent_server(tmp_path / "debug", config, extra_args=["--log.level=debug"]) as agent:
+        agent.start()
+        assert requests.get(agent.base_url + "/nope", timeout=10).status_code == 404
+        assert requests.post(agent.base_url + "/metrics", timeout=10).status_code == 405
+        wait_until(lambda: "405 to POST /metrics from 127.0.0.1:" in agent.log(), 30, "the 405 in the log")
+        log = agent.log()
+    assert "DEBUG hostagent: settings web: listen_address=127.0.0.1:" in log
+    assert "DEBUG hostagent: collector textfile: disabled: no directory configured" in log
+    assert re.search(r"DEBUG hostagent.agent: collector cpu ran in [0-9.]+ ms: [0-9]+ families, [0-9]+ series", log), log
+    assert re.search(r"DEBUG hostagent.web: 404 to GET /nope from 127.0.0.1:[0-9]+: not found", log), log
+    (tmp_path / "info").mkdir()
+    with agent_server(tmp_path / "info", config) as agent:
+        agent.start()
+        # The line would be written before the answer is sent: none once it is here.
+        assert requests.get(agent.base_url + "/nope", timeout=10).status_code == 404
+        log = agent.log()
+    assert "listening on" in log
+    assert "DEBUG" not in log and " ran in " not in log and "/nope" not in log and "settings web" not in log
+
+
+def test_debug_repeats_are_capped_per_minute_and_the_gap_is_counted():
+    import logging
+
+    from hostagent.logsetup import RepeatLimit
+
+    now = [0.0]
+    limit = RepeatLimit(repeats=3, window=60, clock=lambda: now[0])
+
+    def record(level, msg, *args):
+        return logging.LogRecord("hostagent.web", level, __file__, 1, msg, args, None)
+
+    passed = [limit.filter(record(logging.DEBUG, "%d to %s: %s", 401, f"GET / from 10.0.0.{i}", "unauthorized")) for i in range(10)]
+    assert passed == [True] * 3 + [False] * 7
+    # Another kind (status) and other levels are not held back by it.
+    assert limit.filter(record(logging.DEBUG, "%d to %s: %s", 404, "GET /x", "not found"))
+    assert all(limit.filter(record(logging.WARNING, "%d to %s", 401, "x")) for _ in range(10))
+    now[0] = 61.0
+    late = record(logging.DEBUG, "%d to %s: %s", 401, "GET / from 10.0.0.99", "unauthorized")
+    assert limit.filter(late)
+    assert late.getMessage() == "401 to GET / from 10.0.0.99: unauthorized [7 more like this left out]"

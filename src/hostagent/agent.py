@@ -17,6 +17,7 @@ from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence
 from .promclient import Metric
 
 from .collectors.base import BaseCollector, NotAvailable
+from .wording import counted
 
 log = logging.getLogger("hostagent.agent")
 
@@ -112,6 +113,9 @@ class Runner:
         if status.not_available:
             log.info("collector %s is available on this host now", self.name)
         self.snapshot = Snapshot(families, started, started_wall)
+        if log.isEnabledFor(logging.DEBUG):
+            series = sum(len(f.samples) for f in families)
+            log.debug("collector %s ran in %.1f ms: %s, %d series", self.name, duration * 1000, counted(len(families), "family"), series)
         self.status = replace(
             status,
             runs_total=status.runs_total + 1,

@@ -129,7 +129,9 @@ def build_parser(registry: Dict[str, Type[BaseCollector]]) -> ArgumentParser:
             group.add_argument(*flag.names, dest=dest, action=_SetSetting, flag=flag, nargs="?", const=True, metavar="true|false", help=help_)
             group.add_argument(flag.negation, dest=dest, action=_SetSetting, flag=flag, nargs=0, const=False, help=argparse.SUPPRESS)
         else:
-            group.add_argument(*flag.names, dest=dest, action=_SetSetting, flag=flag, metavar=_metavar(flag.path), help=help_)
+            # A choice shows its values, from the option itself: --log.level {debug,info,warning,error}.
+            metavar = "{" + ",".join(flag.option.choices) + "}" if flag.option.choices else _metavar(flag.path)
+            group.add_argument(*flag.names, dest=dest, action=_SetSetting, flag=flag, metavar=metavar, help=help_)
     return parser
 
 
@@ -192,18 +194,41 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     if args.check_config:
         enabled = ", ".join(c.name for c in config.enabled_collectors()) or "none"
-        web = ""
-        if config.web["config_file"]:
-            serves = " and ".join(what for what, on in (("TLS", web_security.ssl_context), ("basic auth", web_security.auth)) if on) or "plain HTTP, no basic auth"
-            web = f", web config {config.web['config_file']} ({serves})"
+        web = f", web config {config.web['config_file']} ({web_serves(web_security)})" if config.web["config_file"] else ""
         print(f"configuration OK: {config.source}{web} (collectors: {enabled})")
         return 0
     logsetup.setup(config.logging["level"], config.logging["format"])
+    log_settings(config, web_security)
     psutil.PROCFS_PATH = config.paths.procfs
     agent = build_agent(config, registry)
     if args.once:
         return run_once(agent)
     return serve(config, agent, web_security)
+
+
+def web_serves(web_security: Any) -> str:
+    """What a loaded web config turns on, for messages: "TLS and basic auth"."""
+    return " and ".join(what for what, on in (("TLS", web_security.ssl_context), ("basic auth", web_security.auth)) if on) or "plain HTTP, no basic auth"
+
+
+def log_settings(config: cfgmod.Config, web_security: Any) -> None:
+    """At debug, the settings in effect: where from, each section, each
+    collector with its interval and options (or why it is off), the web config."""
+    if not log.isEnabledFor(logging.DEBUG):
+        return
+    log.debug("configuration from %s", config.source or "built-in defaults (no config file)")
+    for section in ("web", "logging", "limits"):
+        values = getattr(config, section)
+        log.debug("settings %s: %s", section, ", ".join(f"{key}={values[key]}" for key in values))
+    log.debug("settings paths: procfs=%s, sysfs=%s, rootfs=%s", config.paths.procfs, config.paths.sysfs, config.paths.rootfs)
+    for c in config.collectors.values():
+        if c.enabled:
+            options = "".join(f", {key}={value}" for key, value in c.options.items())
+            log.debug("collector %s: every %gs%s", c.name, c.interval, options)
+        else:
+            log.debug("collector %s: %s", c.name, c.off_because)
+    if web_security is not None:
+        log.debug("web config %s loaded: %s (files: %s)", web_security.path, web_serves(web_security), ", ".join(web_security.files))
 
 
 def load_web_security(path: Optional[str]) -> Optional[object]:

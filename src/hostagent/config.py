@@ -173,8 +173,12 @@ SECTIONS: Dict[str, Dict[str, Option]] = {
         "access_log": Option.boolean(False, "Log each request: method, path, status, duration, remote address."),
     },
     "logging": {
-        "level": Option.choice("info", "Log level.", ("debug", "info", "warning", "error")),
-        "format": Option.choice("text", "Log format.", ("text", "json")),
+        "level": Option.choice(
+            "info",
+            "Log level: debug adds the settings in effect, the web config, each collector run (duration, series) and each HTTP request answered with an error (with the reason); repeats are capped per minute.",
+            ("debug", "info", "warning", "error"),
+        ),
+        "format": Option.choice("text", "Log format: text lines, or json (one object per line: ts, level, logger, msg).", ("text", "json")),
     },
     "limits": {
         "enabled": Option.boolean(True, "Check the agent's own CPU and memory use against the limits below."),

@@ -956,6 +956,9 @@ class HTTPServer:
         self._codes[code] = self._codes.get(code, 0) + 1
         if response.rejected:
             self._rejected[response.rejected] += 1
+        if response.status >= 400 and log.isEnabledFor(logging.DEBUG):
+            who = f"{request.method} {request.path} from {request.remote}" if request is not None else f"a request from {writer.get_extra_info('peername')}"
+            log.debug("%d to %s: %s", response.status, who, response.body[:200].decode("utf-8", "replace").strip())
         writer.write(_encode(response, keep, head_only=request is not None and request.method == "HEAD", extra=self.security.headers))
         try:
             await _within(writer.drain(), self.limits.write_timeout)

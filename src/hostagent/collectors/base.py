@@ -164,6 +164,7 @@ class Option:
     default: Any
     doc: str
     check: Callable[[Any], Any] = field(default=lambda v: v)
+    choices: Tuple[str, ...] = ()  # the accepted values, for a choice (--help lists them)
 
     @classmethod
     def boolean(cls, default: bool, doc: str) -> "Option":
@@ -195,7 +196,7 @@ class Option:
                 raise OptionError(f"must be one of {', '.join(choices)}, got {value!r}")
             return value
 
-        return cls(default, doc, check)
+        return cls(default, doc, check, choices)
 
     @classmethod
     def number(cls, default: float, doc: str) -> "Option":
