@@ -79,7 +79,7 @@ def test_failures_count_and_up_drops_after_three_then_recovers(caplog):
         ups.append(runner.is_up(clock()))
     assert ups == [True, True, False, False]
     assert runner.status.errors_total == 4 and runner.status.consecutive_failures == 4
-    assert runner.status.last_error == "OSError: device gone"
+    assert runner.status.last_error == "device gone"
     # The last good snapshot stays until it is stale, so other readers see data.
     assert runner.fresh_snapshot(clock()) is not None
     col.fail = False
@@ -88,7 +88,7 @@ def test_failures_count_and_up_drops_after_three_then_recovers(caplog):
     messages = [r.getMessage() for r in caplog.records]
     # Once per change of state: first failure, down, recovered; not per run.
     assert messages == [
-        "collector scripted failed: OSError: device gone",
+        "collector scripted failed: device gone",
         "collector scripted is down after 3 consecutive failures",
         "collector scripted recovered after 4 failed runs",
     ]
@@ -206,7 +206,7 @@ def test_ready_after_every_collector_reported_once():
     agent.runners[0].run_once()
     agent.runners[1].run_once()
     # A collector that ran and failed is named as failing, with its error.
-    assert agent.not_ready_reason() == "failing: b (OSError: device gone); waiting for first run of c"
+    assert agent.not_ready_reason() == "failing: b (device gone); waiting for first run of c"
     agent.runners[2].run_once()
     broken.fail = False
     agent.runners[1].run_once()
@@ -270,7 +270,7 @@ def test_stale_reason_names_failures_and_overruns():
     failing.fail = True
     runner.run_once()
     runner.run_once()
-    assert runner.stale_reason(clock.now) == "the last 2 runs failed (OSError: device gone)"
+    assert runner.stale_reason(clock.now) == "the last 2 runs failed (device gone)"
 
     slow_clock = FakeClock()
     slow = Runner("b", Slow(slow_clock, 0.5), 0.2, clock=slow_clock)
@@ -369,8 +369,8 @@ def test_state_names_every_case_and_ready_agrees_with_up():
         runner.run_once()
     # Down after three failures while the old snapshot is still fresh.
     assert runner.fresh_snapshot(clock()) is not None and not runner.is_up(clock())
-    assert runner.state(clock()) == ("failing", "failing: OSError: device gone")
-    assert agent.not_ready_reason() == "failing: a (OSError: device gone)"
+    assert runner.state(clock()) == ("failing", "failing: device gone")
+    assert agent.not_ready_reason() == "failing: a (device gone)"
     agent.disable("a")
     assert runner.state(clock()) == ("disabled", "disabled by self-monitoring")
     assert agent.not_ready_reason() == ""

@@ -380,3 +380,27 @@ def test_debug_repeats_are_capped_per_minute_and_the_gap_is_counted():
     late = record(logging.DEBUG, "%d to %s: %s", 401, "GET / from 10.0.0.99", "unauthorized")
     assert limit.filter(late)
     assert late.getMessage() == "401 to GET / from 10.0.0.99: unauthorized [7 more like this left out]"
+
+
+def test_once_names_a_collector_failure_in_words_not_python_class_names(tmp_path):
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    (proc / "stat").write_text("")  # enough to pass for a procfs; meminfo is missing
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text("{}\n")
+    only = [f"--no-collector.{name}" for name in load_all() if name != "memory"]
+    out = run("--config", str(cfg), "--once", f"--path.procfs={proc}", *only)
+    assert out.returncode == 1
+    assert f"collector memory failed: No such file or directory: {proc / 'meminfo'}" in out.stderr.splitlines(), out.stderr
+    assert "FileNotFoundError" not in out.stderr and "Errno" not in out.stderr and "Traceback" not in out.stderr
+
+
+def test_describe_error_says_what_and_where():
+    from hostagent.collectors.base import describe_error
+
+    assert describe_error(PermissionError(13, "Permission denied", "/proc/net/nf_conntrack")) == "Permission denied: /proc/net/nf_conntrack"
+    assert describe_error(FileNotFoundError("textfile directory /x does not exist")) == "textfile directory /x does not exist"
+    assert describe_error(OSError(5, "Input/output error")) == "Input/output error"
+    assert describe_error(ValueError("not a number: 'x'")) == "not a number: 'x'"
+    assert describe_error(KeyError("cpu")) == "KeyError: 'cpu'"
+    assert describe_error(RuntimeError()) == "RuntimeError"

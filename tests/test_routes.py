@@ -30,7 +30,7 @@ class Told(BaseCollector):
         if self.outcome == "absent":
             raise NotAvailable("no /proc/mdstat (no software RAID)")
         if self.outcome == "fail":
-            raise PermissionError("[Errno 13] Permission denied: '/proc/net/nf_conntrack'")
+            raise PermissionError(13, "Permission denied", "/proc/net/nf_conntrack")
         return 1.0
 
     def families(self, sample):
@@ -69,7 +69,7 @@ def test_landing_page_lists_every_collector_with_its_state():
     assert rows == {
         "ok": "running",
         "absent": "not available on this host: no /proc/mdstat (no software RAID)",
-        "broken": "failing: PermissionError: [Errno 13] Permission denied: '/proc/net/nf_conntrack'",
+        "broken": "failing: Permission denied: /proc/net/nf_conntrack",
         "greedy": "disabled by self-monitoring",
         "late": "waiting for its first run",
         "textfile": "disabled by config",
@@ -88,7 +88,7 @@ def test_ready_agrees_with_collector_up():
     ups = up_values(routes)
     assert "absent" not in ups and ups["broken"] == 0 and ups["ok"] == 1
     ready = get(routes, "/-/ready")
-    assert ready.status == 503 and "failing: broken (PermissionError" in ready.body.decode()
+    assert ready.status == 503 and "failing: broken (Permission denied: /proc/net/nf_conntrack)" in ready.body.decode()
     cols["broken"].outcome = "ok"
     agent.run_once()
     # (a collector switched off by self-monitoring reads up 0, enabled 0)

@@ -16,7 +16,7 @@ from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence
 
 from .promclient import Metric
 
-from .collectors.base import BaseCollector, NotAvailable
+from .collectors.base import BaseCollector, NotAvailable, describe_error
 from .wording import counted
 
 log = logging.getLogger("hostagent.agent")
@@ -134,11 +134,11 @@ class Runner:
             errors_total=status.errors_total + 1,
             consecutive_failures=status.consecutive_failures + 1,
             last_duration=duration,
-            last_error=f"{type(exc).__name__}: {exc}",
+            last_error=describe_error(exc),
             not_available="",
         )
         if status.consecutive_failures == 0:
-            log.warning("collector %s failed: %s: %s", self.name, type(exc).__name__, exc)
+            log.warning("collector %s failed: %s", self.name, self.status.last_error)
         if self.status.consecutive_failures == FAILURES_UNTIL_DOWN:
             log.error("collector %s is down after %d consecutive failures", self.name, FAILURES_UNTIL_DOWN)
 

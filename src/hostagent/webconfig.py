@@ -252,7 +252,7 @@ def _tls_context(tls: Mapping[str, Any], base: str, problems: List[str], files: 
                 with _in_memory_file(cert[0]) as cert_path, _in_memory_file(key[0]) as key_path:
                     ctx.load_cert_chain(cert_path, key_path, password=lambda: b"")
             except (ssl.SSLError, OSError) as exc:
-                problems.append(f"{prefix}cert_file/key_file: cannot load certificate and key ({cert[1]}, {key[1]}): {exc}")
+                problems.append(_chain_problem(cert, key, exc))
     if ca:
         pem = ca[0]
         try:
@@ -263,6 +263,28 @@ def _tls_context(tls: Mapping[str, Any], base: str, problems: List[str], files: 
         return None, None
     ctx.verify_mode = verify
     return ctx, check_peer
+
+
+_PEM_LABEL = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
+
+
+def _chain_problem(cert: Tuple[bytes, str], key: Tuple[bytes, str], exc: Exception) -> str:
+    """Why a certificate and key did not load, in words: which file holds
+    what, rather than OpenSSL's "[SSL] PEM lib"."""
+    prefix = "tls_server_config."
+    cert_labels = set(_PEM_LABEL.findall(cert[0]))
+    key_labels = {label for label in _PEM_LABEL.findall(key[0]) if label.endswith(b"PRIVATE KEY")}
+    if b"CERTIFICATE" not in cert_labels:
+        what = "a private key" if any(label.endswith(b"PRIVATE KEY") for label in cert_labels) else "no PEM certificate"
+        swapped = "; are cert_file and key_file swapped?" if what == "a private key" and b"CERTIFICATE" in _PEM_LABEL.findall(key[0]) else ""
+        return f"{prefix}cert_file: {cert[1]} does not hold a certificate (it holds {what}){swapped}"
+    if not key_labels:
+        return f"{prefix}key_file: {key[1]} does not hold a private key (no -----BEGIN ... PRIVATE KEY----- block)"
+    reason = getattr(exc, "reason", None) or ""
+    if reason == "KEY_VALUES_MISMATCH":
+        return f"{prefix}key_file: {key[1]} does not match {prefix}cert_file {cert[1]} (the key is not the certificate's)"
+    detail = reason.replace("_", " ").lower() if reason else (getattr(exc, "strerror", None) or str(exc))
+    return f"{prefix}cert_file/key_file: cannot load the certificate {cert[1]} with the key {key[1]}: {detail}"
 
 
 def _allowed_sans(value: Any, verify: Optional[ssl.VerifyMode], problems: List[str]) -> Optional[Callable[[object], Optional[str]]]:

@@ -86,7 +86,7 @@ def test_raising_collector_goes_down_and_recovers_alone(tmp_path):
         assert ("host_faulttest_flaky_runs", ()) in s
         assert requests.get(server.base_url + "/-/ready", timeout=5).status_code == 200
     log = server.log()
-    assert log.count("collector flaky failed: RuntimeError: told to fail") == 1, log
+    assert log.count("collector flaky failed: told to fail") == 1, log
     assert log.count("collector flaky is down after 3 consecutive failures") == 1, log
     assert log.count("collector flaky recovered after") == 1, log
     assert "Traceback" not in log

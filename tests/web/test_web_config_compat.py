@@ -115,7 +115,7 @@ def test_inline_and_file_forms_of_one_setting_are_refused_together(tmp_path, cer
     assert "tls_server_config.cert and tls_server_config.cert_file: give one of them, not both" in message
     # A key that does not match, inline: named, never echoed.
     message = problems_of(tmp_path, f"tls_server_config:\n  cert_file: {certs.server_cert}\n  key: |\n{indented(certs.client_key)}")
-    assert "cannot load certificate and key" in message and "tls_server_config.key (inline)" in message
+    assert "tls_server_config.key_file: tls_server_config.key (inline) does not match tls_server_config.cert_file" in message
     assert certs.client_key.read_text().splitlines()[1] not in message
 
 
@@ -248,7 +248,7 @@ def test_a_rotated_certificate_is_served_without_a_restart(rotating, tmp_path, c
         shutil.copy(certs.client_key, tmp_path / "tls.key")
         wait_until(lambda: any("still serving the previous one" in r.getMessage() for r in caplog.records), 10, "the refusal to be logged")
     message = next(r.getMessage() for r in caplog.records if "still serving" in r.getMessage())
-    assert "cannot load certificate and key" in message and certs.client_key.read_text().splitlines()[1] not in message
+    assert "does not match tls_server_config.cert_file" in message and certs.client_key.read_text().splitlines()[1] not in message
     assert served_certificate(running.port, certs) == der(certs.server2_cert)
     reloads = watcher.reloads
     # Mended: applied again.

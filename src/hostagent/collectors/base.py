@@ -81,6 +81,22 @@ class NotAvailable(Exception):
 # Options
 
 
+def describe_error(exc: BaseException) -> str:
+    """A collector's failure as people read it: a system error is its
+    message and the path ("Permission denied: /proc/net/nf_conntrack"),
+    any other error its message; the class name only where the message
+    alone says nothing (a KeyError's bare key, an empty message)."""
+    if isinstance(exc, OSError):
+        if exc.strerror:
+            paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+            return f"{exc.strerror}: {' -> '.join(paths)}" if paths else exc.strerror
+        return str(exc) or type(exc).__name__
+    message = str(exc)
+    if not message or isinstance(exc, LookupError):
+        return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return message
+
+
 class OptionError(ValueError):
     """A collector option value is not acceptable; the message says why."""
 
