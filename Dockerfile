@@ -3,8 +3,12 @@
 # reports the host, not the container.
 FROM python:3.11.9-slim-bookworm
 
+# PYTHONMALLOC=malloc: memory a connection storm used goes back to the system
+# afterwards (Python's own allocator keeps part-used arenas); the systemd unit
+# sets it too, see docs/security.md.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    PYTHONMALLOC=malloc \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 

@@ -67,10 +67,6 @@ def _wants_openmetrics(accept: str) -> bool:
 class Routes:
     """The agent's endpoints, as a Handler."""
 
-    # Every route hands out bytes made beforehand or a small page: the server
-    # runs it on the event loop rather than a pool thread.
-    never_blocks = True
-
     def __init__(self, agent: "object", exposition: "object", started_wall: Optional[float] = None):
         self.agent = agent
         self.exposition = exposition

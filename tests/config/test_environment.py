@@ -85,3 +85,10 @@ def test_the_agent_and_healthcheck_run_with_the_tools_variables_set(tmp_path):
         capture_output=True, text=True, timeout=60, env={**env, "HOSTAGENT_PROMETHEUS_ULR": "x"},
     )
     assert out.returncode == 2 and "environment variable HOSTAGENT_PROMETHEUS_ULR: unknown setting" in out.stderr, out.stderr
+
+
+def test_the_container_runs_the_agent_with_the_units_allocator_setting():
+    unit = (REPO / "config" / "systemd" / "hostagent.service").read_text()
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "Environment=PYTHONMALLOC=malloc" in unit
+    assert re.search(r"^ENV (?:[^\n]*\\\n)*\s*PYTHONMALLOC=malloc\b", dockerfile, re.M), "the image should set PYTHONMALLOC=malloc as the unit does"

@@ -17,7 +17,8 @@ from web.rawhttp import get, read_response
 
 SCRAPERS = 100
 DURATION = float(os.environ.get("LOAD_TEST_SECONDS", "30"))
-# Handler threads idle this long exit (web.HandlerPool.linger), plus slack.
+# How long closed sessions may take to release their sockets (and any thread
+# that started on the way to retire) before the counts are compared.
 SETTLE = 10.0
 
 
@@ -88,8 +89,7 @@ def test_hundred_concurrent_scrapers(tmp_path, capsys):
         elapsed = time.monotonic() - t0
         peak_threads, peak_fds = counts(pid)
 
-        # Closed sessions end their connections and idle handler threads
-        # retire; give the agent that long to settle.
+        # Closed sessions end their connections; give the agent that long to settle.
         deadline = time.monotonic() + SETTLE
         while time.monotonic() < deadline and any(now > then for now, then in zip(counts(pid), (start_threads, start_fds))):
             time.sleep(0.2)
