@@ -404,3 +404,33 @@ def test_describe_error_says_what_and_where():
     assert describe_error(ValueError("not a number: 'x'")) == "not a number: 'x'"
     assert describe_error(KeyError("cpu")) == "KeyError: 'cpu'"
     assert describe_error(RuntimeError()) == "RuntimeError"
+
+
+def test_counts_take_the_right_number():
+    from hostagent.wording import counted
+
+    assert [counted(n, "host") for n in (0, 1, 2)] == ["0 hosts", "1 host", "2 hosts"]
+    assert [counted(n, "family") for n in (1, 3)] == ["1 family", "3 families"]
+    assert counted(1, "failed run") == "1 failed run" and counted(2, "key") == "2 keys" and counted(2, "series", "series") == "2 series"
+
+
+def test_one_problem_and_one_failure_read_in_the_singular(tmp_path):
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text("web: {max_requests: 0}\n")
+    out = run("--config", str(cfg), "--check-config")
+    assert out.returncode == 2 and out.stderr.startswith(f"invalid configuration in {cfg} (1 problem):"), out.stderr
+
+
+def test_stale_after_one_failed_run_says_run_not_runs():
+    from hostagent.agent import Runner
+
+    from support import FakeClock
+
+    class Failing:
+        def collect(self):
+            raise OSError("device gone")
+
+    clock = FakeClock(100.0)
+    runner = Runner("x", Failing(), 1, clock=clock)
+    runner.run_once()
+    assert runner.stale_reason(clock()) == "the last run failed (device gone)"

@@ -82,7 +82,7 @@ def test_installed_agent_never_looks_beside_site_packages(installed, tmp_path):
     expected = system if os.path.isfile(system) else "(defaults)"
     assert out.stdout.startswith(f"configuration OK: {expected} "), out.stdout
     out = hostagent(installed, tmp_path, "--help")
-    assert f"else the first of {system} that exists" in " ".join(out.stdout.split()), out.stdout
+    assert f"(default: $HOSTAGENT_CONFIG, else {system} if it exists, else built-in defaults)" in " ".join(out.stdout.split()), out.stdout
     assert str(purelib.parent) not in out.stdout
 
 

@@ -204,3 +204,11 @@ def test_unwritable_output_is_reported(tmp_path: Path) -> None:
     (tmp_path / "hosts").write_text("a\n")
     done = run("--from", str(tmp_path / "hosts"), "--output", str(tmp_path / "no" / "such" / "dir" / "t.yml"))
     assert done.returncode == 1 and done.stderr.startswith("hostagent targets: cannot write ") and "Traceback" not in done.stderr
+
+
+def test_one_host_is_one_host(tmp_path: Path) -> None:
+    inventory = tmp_path / "hosts"
+    inventory.write_text("a\n")
+    out = tmp_path / "targets.yml"
+    done = run("--from", str(inventory), "--output", str(out))
+    assert done.returncode == 0 and f"hostagent targets: 1 host written to {out}" in done.stderr, done.stderr

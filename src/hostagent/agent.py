@@ -109,7 +109,7 @@ class Runner:
     def _succeeded(self, families: Tuple[Metric, ...], started: float, started_wall: float, duration: float) -> None:
         status = self.status
         if status.consecutive_failures:
-            log.info("collector %s recovered after %d failed runs", self.name, status.consecutive_failures)
+            log.info("collector %s recovered after %s", self.name, counted(status.consecutive_failures, "failed run"))
         if status.not_available:
             log.info("collector %s is available on this host now", self.name)
         self.snapshot = Snapshot(families, started, started_wall)
@@ -251,7 +251,8 @@ class Runner:
         elif busy:
             reason = f"a run has been going for {busy:.1f}s"
         elif status.consecutive_failures:
-            reason = f"the last {status.consecutive_failures} runs failed ({status.last_error})"
+            runs = "run" if status.consecutive_failures == 1 else f"{status.consecutive_failures} runs"
+            reason = f"the last {runs} failed ({status.last_error})"
         else:
             reason = "no successful run lately"
         if status.last_duration > self.interval:

@@ -98,7 +98,8 @@ def build_parser(registry: Dict[str, Type[BaseCollector]]) -> ArgumentParser:
     parser.add_argument(
         "--config",
         default=os.environ.get("HOSTAGENT_CONFIG"),
-        help=f"YAML config file (default: $HOSTAGENT_CONFIG, else the first of {', '.join(cfgmod.DEFAULT_CONFIGS)} that exists, else built-in defaults)",
+        metavar="FILE",
+        help=f"YAML config file (default: $HOSTAGENT_CONFIG, else {cfgmod.default_configs_text()}, else built-in defaults)",
     )
     parser.add_argument("--check-config", action="store_true", help="validate the configuration, print problems, exit 0 or 2")
     parser.add_argument("--once", action="store_true", help="run every enabled collector once, print the exposition, exit")

@@ -19,11 +19,19 @@ import yaml
 
 from .collectors.base import BaseCollector, Option, OptionError, Paths
 from .project import checkout
+from .wording import counted
 
 # Used when neither --config nor HOSTAGENT_CONFIG names a file: the checkout's
 # own config/agent.yaml when running from a checkout (never a path beside an
 # installed package), then the system-wide one.
 DEFAULT_CONFIGS = tuple(str(root / "config" / "agent.yaml") for root in (checkout(),) if root) + ("/etc/hostagent/agent.yaml",)
+
+
+def default_configs_text() -> str:
+    """The default config files in words, for --help."""
+    if len(DEFAULT_CONFIGS) == 1:
+        return f"{DEFAULT_CONFIGS[0]} if it exists"
+    return f"the first of {', '.join(DEFAULT_CONFIGS[:-1])} and {DEFAULT_CONFIGS[-1]} that exists"
 
 
 def default_config_path() -> Optional[str]:
@@ -58,7 +66,7 @@ class ConfigError(Exception):
         self.partial: Mapping[Tuple[str, ...], Any] = dict(partial or {})
         # Where the problems come from, for the header: "in FILE" unless told.
         where = (f" {where}" if where else "") if where is not None else (f" in {source}" if source else "")
-        lines = [f"invalid configuration{where} ({len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}):"]
+        lines = [f"invalid configuration{where} ({counted(len(self.problems), 'problem')}):"]
         lines += [f"  - {_clipped(p)}" for p in self.problems]
         super().__init__("\n".join(lines))
 

@@ -31,6 +31,7 @@ import yaml
 
 from .config import ConfigFileError, load_yaml_file, read_regular_file
 from .usage import ArgumentParser
+from .wording import counted
 
 DEFAULT_PORT = 9100
 MAX_INVENTORY_BYTES = 16 * 1024 * 1024
@@ -384,5 +385,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except OSError as exc:
         print(f"hostagent targets: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    print(f"hostagent targets: {len(entries)} hosts written to {os.path.abspath(args.output)}", file=sys.stderr)
+    print(f"hostagent targets: {counted(len(entries), 'host')} written to {os.path.abspath(args.output)}", file=sys.stderr)
     return 0

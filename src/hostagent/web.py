@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable, Dict, Iterator, List, Map
 
 from .collectors.base import MetricSpec
 from .config import SECTIONS
+from .wording import counted
 
 if TYPE_CHECKING:  # at run time ssl is loaded only when TLS is on (see cli.serve)
     import ssl
@@ -656,7 +657,7 @@ class HTTPServer:
             self._loop.call_later(ACCEPT_EPISODE - quiet, self._accept_episode_over)
             return
         assert self._accept_failing_since is not None
-        log.info("accepting connections again; %d attempts failed over %.0fs", self._accept_failures, self._accept_failed_at - self._accept_failing_since)
+        log.info("accepting connections again; %s failed over %.0fs", counted(self._accept_failures, "attempt"), self._accept_failed_at - self._accept_failing_since)
         self._accept_failing_since = None
 
     def _resume_accepting(self, listener: socket.socket) -> None:

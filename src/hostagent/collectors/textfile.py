@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Iterable, Iter
 from ..promclient import Metric
 
 from .base import REGISTRY, BaseCollector, MetricSpec, NotAvailable, Option, OptionError, register
+from ..wording import counted
 
 if TYPE_CHECKING:
     from prometheus_client.samples import Sample
@@ -314,7 +315,7 @@ class Served:
                         raise Refused(f"series {sample.name}{sample.labels} is already served from an earlier file")
         count = sum(len(fam.samples) for fam in families)
         if self.count + count > self.max_samples:
-            raise Refused(f"its {count} samples would take this run past max_samples ({self.max_samples}, {self.count} already served)")
+            raise Refused(f"its {counted(count, 'sample')} would take this run past max_samples ({self.max_samples}, {self.count} already served)")
         for fam in families:
             self.families.setdefault(fam.name, []).append(fam)
             self.owner.update(dict.fromkeys(fam.sample_names, fam.name))
