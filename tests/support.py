@@ -51,10 +51,15 @@ class FakeClock:
 
 def collector_names(default_only: bool = False) -> List[str]:
     """Every registered collector (or only those on by default), by name:
-    the tests' list of collectors, so a new collector needs no test edit."""
+    the tests' list of collectors, so a new collector needs no test edit.
+    On by default means switched on and with something to do under default
+    options (the textfile collector is off until a directory is set)."""
     from hostagent.collectors import load_all
 
-    return [name for name, cls in load_all().items() if cls.default_enabled or not default_only]
+    def on_by_default(cls: type) -> bool:
+        return cls.default_enabled and not cls.nothing_to_do({key: opt.default for key, opt in cls.options.items()})
+
+    return [name for name, cls in load_all().items() if not default_only or on_by_default(cls)]
 
 
 def fast_agent_config(top_n: int = 5) -> str:
