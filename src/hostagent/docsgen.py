@@ -19,6 +19,7 @@ from .exposition import AGENT_METRICS
 from .project import ROOT, outside_project, write_or_check
 from .selfmon import SELF_METRICS
 from .usage import ArgumentParser
+from .web import HTTP_METRICS
 
 METRICS_DOC = ROOT / "docs" / "metrics.md"
 EXAMPLE_CONFIG = ROOT / "config" / "agent.example.yaml"
@@ -88,22 +89,13 @@ def metrics_markdown(registry: Optional[Dict[str, Type[BaseCollector]]] = None) 
         lines += [f"## {name}", "", f"{cls.help}", "", f"Default interval {cls.default_interval:g} s, {'on' if cls.default_enabled else 'off'} by default.", ""]
         lines += header + [_row(spec, name) for spec in cls.metrics] + [""]
     lines += ["## agent", "", "The agent's own health, labelled by collector, its self-monitoring and its HTTP server.", ""]
-    lines += header + [_row(spec, "agent") for spec in agent_specs()] + [""]
+    lines += header + [_row(spec, "agent") for spec in AGENT_METRICS + SELF_METRICS + HTTP_METRICS] + [""]
     lines += ["## process (prometheus-client)", "", "Standard metrics about the agent process itself.", ""]
     lines += header + [f"| `{n}` | {t} | {_labels(labels)} | {u or '-'} | process | {h} |" for n, t, labels, u, h in CLIENT_METRICS] + [""]
     if CHANGES:
         lines += ["## Changes", "", "Changes of meaning, name, unit or labels, newest first; new families are not listed.", ""]
         lines += [f"- **{version}**: {text}" for version, text in CHANGES] + [""]
     return "\n".join(lines)
-
-
-def agent_specs() -> Tuple[MetricSpec, ...]:
-    """The agent's own families: collector health, self-monitoring, the HTTP server."""
-    # Imported here: the textfile collector reads CLIENT_METRICS from this
-    # module at run time, and must not load the web server (asyncio, ssl) with it.
-    from .web import HTTP_METRICS
-
-    return tuple(AGENT_METRICS) + tuple(SELF_METRICS) + tuple(HTTP_METRICS)
 
 
 def all_specs(registry: Optional[Dict[str, Type[BaseCollector]]] = None) -> Dict[str, MetricSpec]:
@@ -113,7 +105,7 @@ def all_specs(registry: Optional[Dict[str, Type[BaseCollector]]] = None) -> Dict
     for cls in registry.values():
         for spec in cls.metrics:
             specs[spec.name] = spec
-    for spec in agent_specs():
+    for spec in AGENT_METRICS + SELF_METRICS + HTTP_METRICS:
         specs[spec.name] = spec
     return specs
 
