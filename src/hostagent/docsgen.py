@@ -17,23 +17,13 @@ from .collectors import load_all
 from .collectors.base import BaseCollector, MetricSpec, Option
 from .exposition import AGENT_METRICS
 from .project import ROOT, outside_project, write_or_check
+from .promclient import CLIENT_METRICS
 from .selfmon import SELF_METRICS
 from .usage import ArgumentParser
 from .web import HTTP_METRICS
 
 METRICS_DOC = ROOT / "docs" / "metrics.md"
 EXAMPLE_CONFIG = ROOT / "config" / "agent.example.yaml"
-
-# Families prometheus-client adds to every exposition (not declared by us).
-CLIENT_METRICS: Tuple[Tuple[str, str, Tuple[str, ...], str, str], ...] = (
-    ("process_cpu_seconds_total", "counter", (), "seconds", "CPU time the agent process has used."),
-    ("process_resident_memory_bytes", "gauge", (), "bytes", "The agent's resident memory."),
-    ("process_virtual_memory_bytes", "gauge", (), "bytes", "The agent's virtual memory."),
-    ("process_start_time_seconds", "gauge", (), "seconds", "Unix time the agent process started."),
-    ("process_open_fds", "gauge", (), "", "File descriptors the agent has open."),
-    ("process_max_fds", "gauge", (), "", "The agent's file descriptor limit."),
-    ("python_info", "gauge", ("implementation", "major", "minor", "patchlevel", "version"), "", "Python implementation and version; value is always 1."),
-)
 
 # The catalog's changelog, newest first: (version, what changed). Every change
 # of a family's meaning, name, unit or labels gets a line here, so users know

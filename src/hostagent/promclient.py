@@ -24,7 +24,18 @@ import re
 import sys
 import threading
 import types
-from typing import Any, Dict, Iterable, List
+from typing import Any, Dict, Iterable, List, Tuple
+
+# Families prometheus-client adds to every exposition (not declared by us).
+CLIENT_METRICS: Tuple[Tuple[str, str, Tuple[str, ...], str, str], ...] = (
+    ("process_cpu_seconds_total", "counter", (), "seconds", "CPU time the agent process has used."),
+    ("process_resident_memory_bytes", "gauge", (), "bytes", "The agent's resident memory."),
+    ("process_virtual_memory_bytes", "gauge", (), "bytes", "The agent's virtual memory."),
+    ("process_start_time_seconds", "gauge", (), "seconds", "Unix time the agent process started."),
+    ("process_open_fds", "gauge", (), "", "File descriptors the agent has open."),
+    ("process_max_fds", "gauge", (), "", "The agent's file descriptor limit."),
+    ("python_info", "gauge", ("implementation", "major", "minor", "patchlevel", "version"), "", "Python implementation and version; value is always 1."),
+)
 
 PACKAGE = "prometheus_client"
 # The modules loaded below, as files of the package.

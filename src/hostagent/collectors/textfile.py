@@ -48,7 +48,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Iterable, Iterator, List, Mapping, Optional, Set, Tuple, Union
 
-from ..promclient import Metric
+from ..promclient import CLIENT_METRICS, Metric
 
 from .base import REGISTRY, BaseCollector, MetricSpec, NotAvailable, Option, OptionError, register
 from ..wording import counted
@@ -266,15 +266,13 @@ def reserved_names(registry: Optional[Mapping[str, type]] = None) -> FrozenSet[s
     """Names the agent serves itself: every collector's declared family (a
     counter also under its name without ``_total``, as the exposition's
     family name) and prometheus-client's process and platform families."""
-    from .. import docsgen  # late: docsgen imports this package
-
     names: Set[str] = set()
     for cls in (REGISTRY if registry is None else registry).values():
         for spec in cls.metrics:
             names.add(spec.name)
             if spec.type == "counter":
                 names.add(spec.name[: -len("_total")])
-    for name, kind, *_ in docsgen.CLIENT_METRICS:
+    for name, kind, *_ in CLIENT_METRICS:
         names.add(name)
         if kind == "counter":
             names.add(name[: -len("_total")])
