@@ -199,9 +199,9 @@ THRESHOLD_ALERTS: Tuple[Tuple[str, Mapping[str, Union[Condition, ConditionOf]]],
                 q.cgroup_oom_kills(q.RULES, window=OOM_WINDOW),
                 f"unless on (job, instance) increase(host_oom_kills_total[{OOM_WINDOW}]) == 0",
             ),
-            # Also fires (value -1) for a group a host does not export at
-            # all: it must be pinned in that agent's configuration to exist
-            # at 0. No groups listed: the alert is off.
+            # Only on hosts where the group ran in the last day; pinned, a
+            # group is exported at 0 when none runs, also after a reboot.
+            # No groups listed: the alert is off.
             "must_run_groups": ConditionOf(lambda alert: when(q.must_run_processes(q.RULES, alert.groups)) if alert.groups else None),
         },
     ),
