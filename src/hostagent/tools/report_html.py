@@ -11,7 +11,7 @@ import html
 import io
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from . import require_extra, stats
+from . import plural, require_extra, stats
 from .report import Host, ReportData, fmt_bytes
 from .timeparse import human_duration
 
@@ -261,7 +261,7 @@ def render(data: ReportData) -> str:
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>hostagent report</title>",
         f"<style>{CSS}</style></head><body>",
         "<h1>hostagent capacity report</h1>",
-        f'<p class="meta">{html.escape(meta["from"])} to {html.escape(meta["to"])} · {len(data.hosts)} hosts · Prometheus {html.escape(meta["prometheus"])} '
+        f'<p class="meta">{html.escape(meta["from"])} to {html.escape(meta["to"])} · {plural(len(data.hosts), "host")} · Prometheus {html.escape(meta["prometheus"])} '
         f'{html.escape(meta["selector"])} · rates over {html.escape(meta["rate_window"])} windows · hours in UTC · {html.escape(meta.get("thresholds", ""))} · generated {html.escape(meta["generated_at"])}</p>',
         "<h2>Act on this</h2>",
         _findings(data.findings),
