@@ -4,6 +4,7 @@ report asks for thirty days (a stack started an hour ago)."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Dict
 
 import matplotlib
@@ -69,3 +70,20 @@ def test_usage_plot_spans_the_data_not_years(young) -> None:
     plt.close(fig)
     assert h.start - 300 <= lo <= h.start + 300
     assert h.end - 300 <= hi <= h.end + 360
+
+
+def test_one_sample_is_drawn_on_an_hour_not_years() -> None:
+    from hostagent.tools import report_html
+    from hostagent.tools.report import Host
+
+    host = Host("hostagent", "one:9100")
+    host.series["cpu"] = [(1_780_000_000.0, 0.5)]
+    plt = report_html._matplotlib()
+    fig = report_html.usage_figure(plt, host, {}, 300.0)
+    fig.canvas.draw()
+    lo, hi = (mdates.num2date(x).timestamp() for x in fig.axes[0].get_xlim())
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels and all(re.fullmatch(r"\d\d:\d\d", label) for label in labels[1:]), labels  # times of day
+    plt.close(fig)
+    assert (lo, hi) == (1_780_000_000.0 - 1800, 1_780_000_000.0 + 1800)
+    assert not any(re.fullmatch(r"20\d\d", label) for label in labels), labels

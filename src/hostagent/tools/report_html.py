@@ -85,8 +85,10 @@ def plot_span(host: Host, points: Sequence[stats.Point]) -> Optional[Tuple[dt.da
     points'), so a few hours of data are drawn across the plot's width."""
     lo = host.data_from if host.data_from is not None else (points[0][0] if points else None)
     hi = host.data_to if host.data_to is not None else (points[-1][0] if points else None)
-    if lo is None or hi is None or hi <= lo:
+    if lo is None or hi is None:
         return None
+    if hi <= lo:  # one sample: half an hour either side, not matplotlib's years
+        lo, hi = lo - 1800, hi + 1800
     return _dates([lo])[0], _dates([hi])[0]
 
 
