@@ -595,4 +595,8 @@ def must_run_processes(s: Scope, groups: Sequence[str]) -> str:
     if not groups:
         raise ValueError("must_run_processes needs at least one group")
     listed = "host_process_group_processes" + s.sel('group=~"' + _alternatives(groups) + '"')
+    # The day at full resolution (5760 points at a 15s scrape), read once a
+    # minute (the rules' group interval), for the must-run groups' series
+    # only, one or two a host: in 5-minute steps a group that ran for a few
+    # minutes between two steps, or since Prometheus started, would be missed.
     return "(" + s.lines(listed, f"and on (job, instance, group) max_over_time({listed}[{MUST_RUN_SEEN}]) > 0") + ")"

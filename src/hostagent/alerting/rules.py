@@ -411,6 +411,13 @@ def recording_rule(quantity: q.Recorded) -> Dict[str, str]:
     return {"record": quantity.name, "expr": quantity.expr(q.RULES)}
 
 
+# Threshold alert groups evaluated less often than every 15s: the must-run
+# alert reads a day (in 5-minute steps) for every group it watches, and a
+# minute is plenty for its `for` of 2 minutes and for the OOM kill alert,
+# which counts kills over 10 minutes.
+THRESHOLD_INTERVALS: Mapping[str, str] = {"hostagent-processes": "1m"}
+
+
 def group(name: str, rules: Sequence[Dict[str, object]], interval: Optional[str] = None) -> Dict[str, object]:
     """A rule group as Prometheus reads it."""
     out: Dict[str, object] = {"name": name}

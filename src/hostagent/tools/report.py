@@ -472,7 +472,7 @@ def findings(data: ReportData, thresholds: Optional[object], end: float) -> List
         f = host.figures
         if host.data_from is not None and host.covered_seconds < SHORT_HISTORY * asked:
             add("info", host, "short history",
-                f"Prometheus holds {human_duration(host.covered_seconds)} of its data in the {human_duration(asked)} asked for "
+                f"Prometheus holds {human_duration(host.covered_seconds)} of this host's data in the {human_duration(asked)} asked for "
                 f"({iso(host.data_from)} to {iso(host.data_to)}): its figures cover that span only.")
         for fs in f["filesystems"]:
             days = fs.get("days_until_full")
