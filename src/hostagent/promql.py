@@ -575,15 +575,28 @@ def _alternatives(names: Sequence[str]) -> str:
     return "|".join(re.sub(r"([.+])", r"\\\\\1", name) for name in names)
 
 
+# How far back a must-run group must have run on a host for its absence to
+# count as a stop: a day spans a reboot (the host's agent starts afresh and
+# its pinned groups are exported again at 0 right away) and any weekend-less
+# restart schedule; a group that has not run for a whole day is taken as one
+# this host does not have, and the alert resolves.
+MUST_RUN_SEEN = "1d"
+
+
 def must_run_processes(s: Scope, groups: Sequence[str]) -> str:
-    """Processes of each must-run process group, on every host that reports
-    process groups at all; -1 where the host's agent exports no series for
-    the group. An agent exports a group with no process only when the group
-    is pinned (``collectors.processes.pinned_groups``); an unpinned group
-    with no process, or ranked into ``other``, has no series. So -1 means
-    that host's agent cannot tell whether the group runs."""
+    """Processes of each must-run process group, on the hosts where the group
+    ran (had a process) at some sample of the last ``MUST_RUN_SEEN``: a host
+    that never had the group (a container without sshd) has no series here.
+    A group has a series with 0 processes only while its agent pins it
+    (``collectors.processes.pinned_groups``), or until the agent restarts
+    after its last process exited; an unpinned group that no longer runs,
+    or that ranks below the agent's top groups, has no series at all and
+    cannot be told from one still running under ``other``."""
     if not groups:
         raise ValueError("must_run_processes needs at least one group")
     listed = "host_process_group_processes" + s.sel('group=~"' + _alternatives(groups) + '"')
-    unpinned = (f'or on (job, instance, group) label_replace(host_process_groups_other{s.sel()} * 0 - 1, "group", "{g}", "", "")' for g in groups)
-    return "(" + s.lines(listed, *unpinned) + ")"
+    # The day at full resolution (5760 points at a 15s scrape), read once a
+    # minute (the rules' group interval), for the must-run groups' series
+    # only, one or two a host: in 5-minute steps a group that ran for a few
+    # minutes between two steps, or since Prometheus started, would be missed.
+    return "(" + s.lines(listed, f"and on (job, instance, group) max_over_time({listed}[{MUST_RUN_SEEN}]) > 0") + ")"

@@ -5,6 +5,7 @@ delivered, silenced or inhibited."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any, Iterator, List, Tuple
@@ -85,7 +86,7 @@ receivers:
         status, out = run(["--alertmanager.url", am.base_url, "test", "--instance", "web-9", "--wait", "20s"], capsys)
     assert status == 1
     assert "Routed to receiver broken (webhook x1)" in out
-    assert "Delivery failing: webhook 0 of 1 (" in out and "failed attempts)" in out
+    assert "Delivery failing: webhook 0 of 1 (" in out and re.search(r"\(\d+ failed attempts?\)", out)
 
 
 def test_a_receiver_without_channels_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
 
@@ -14,7 +16,7 @@ import requests
 
 from hostagent.alerting import cli
 from hostagent.alerting.amclient import parse_time
-from support import REPO, alertmanager_server, free_port
+from support import REPO, alertmanager_server, free_port, wait_until
 
 # Nothing is delivered: these tests look at Alertmanager's state only.
 QUIET_CONFIG = """
@@ -57,6 +59,56 @@ def alerts_named(url: str, instance: str) -> List[Dict[str, Any]]:
 # --------------------------------------------------------------------------
 # hostagent alerts test / list
 
+MUTING_CONFIG = QUIET_CONFIG + """
+inhibit_rules:
+  - source_matchers: ['severity="critical"']
+    target_matchers: ['severity="warning"']
+    equal: [instance]
+"""
+
+
+def test_active_says_what_silences_and_inhibitions_hide(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with alertmanager_server(tmp_path, MUTING_CONFIG).start() as am:
+        url = am.base_url
+        assert cli.alerts_main(["--alertmanager.url", url, "test", "--severity", "info", "--instance", "m1:9100", "--no-wait"]) == 0
+        capsys.readouterr()
+        status, out, _ = run(cli.silence_main, ["--alertmanager.url", url, "add", "--instance", "m1:9100", "--comment", "work"], capsys)
+        silence_id = out.split()[1]
+        wait_until(lambda: all(a["status"]["silencedBy"] for a in alerts_named(url, "m1:9100")), 20, "the alert to be silenced")
+        status, out, err = run(cli.alerts_main, ["--alertmanager.url", url, "--active"], capsys)
+        assert (status, err) == (0, "")
+        lines = out.splitlines()
+        assert lines[0] == f"No alerts firing outside silences and inhibitions (Alertmanager at {url})."
+        assert lines[1] == f"1 firing alert is silenced: HostagentTestAlert on m1:9100 (silence {silence_id[:8]})"
+        # A critical alert inhibits a warning one of the same instance.
+        for severity in ("critical", "warning"):
+            assert cli.alerts_main(["--alertmanager.url", url, "test", "--severity", severity, "--instance", "m2:9100", "--no-wait"]) == 0
+        wait_until(lambda: any(a["status"]["inhibitedBy"] for a in alerts_named(url, "m2:9100")), 30, "the warning to be inhibited")
+        capsys.readouterr()
+        status, out, _ = run(cli.alerts_main, ["--alertmanager.url", url, "--active"], capsys)
+        lines = out.splitlines()
+        assert lines[0].split()[:4] == ["ALERTNAME", "SEVERITY", "INSTANCE", "STATE"]
+        assert [line.split()[:4] for line in lines[1:2]] == [["HostagentTestAlert", "critical", "m2:9100", "active"]]
+        assert lines[2:4] == [
+            f"1 firing alert is silenced: HostagentTestAlert on m1:9100 (silence {silence_id[:8]})",
+            "1 firing alert is inhibited: HostagentTestAlert on m2:9100",
+        ]
+
+
+@pytest.mark.parametrize("zone, shown", [("UTC", " UTC"), ("Asia/Kolkata", " UTC+05:30"), ("America/St_Johns", " UTC-0")])
+def test_times_carry_their_zone(am_url: str, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, zone: str, shown: str) -> None:
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        status, out, _ = run(cli.silence_main, ["--alertmanager.url", am_url, "add", "--instance", f"z-{zone}", "--duration", "1h", "--comment", "zones"], capsys)
+        assert status == 0 and re.search(r"until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d" + re.escape(shown), out), out
+        status, out, _ = run(cli.silence_main, ["--alertmanager.url", am_url, "list"], capsys)
+        [row] = [line for line in out.splitlines() if f"z-{zone}" in line]
+        assert re.search(r"\d\d:\d\d" + re.escape(shown) + r"[:0-9]* \(in 59m\)", row), row
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
 
 def test_test_alert_is_posted_with_labels_annotations_and_end(am_url: str, capsys: pytest.CaptureFixture) -> None:
     status, out, err = run(cli.alerts_main, ["--alertmanager.url", am_url, "test", "--severity", "critical", "--instance", "t1:9100", "--duration", "10m", "--no-wait"], capsys)
@@ -77,10 +129,10 @@ def test_test_alert_resolve(am_url: str, capsys: pytest.CaptureFixture) -> None:
     assert len(alerts_named(am_url, "t2:9100")) == 2, "two tests are two alerts"
     capsys.readouterr()
     status, out, _ = run(cli.alerts_main, ["--alertmanager.url", am_url, "test", "--instance", "t2:9100", "--severity", "info", "--resolve"], capsys)
-    assert status == 0 and "Resolved 1 HostagentTestAlert (severity=info, instance=t2:9100)" in out
+    assert status == 0 and "Resolved 1 test alert (HostagentTestAlert, severity=info, instance=t2:9100)" in out
     assert [a["labels"]["severity"] for a in alerts_named(am_url, "t2:9100")] == ["warning"]
     status, out, _ = run(cli.alerts_main, ["--alertmanager.url", am_url, "test", "--instance", "t2:9100", "--resolve"], capsys)
-    assert status == 0 and "Resolved 1 HostagentTestAlert (instance=t2:9100)" in out
+    assert status == 0 and "Resolved 1 test alert (HostagentTestAlert, instance=t2:9100)" in out
     # Resolved alerts are no longer active.
     assert alerts_named(am_url, "t2:9100") == []
     status, out, _ = run(cli.alerts_main, ["--alertmanager.url", am_url, "test", "--instance", "t2:9100", "--resolve"], capsys)

@@ -2,9 +2,9 @@
 
 The must-run list of config/alerting.yaml: its names are group names, the
 shipped agent configuration pins them, several groups and names a regex
-would misread work in promtool, and a real agent and Prometheus fire both
-cases (a pinned group without processes, a group the agent does not
-export). The cgroup OOM kill alert mutes the host-wide one in a real
+would misread work in promtool, the alert fires only where a group ran
+and stopped (promtool, and a real agent and Prometheus), never where it
+never ran. The cgroup OOM kill alert mutes the host-wide one in a real
 Alertmanager.
 """
 
@@ -106,40 +106,19 @@ def promtool(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([require_tool("promtool"), *args], capture_output=True, text=True, timeout=60)
 
 
-def test_several_groups_and_names_a_regex_would_misread(tmp_path):
-    """Four groups, two with regex characters: php-fpm7.4 must not match the
-    group php-fpm7x4, and g++ must not make the rule unreadable. One host
-    runs sshd and g++, pins php-fpm7.4 (0 processes) and does not export
-    chronyd."""
-    doc = shipped()
-    doc["runbook_base_url"] = "rb"
-    doc["alerts"][KEY].update(groups=["sshd", "chronyd", "php-fpm7.4", "g++"], summary="s", description="d", value="{{ $value }}")
+def promtool_rules(tmp_path: Path, doc: Dict[str, Any]) -> Path:
     rules = tmp_path / "rules.yml"
     rules.write_text(generate.render(thresholds.load_config(write(tmp_path, doc))))
     checked = promtool("check", "rules", str(rules))
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    host = 'job="hostagent", instance="web-1:9100"'
+    return rules
 
-    def fired(group: str, value: str) -> Dict[str, Any]:
-        return {
-            "exp_labels": {"severity": "critical", "job": "hostagent", "instance": "web-1:9100", "group": group},
-            "exp_annotations": {"summary": "s", "description": "d", "value": value, "runbook_url": "rb#hostprocessgroupnotrunning"},
-        }
 
+def promtool_test(tmp_path: Path, rules: Path, series: Dict[str, str], checks: List[Dict[str, Any]]) -> None:
     test = {
         "rule_files": [str(rules)],
         "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": [
-                    {"series": f"host_process_group_processes{{{host}, group=\"{g}\"}}", "values": f"{n}x5"}
-                    for g, n in (("sshd", 1), ("g++", 2), ("php-fpm7.4", 0), ("php-fpm7x4", 0))
-                ]
-                + [{"series": f"host_process_groups_other{{{host}}}", "values": "3x5"}],
-                "alert_rule_test": [{"eval_time": "3m", "alertname": "HostProcessGroupNotRunning", "exp_alerts": [fired("chronyd", "-1"), fired("php-fpm7.4", "0")]}],
-            }
-        ],
+        "tests": [{"interval": "1m", "input_series": [{"series": k, "values": v} for k, v in series.items()], "alert_rule_test": checks}],
     }
     path = tmp_path / "must_run.test.yml"
     path.write_text(yaml.safe_dump(test, sort_keys=False))
@@ -147,37 +126,113 @@ def test_several_groups_and_names_a_regex_would_misread(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_a_real_agent_and_prometheus_fire_both_cases(tmp_path):
-    """The agent pins one group that never runs and not another: the rule
-    fires for the first with 0 processes and for the second with -1 (not
-    exported), and not for a group that runs (the agent itself)."""
-    idle, unpinned = "hostagent-idle", "hostagent-unpinned"
-    running = group_name(os.path.basename(sys.executable)[:15])  # the agent's own command name
+def fired(instance: str, group: str, value: str, summary: str = "s") -> Dict[str, Any]:
+    return {
+        "exp_labels": {"severity": "critical", "job": "hostagent", "instance": instance, "group": group},
+        "exp_annotations": {"summary": summary, "description": "d", "value": value, "runbook_url": "rb#hostprocessgroupnotrunning"},
+    }
+
+
+def test_fires_where_the_group_ran_and_stopped_not_where_it_never_ran(tmp_path):
+    """The shipped alert (sshd, critical, for 2m), on five hosts, sampled
+    every minute: one never had sshd (a container); one pins sshd, which
+    never ran there (exported at 0 all along); on one sshd stops at 10m; one
+    reboots at 10m (no samples for 5 minutes) and its pinned sshd never
+    comes back (0 from 15m); on one whose agent does not pin sshd, the group
+    loses its series at the reboot, and cannot be told from one the agent
+    no longer names."""
     doc = shipped()
-    doc["alerts"][KEY]["groups"] = [idle, unpinned, running]
+    doc["runbook_base_url"] = "rb"
+    doc["alerts"][KEY].update(description="d")
+    rules = promtool_rules(tmp_path, doc)
+    sshd = 'host_process_group_processes{{job="hostagent", instance="{}", group="sshd"}}'
+    other = 'host_process_groups_other{{job="hostagent", instance="{}"}}'
+    day = 24 * 60
+    series = {
+        other.format("container"): f"3x{day + 60}",
+        sshd.format("pinned-never"): f"0x{day + 60}",
+        sshd.format("stopped"): f"1x9 0x{day + 50}",
+        sshd.format("rebooted"): f"1x9 _x5 0x{day + 45}",
+        sshd.format("unpinned"): "1x9",
+    }
+    summary = "No sshd process is running on {}"
+    checks = [
+        # 12m: sshd stopped 2 minutes ago, not yet for 2m; the reboot is under way.
+        {"eval_time": "11m", "alertname": "HostProcessGroupNotRunning", "exp_alerts": []},
+        {"eval_time": "13m", "alertname": "HostProcessGroupNotRunning", "exp_alerts": [fired("stopped", "sshd", "0 processes", summary.format("stopped"))]},
+        # Back from the reboot at 15m with sshd at 0: fires 2 minutes on.
+        {"eval_time": "16m", "alertname": "HostProcessGroupNotRunning", "exp_alerts": [fired("stopped", "sshd", "0 processes", summary.format("stopped"))]},
+        {"eval_time": "18m", "alertname": "HostProcessGroupNotRunning",
+         "exp_alerts": [fired("rebooted", "sshd", "0 processes", summary.format("rebooted")), fired("stopped", "sshd", "0 processes", summary.format("stopped"))]},
+        # Still firing most of a day on ...
+        {"eval_time": f"{day}m", "alertname": "HostProcessGroupNotRunning",
+         "exp_alerts": [fired("rebooted", "sshd", "0 processes", summary.format("rebooted")), fired("stopped", "sshd", "0 processes", summary.format("stopped"))]},
+        # ... and once the last sample with a process is a day old, sshd is
+        # taken as something these hosts do not have.
+        {"eval_time": f"{day + 15}m", "alertname": "HostProcessGroupNotRunning", "exp_alerts": []},
+    ]
+    promtool_test(tmp_path, rules, series, checks)
+
+
+def test_several_groups_and_names_a_regex_would_misread(tmp_path):
+    """Four groups, two with regex characters: php-fpm7.4 must not match the
+    group php-fpm7x4, and g++ must not make the rule unreadable. One host
+    runs sshd and g++, and php-fpm7.4 and php-fpm7x4 stop at 2m."""
+    doc = shipped()
+    doc["runbook_base_url"] = "rb"
+    doc["alerts"][KEY].update(groups=["sshd", "chronyd", "php-fpm7.4", "g++"], summary="s", description="d", value="{{ $value }}")
+    rules = promtool_rules(tmp_path, doc)
+    host = 'job="hostagent", instance="web-1:9100"'
+    series = {f'host_process_group_processes{{{host}, group="{g}"}}': v for g, v in (("sshd", "1x9"), ("g++", "2x9"), ("php-fpm7.4", "1 1 0x7"), ("php-fpm7x4", "1 1 0x7"))}
+    series[f"host_process_groups_other{{{host}}}"] = "3x9"
+    promtool_test(tmp_path, rules, series, [{"eval_time": "5m", "alertname": "HostProcessGroupNotRunning", "exp_alerts": [fired("web-1:9100", "php-fpm7.4", "0")]}])
+
+
+def test_a_real_agent_and_prometheus_fire_for_a_group_that_stops(tmp_path):
+    """A real agent pins two groups: one runs (a copy of sleep under a name
+    of its own) until the test ends it, one never runs. The rule fires for
+    the first once it stops, and never for the second, nor for a listed
+    group the agent does not export at all."""
+    gone, never, unknown = "hostagent-gone", "hostagent-idle", "hostagent-unpinned"
+    exe = tmp_path / gone
+    exe.write_bytes(Path(require_tool("sleep")).read_bytes())
+    exe.chmod(0o755)
+    doc = shipped()
+    doc["alerts"][KEY]["groups"] = [gone, never, unknown]
     doc["alerts"][KEY]["levels"][0]["for"] = "0s"
     rules_dir = tmp_path / "rules"
     assert generate.main(["--config", str(write(tmp_path, doc)), "--output-dir", str(rules_dir)]) == 0
     lines = ["collectors:"]
     for name in load_all():
-        lines.append(f"  processes: {{interval: 1, pinned_groups: [{idle}]}}" if name == "processes" else f"  {name}: {{enabled: false}}")
-    with agent_server(tmp_path, "\n".join(lines) + "\n").start() as agent:
-        instance = agent.base_url.split("//", 1)[1]
-        config = (
-            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-            f"rule_files: ['{rules_dir}/*.rules.yml']\n"
-            f"scrape_configs: [{{job_name: hostagent, static_configs: [{{targets: ['{instance}']}}]}}]\n"
-        )
-        with prometheus_server(tmp_path, config).start() as prom:
-            query = 'ALERTS{alertname="HostProcessGroupNotRunning",alertstate="firing"}'
-            wait_until(lambda: len(prom_query(prom.base_url, query)) >= 2, 30, f"both alerts to fire\n{prom.log()}")
-            firing = {a["metric"]["group"] for a in prom_query(prom.base_url, query)}
-            values = {
-                s["metric"]["group"]: float(s["value"][1])
-                for s in prom_query(prom.base_url, promql.must_run_processes(promql.RULES, doc["alerts"][KEY]["groups"]))
-            }
-    assert firing == {idle, unpinned}
-    assert values[idle] == 0 and values[unpinned] == -1 and values[running] >= 1, values
+        lines.append(f"  processes: {{interval: 1, pinned_groups: [{gone}, {never}]}}" if name == "processes" else f"  {name}: {{enabled: false}}")
+    sleeper = subprocess.Popen([str(exe), "300"])
+    try:
+        with agent_server(tmp_path, "\n".join(lines) + "\n").start() as agent:
+            instance = agent.base_url.split("//", 1)[1]
+            config = (
+                "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+                f"rule_files: ['{rules_dir}/*.rules.yml']\n"
+                f"scrape_configs: [{{job_name: hostagent, static_configs: [{{targets: ['{instance}']}}]}}]\n"
+            )
+            with prometheus_server(tmp_path, config).start() as prom:
+                running = f'host_process_group_processes{{group="{gone}"}} >= 1'
+                wait_until(lambda: len(prom_query(prom.base_url, running)) == 1, 30, f"Prometheus to see {gone} running\n{prom.log()}")
+                query = 'ALERTS{alertname="HostProcessGroupNotRunning"}'
+                assert prom_query(prom.base_url, query) == []
+                sleeper.kill()
+                sleeper.wait(timeout=10)
+                # The rules' group is evaluated once a minute.
+                wait_until(lambda: len(prom_query(prom.base_url, query + ' == 1 and ALERTS{alertstate="firing"}')) == 1, 200, "the alert to fire")
+                # The group that never ran was scraped all along, and stays quiet.
+                evaluated = prom_query(prom.base_url, f'count_over_time(host_process_group_processes{{group="{never}"}}[1m])')
+                assert evaluated and float(evaluated[0]["value"][1]) >= 2
+                firing = {a["metric"]["group"] for a in prom_query(prom.base_url, query)}
+                values = {s["metric"]["group"]: float(s["value"][1]) for s in prom_query(prom.base_url, f'host_process_group_processes{{group=~"{gone}|{never}|{unknown}"}}')}
+    finally:
+        sleeper.kill()
+        sleeper.wait(timeout=10)
+    assert firing == {gone}
+    assert values == {gone: 0, never: 0}, values
 
 
 # --------------------------------------------------------------------------

@@ -10,21 +10,21 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
 # The helpers beside this file (history, tools_support), for the test modules here.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from history import History  # noqa: E402
+from history import History, YoungHistory  # noqa: E402
 from support import free_port, prometheus_server, require_tool  # noqa: E402
 
 
 @dataclass
 class Backfilled:
     url: str
-    history: History
+    history: Any  # History or YoungHistory
 
 
 @pytest.fixture(scope="session")
@@ -50,5 +50,21 @@ def backfilled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backfilled]
         errors = [e for e in pool.map(lambda args: backfill(*args), [(k, lo, hi) for k, (lo, hi) in enumerate(history.days())]) if e]
     assert not errors, errors[0]
     server = prometheus_server(tmp, "global: {}\n", port=port, extra_args=["--storage.tsdb.retention.time=3650d"])
+    with server.start(timeout=120):
+        yield Backfilled(server.base_url, history)
+
+
+@pytest.fixture(scope="module")
+def young(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backfilled]:
+    """A Prometheus holding one host's last hour, ending a minute ago."""
+    tmp_path = tmp_path_factory.mktemp("young")
+    promtool = require_tool("promtool")
+    history = YoungHistory((int(time.time()) // 60) * 60 - 60)
+    port = free_port()
+    source = tmp_path / "young.om"
+    source.write_text("\n".join(history.openmetrics()) + "\n")
+    done = subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", "--quiet", str(source), str(tmp_path / f"prom-data-{port}")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    server = prometheus_server(tmp_path, "global: {}\n", port=port, extra_args=["--storage.tsdb.retention.time=3650d"])
     with server.start(timeout=120):
         yield Backfilled(server.base_url, history)

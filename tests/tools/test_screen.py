@@ -287,3 +287,12 @@ def test_fleet_rows_put_down_hosts_first_then_the_busiest() -> None:
     text = screen.plain(lines)
     assert "3 hosts" in text and "DOWN" in text and "Firing alerts" in text
     assert styles(lines)["90.0%"] == "warning"
+
+
+def test_counts_of_one_are_singular() -> None:
+    row = {"instance": "a", "up": True, "cpu": 0.1, "memory": 0.1, "disk": 0.1, "load5_per_core": 0.1, "pressure_cpu": None, "receive": 0.0, "transmit": 0.0, "alerts": ["X"]}
+    alert = {"alertname": "X", "instance": "a", "severity": "warning", "summary": "s"}
+    text = screen.plain(screen.fleet_lines({"source": "p", "hosts": [row], "alerts": [alert], "pressure": False}, screen.Context(width=80, height=24)))
+    assert "1 host, 1 up, 0 down, 1 alert firing" in text, text
+    text = screen.plain(screen.fleet_lines({"source": "p", "hosts": [row, {**row, "instance": "b"}], "alerts": [alert, alert], "pressure": False}, screen.Context(width=80, height=24)))
+    assert "2 hosts, 2 up, 0 down, 2 alerts firing" in text, text

@@ -1,11 +1,11 @@
 """Operator commands against Alertmanager: ``hostagent alerts`` and ``hostagent silence``.
 
     $ hostagent alerts
-    ALERTNAME         SEVERITY  INSTANCE  STATE   SINCE                       SUMMARY
-    HostHighCpuUsage  critical  web-1     active  2024-05-01 10:02 (14m ago)  CPU usage on web-1 is 97%
+    ALERTNAME         SEVERITY  INSTANCE  STATE   SINCE                           SUMMARY
+    HostHighCpuUsage  critical  web-1     active  2024-05-01 10:02 UTC (14m ago)  CPU usage on web-1 is 97%
 
-    SILENCE ID                            STATE   MATCHERS         ENDS                         CREATED BY  COMMENT
-    6b1c4d6e-0f2a-4a55-9a6e-2c1b0e9f1d3a  active  instance="db-2"  2024-05-01 12:00 (in 1h44m)  alice       kernel upgrade
+    SILENCE ID                            STATE   MATCHERS         ENDS                             CREATED BY  COMMENT
+    6b1c4d6e-0f2a-4a55-9a6e-2c1b0e9f1d3a  active  instance="db-2"  2024-05-01 12:00 UTC (in 1h44m)  alice       kernel upgrade
 
     $ hostagent silence add --instance db-2 --duration 2h --comment "kernel upgrade"
     $ hostagent silence expire 6b1c4d6e-0f2a-4a55-9a6e-2c1b0e9f1d3a
@@ -34,6 +34,8 @@ import yaml
 from hostagent import durations
 from hostagent.alerting import routing
 from hostagent.alerting.amclient import Alertmanager, AlertmanagerError, isoformat, parse_time
+from hostagent.tools import plural
+from hostagent.tools.timeparse import local_time
 
 DEFAULT_URL = "http://localhost:9093"
 URL_ENV = "HOSTAGENT_ALERTMANAGER_URL"
@@ -86,9 +88,10 @@ def human_duration(delta: dt.timedelta) -> str:
 
 
 def when(stamp: str, now: dt.datetime) -> str:
-    """A timestamp in local time with its distance from now: '2024-05-01 10:02 (14m ago)'."""
+    """A timestamp in local time, its offset from UTC and its distance from
+    now: '2024-05-01 10:02 UTC+02:00 (14m ago)'."""
     moment = parse_time(stamp)
-    local = moment.astimezone().strftime("%Y-%m-%d %H:%M")
+    local = local_time(moment)
     distance = human_duration(moment - now)
     return f"{local} ({distance} ago)" if moment <= now else f"{local} (in {distance})"
 
@@ -176,8 +179,11 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
 
 def list_alerts(client: Alertmanager, args: argparse.Namespace) -> int:
     """Print the alerts Alertmanager holds now and the silences in force."""
-    alerts = client.alerts(include_suppressed=not args.active)
+    alerts = client.alerts(include_suppressed=True)
     silences = [s for s in client.silences() if (s.get("status") or {}).get("state") != "expired"]
+    muted = [a for a in alerts if _alert_state(a) in ("silenced", "inhibited")]
+    if args.active:
+        alerts = [a for a in alerts if a not in muted]
     if args.output == "json":
         print(json.dumps({"alerts": alerts, "silences": silences}, indent=2, sort_keys=True))
         return 0
@@ -196,11 +202,36 @@ def list_alerts(client: Alertmanager, args: argparse.Namespace) -> int:
             for a in alerts
         ]
         print(table(["ALERTNAME", "SEVERITY", "INSTANCE", "STATE", "SINCE", "SUMMARY"], rows))
+    elif muted:
+        print(f"No alerts firing outside silences and inhibitions (Alertmanager at {client.url}).")
     else:
         print(f"No alerts firing (Alertmanager at {client.url}).")
+    if args.active:
+        for line in muted_lines(muted, silences):
+            print(line)
     print()
     print(silence_table(silences, now) if silences else "No active silences.")
     return 0
+
+
+def muted_lines(muted: Sequence[Mapping[str, Any]], silences: Sequence[Mapping[str, Any]]) -> List[str]:
+    """What ``--active`` hides, one line per kind: '1 firing alert is
+    silenced: HostHighCpuUsage on web-1 (silence 6b1c4d6e)'."""
+    ids = {s["id"] for s in silences}
+    lines = []
+    for kind in ("silenced", "inhibited"):
+        these = [a for a in muted if _alert_state(a) == kind]
+        if not these:
+            continue
+        names = []
+        for a in these:
+            status = a.get("status") or {}
+            by = [i for i in status.get("silencedBy") or [] if i in ids] if kind == "silenced" else []
+            why = f" (silence {by[0][:8]})" if by else ""
+            names.append(f"{a['labels'].get('alertname', '?')} on {a['labels'].get('instance', '-')}{why}")
+        verb = "is" if len(these) == 1 else "are"
+        lines.append(f"{plural(len(these), 'firing alert')} {verb} {kind}: {', '.join(names)}")
+    return lines
 
 
 def silence_table(silences: List[Mapping[str, Any]], now: dt.datetime) -> str:
@@ -254,7 +285,7 @@ def send_test_alert(client: Alertmanager, args: argparse.Namespace) -> int:
     where = f"severity={labels['severity']}, instance={args.instance}, test_id={test_id}"
     print(f"Posted {TEST_ALERTNAME} ({where}) to {client.url}.")
     status = 0 if args.no_wait else report_outcome(client, labels, before, wait)
-    ends = (now + duration).astimezone().strftime("%H:%M:%S")
+    ends = local_time(now + duration, "%H:%M:%S")
     print(f"It resolves by itself at {ends}; resolve it now with: hostagent alerts test --resolve --instance {args.instance}")
     return status
 
@@ -274,7 +305,7 @@ def resolve_test_alerts(client: Alertmanager, args: argparse.Namespace) -> int:
     if not found:
         print(f"No {TEST_ALERTNAME} ({which}instance={args.instance}) is active at {client.url}.")
     else:
-        print(f"Resolved {len(found)} {TEST_ALERTNAME} ({which}instance={args.instance}) at {client.url}; receivers with send_resolved get a resolved notice.")
+        print(f"Resolved {plural(len(found), 'test alert')} ({TEST_ALERTNAME}, {which}instance={args.instance}) at {client.url}; receivers with send_resolved get a resolved notice.")
     return 0
 
 
@@ -339,7 +370,7 @@ def _outcome(client: Alertmanager, labels: Mapping[str, str], before: Mapping[st
     # Alertmanager counts requests per integration, not per alert: one sent for
     # another alert in the same seconds counts here too, hence the cap.
     ok = {kind: min(sent[kind] - failed[kind], n) for kind, n in channels.items()}
-    report = ", ".join(f"{kind} {int(ok[kind])} of {n}" + (f" ({int(failed[kind])} failed attempts)" if failed[kind] else "") for kind, n in sorted(channels.items()))
+    report = ", ".join(f"{kind} {int(ok[kind])} of {n}" + (f" ({plural(int(failed[kind]), 'failed attempt')})" if failed[kind] else "") for kind, n in sorted(channels.items()))
     if all(ok[kind] >= n for kind, n in channels.items()):
         return Outcome(f"Delivered: {report}.", 0)
     if any(failed.values()):
@@ -391,7 +422,7 @@ def add_silence(client: Alertmanager, args: argparse.Namespace) -> int:
     ]
     now = _now()
     silence_id = client.add_silence(matchers, now, now + duration, args.author, args.comment.strip())
-    ends = (now + duration).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    ends = local_time(now + duration, "%Y-%m-%d %H:%M:%S")
     print(f"Silence {silence_id} mutes {', '.join(matcher_text(m) for m in matchers)} until {ends}.")
     return 0
 

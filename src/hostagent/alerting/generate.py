@@ -154,7 +154,7 @@ def build(config: AlertingConfig) -> Dict[str, Any]:
             for level in config.alerts[key].levels
         ]
         if made:
-            groups.append(rules.group(name, made))
+            groups.append(rules.group(name, made, rules.THRESHOLD_INTERVALS.get(name)))
     return {"groups": groups}
 
 

@@ -199,9 +199,9 @@ THRESHOLD_ALERTS: Tuple[Tuple[str, Mapping[str, Union[Condition, ConditionOf]]],
                 q.cgroup_oom_kills(q.RULES, window=OOM_WINDOW),
                 f"unless on (job, instance) increase(host_oom_kills_total[{OOM_WINDOW}]) == 0",
             ),
-            # Also fires (value -1) for a group a host does not export at
-            # all: it must be pinned in that agent's configuration to exist
-            # at 0. No groups listed: the alert is off.
+            # Only on hosts where the group ran in the last day; pinned, a
+            # group is exported at 0 when none runs, also after a reboot.
+            # No groups listed: the alert is off.
             "must_run_groups": ConditionOf(lambda alert: when(q.must_run_processes(q.RULES, alert.groups)) if alert.groups else None),
         },
     ),
@@ -409,6 +409,13 @@ def trend_alerts() -> Tuple[AlertGroup, ...]:
 def recording_rule(quantity: q.Recorded) -> Dict[str, str]:
     """A recording rule as Prometheus reads it."""
     return {"record": quantity.name, "expr": quantity.expr(q.RULES)}
+
+
+# Threshold alert groups evaluated less often than every 15s: the must-run
+# alert reads a day (in 5-minute steps) for every group it watches, and a
+# minute is plenty for its `for` of 2 minutes and for the OOM kill alert,
+# which counts kills over 10 minutes.
+THRESHOLD_INTERVALS: Mapping[str, str] = {"hostagent-processes": "1m"}
 
 
 def group(name: str, rules: Sequence[Dict[str, object]], interval: Optional[str] = None) -> Dict[str, object]:

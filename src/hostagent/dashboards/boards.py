@@ -591,11 +591,11 @@ def processes(th: Thresholds) -> Json:
     if must_run is not None and must_run.groups:
         b.stat(
             "Must-run groups",
-            f"Processes of each group config/alerting.yaml says must run ({', '.join(must_run.groups)}); red at 0. NOT WATCHED: the agent exports no such group, so it cannot tell: pin it in collectors.processes.pinned_groups.",
+            f"Processes of each group config/alerting.yaml says must run ({', '.join(must_run.groups)}), on hosts where it ran in the last day; red at 0. "
+            "No data: the group did not run here in the last day, or the agent does not export it (pin it in collectors.processes.pinned_groups).",
             COUNT,
             Query(q.must_run_processes(D, must_run.groups), "{{group}}"),
             alert="must_run_groups",
-            mappings=[{"type": "value", "options": {"-1": {"text": "NOT WATCHED", "color": "red", "index": 0}}}],
             w=wide,
         )
     b.stat(

@@ -18,6 +18,11 @@ from types import ModuleType
 from typing import IO, Callable, Iterator, List, NoReturn, Optional, Sequence
 
 
+def plural(n: int, noun: str, many: str = "") -> str:
+    """A count and its noun, singular for one: ``1 host``, ``3 hosts``, ``2 matches`` (``many``)."""
+    return f"{n} {noun if n == 1 else (many or noun + 's')}"
+
+
 class ToolError(Exception):
     """A problem the user can fix: one line, and the exit status to leave with
     (1 for what went wrong at run time, 2 for bad usage or configuration)."""

@@ -29,7 +29,7 @@ import math
 import sys
 from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from . import ArgumentParser, ToolError, connection, promapi, replaced_on_success, run
+from . import ArgumentParser, ToolError, connection, plural, promapi, replaced_on_success, run
 from .promapi import MAX_POINTS, Prometheus, label_key, series_name
 from .timeparse import iso, parse_duration, range_of
 
@@ -70,7 +70,7 @@ def _main(argv: List[str]) -> int:
         if rows == 0:  # raised inside: a file named by -o is left as it was
             raise ToolError(f"no data: {args.expr!r} returned no series between {iso(start)} and {iso(end)}")
     if args.output != "-":
-        print(f"hostagent export: wrote {rows} rows to {args.output}", file=sys.stderr)
+        print(f"hostagent export: wrote {plural(rows, 'row')} to {args.output}", file=sys.stderr)
     return 0
 
 

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from .. import promql as q
 from .promapi import Prometheus
-from .queries import scope
+from .queries import cpu_utilisation, scope
 
 HostKey = Tuple[str, str]
 RATE_WINDOW = "2m"
@@ -33,7 +33,7 @@ class FleetSource:
         s = self.scope
         return {
             "up": f"up{s.sel()}",
-            "cpu": q.cpu_utilisation.expr(s),
+            "cpu": cpu_utilisation(s),
             "memory": q.memory_utilisation.expr(s),
             "swap": q.swap_utilisation.expr(s),
             "load5_per_core": q.load5_per_cpu.expr(s),

@@ -32,6 +32,23 @@ def scope(job: str, instances: str = "", window: str = "5m") -> promql.Scope:
     return promql.Scope(hosts=hosts, window=window, recorded=False)
 
 
+def cpu_utilisation(s: promql.Scope) -> str:
+    """Share of CPU time doing work, all cores together (0..1): what
+    ``promql.cpu_utilisation`` measures, written as idle time over all time.
+
+    ``rate()`` divides what a counter rose by over the whole window, so a
+    window only partly covered by samples (the first and last windows of a
+    series, an agent restart, a Prometheus that started an hour ago) reads a
+    low idle rate, and ``1 - idle`` reads as a busy CPU. Idle over all time
+    cancels the coverage out: both rates shrink alike.
+
+    >>> cpu_utilisation(scope("hostagent", window="10m"))  # doctest: +NORMALIZE_WHITESPACE
+    '1 - sum without (cpu, mode) (rate(host_cpu_seconds_total{job="hostagent",mode=~"idle|iowait|steal"}[10m])) / sum without (cpu, mode) (rate(host_cpu_seconds_total{job="hostagent"}[10m]))'
+    """
+    idle, every = s.rate("host_cpu_seconds_total", promql.CPU_IDLE), s.rate("host_cpu_seconds_total")
+    return f"1 - sum without (cpu, mode) ({idle}) / sum without (cpu, mode) ({every})"
+
+
 def pressure_metric(resource: str, kind: str) -> str:
     """The agent's PSI counter behind ``promql.pressure[(resource, kind)]``."""
     return f"host_pressure_{resource}_{kind}_seconds_total"

@@ -18,6 +18,13 @@ Rates are averaged over windows of two steps (10 minutes at the default
 5-minute step for 30 days), so p95 and max describe sustained load, not
 single scrapes. Hours are UTC.
 
+A host may have less history than the range asks for (a Prometheus started
+an hour ago, a host added last week): each host's figures cover the span its
+samples cover, which the report states (``data_from``, ``data_to``,
+``covered_seconds``), and rates whose window reaches outside that span are
+left out, since ``rate()`` over a half-empty window reads low. Averages over
+the range (the top users' CPU) divide by the covered span, not the range.
+
 Exit status: 0 written, 1 Prometheus failed or has no data for the range, 2 bad usage.
 """
 
@@ -34,9 +41,9 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .. import promql as q
-from . import ArgumentParser, ToolError, connection, promapi, replaced_on_success, run, stats, thresholdfile
+from . import ArgumentParser, ToolError, connection, plural, promapi, replaced_on_success, run, stats, thresholdfile
 from .promapi import Prometheus, label_key
-from .queries import pressure_metric, scope
+from .queries import cpu_utilisation, pressure_metric, scope
 from .timeparse import human_duration, iso, parse_duration, range_of
 
 DEFAULT_SPAN = 30 * 86400.0
@@ -44,6 +51,8 @@ FORMATS = ("html", "json", "csv")
 # Most points per series a report reads: the step grows with the range.
 MAX_REPORT_POINTS = 10_000
 MIN_STEP = 300.0
+# A host with less history than this share of the range gets a finding saying so.
+SHORT_HISTORY = 0.9
 # A host below both (p95) could be consolidated onto another.
 IDLE_CPU = 0.10
 IDLE_MEMORY = 0.30
@@ -61,6 +70,7 @@ HostKey = Tuple[str, str]  # (job, instance)
 # Every host's figures hold these keys, with these values when there is no data.
 DEFAULT_FIGURES: Dict[str, Any] = {
     "cpu": None, "memory": None, "swap": None, "load5": None, "load5_per_core": None,
+    "data_from": None, "data_to": None, "covered_seconds": 0.0,
     "pressure": dict, "cpu_by_hour": lambda: [None] * 24, "busiest_hours": list,
     "filesystems": list, "interfaces": list, "top_users": list, "alerts": list,
 }  # fmt: skip
@@ -112,7 +122,8 @@ def _main(argv: List[str]) -> int:
         path = args.output or "-"
     write(path, text)
     if path != "-":
-        print(f"hostagent report: {len(data.hosts)} hosts, {len(data.findings)} findings, written to {path}", file=sys.stderr)
+        hosts, found = plural(len(data.hosts), "host"), plural(len(data.findings), "finding")
+        print(f"hostagent report: {hosts}, {found}, written to {path}", file=sys.stderr)
     return 0
 
 
@@ -141,9 +152,22 @@ class Host:
     instance: str
     cores: Optional[float] = None
     memory_bytes: Optional[float] = None
+    data_from: Optional[float] = None  # the span the host's samples cover within the range
+    data_to: Optional[float] = None
     figures: Dict[str, Any] = field(default_factory=dict)  # everything the JSON shows
     series: Dict[str, List[stats.Point]] = field(default_factory=dict)  # for plots only
     fs_series: Dict[str, List[stats.Point]] = field(default_factory=dict)
+
+    @property
+    def covered_seconds(self) -> float:
+        return 0.0 if self.data_from is None or self.data_to is None else self.data_to - self.data_from
+
+    def covers(self, t: float, window: float) -> bool:
+        """Whether a rate at ``t`` over ``window`` seconds reads samples of its
+        whole window (always, for a host whose span is not known)."""
+        if self.data_from is None or self.data_to is None:
+            return True
+        return self.data_from <= t - window and t <= self.data_to
 
 
 @dataclass
@@ -161,7 +185,8 @@ class Collector:
     def __init__(self, prom: Prometheus, start: float, end: float, step: float, job: str, hosts: str, thresholds: Optional[object]):
         self.prom = prom
         self.start, self.end, self.step = start, end, step
-        self.window = f"{int(2 * step)}s"
+        self.window_seconds = float(int(2 * step))
+        self.window = f"{int(self.window_seconds)}s"
         self.span = f"{int(round(end - start))}s"
         # Rates over two steps, for the figures per step; totals over the whole range.
         self.scope = scope(job, hosts, self.window)
@@ -183,12 +208,16 @@ class Collector:
 
     def collect(self) -> ReportData:
         names = self.prom.metric_names(self.start, self.end)
+        self._coverage()
         self._per_host_usage(names)
         self._filesystems()
         self._interfaces()
         self._users(names)
         fleet = self._alerts()
         for host in self.hosts.values():
+            host.figures.update(data_from=iso(host.data_from) if host.data_from is not None else None,
+                                data_to=iso(host.data_to) if host.data_to is not None else None,
+                                covered_seconds=host.covered_seconds)
             for key, empty in DEFAULT_FIGURES.items():
                 host.figures.setdefault(key, empty() if callable(empty) else empty)
         hosts = sorted(self.hosts.values(), key=lambda h: (h.instance, h.job))
@@ -196,6 +225,7 @@ class Collector:
             "generated_at": iso(round(time.time())),
             "from": iso(self.start),
             "to": iso(self.end),
+            "span_seconds": self.end - self.start,
             "step_seconds": self.step,
             "rate_window": self.window,
             "prometheus": self.prom.url,
@@ -206,10 +236,22 @@ class Collector:
         data.findings = findings(data, self.thresholds, self.end)
         return data
 
+    def _coverage(self) -> None:
+        """Each host's span of samples within the range, to the step: from the
+        first step whose last step holds a sample to the last such step."""
+        sampled = self.scope.sel('__name__=~"host_cpu_seconds_total|host_memory_total_bytes"')
+        for series in self.range(f"count by (job, instance) (count_over_time({sampled}[{int(self.step)}s]))"):
+            host = self.host(series["metric"])
+            times = [t for t, _ in promapi.floats(series)]
+            if host is not None and times:
+                host.data_from = max(self.start, times[0] - self.step)
+                host.data_to = times[-1]
+
     def _per_host_usage(self, names: set) -> None:
         s = self.scope
+        rates = {"cpu"} | {f"pressure_{resource}_{kind}" for resource, kind in q.pressure}
         exprs = {
-            "cpu": q.cpu_utilisation.expr(s),
+            "cpu": cpu_utilisation(s),
             "memory": q.memory_utilisation.expr(s),
             "swap": q.swap_utilisation.expr(s),
             "load5": f"host_load5{s.sel()}",
@@ -224,6 +266,8 @@ class Collector:
                 if host is None:
                     continue
                 points = promapi.floats(series)
+                if key in rates:
+                    points = [(t, v) for t, v in points if host.covers(t, self.window_seconds)]
                 host.series[key] = points
                 figures = stats.summary([v for _, v in points])
                 if key.startswith("pressure_"):
@@ -279,7 +323,7 @@ class Collector:
                 if host is None:
                     continue
                 device = series["metric"].get("device", "")
-                figures = stats.summary([v for _, v in promapi.floats(series)])
+                figures = stats.summary([v for t, v in promapi.floats(series) if host.covers(t, self.window_seconds)])
                 entry = found.setdefault(((host.job, host.instance), device), {"device": device})
                 entry[f"{direction}_peak_bytes_per_second"] = figures["max"] if figures else None
                 entry[f"{direction}_p95_bytes_per_second"] = figures["p95"] if figures else None
@@ -289,12 +333,13 @@ class Collector:
     def _users(self, names: set) -> None:
         """Top process groups and top services and containers by CPU and
         memory, as the processes dashboard ranks them over its range; the
-        peaks of the per-process series only where the agents have neither."""
-        seconds = self.end - self.start
+        peaks of the per-process series only where the agents have neither.
+        CPU is the CPU time used in the range over the time the host's
+        samples cover: an average in cores over the span there is data for."""
         rankings = []
         for kind, acct, memory_what in USERS:
             if acct.cpu in names or acct.memory in names:
-                cpu = f"{q.top(TOP, q.used_cpu(self.whole, acct, fn='increase'))} / {seconds:g}"
+                cpu = q.top(TOP, q.used_cpu(self.whole, acct, fn="increase"))
                 rankings.append((kind, acct.label, "cores (average)", f"peak ({memory_what})", cpu, q.top(TOP, q.peak_memory(self.whole, acct))))
         if not rankings:
             kind, label = "processes (peaks while in the agent's top N)", "name"
@@ -310,7 +355,12 @@ class Collector:
                     if host is None:
                         continue
                     table = tables.setdefault((host.job, host.instance), {"kind": kind, "label": label, "cpu_unit": cpu_what, "memory_unit": memory_what, "cpu": [], "memory": []})
-                    table[part].append({"name": series["metric"].get(label, ""), "value": float(series["value"][1])})
+                    value = float(series["value"][1])
+                    if part == "cpu" and cpu_what == "cores (average)":
+                        if not host.covered_seconds:
+                            continue
+                        value /= host.covered_seconds
+                    table[part].append({"name": series["metric"].get(label, ""), "value": value})
             for hkey, table in tables.items():
                 for part in ("cpu", "memory"):
                     table[part].sort(key=lambda row: (-row["value"], row["name"]))
@@ -417,8 +467,13 @@ def findings(data: ReportData, thresholds: Optional[object], end: float) -> List
     mem_warn = thresholdfile.threshold(thresholds, "memory_usage")
     swap_warn = thresholdfile.threshold(thresholds, "swap_usage")
     load_warn = thresholdfile.threshold(thresholds, "load_per_core")
+    asked = data.meta["span_seconds"]
     for host in data.hosts:
         f = host.figures
+        if host.data_from is not None and host.covered_seconds < SHORT_HISTORY * asked:
+            add("info", host, "short history",
+                f"Prometheus holds {human_duration(host.covered_seconds)} of this host's data in the {human_duration(asked)} asked for "
+                f"({iso(host.data_from)} to {iso(host.data_to)}): its figures cover that span only.")
         for fs in f["filesystems"]:
             days = fs.get("days_until_full")
             if days is not None and days <= FILL_HORIZON_DAYS:
@@ -477,6 +532,8 @@ def csv_rows(data: ReportData) -> Iterator[List[Any]]:
         f = h.figures
         yield [h.instance, "host", "", "cores", h.cores]
         yield [h.instance, "host", "", "memory_bytes", h.memory_bytes]
+        for measure in ("data_from", "data_to", "covered_seconds"):
+            yield [h.instance, "host", "", measure, f[measure]]
         for key in ("cpu", "memory", "swap", "load5", "load5_per_core"):
             for measure, value in (f.get(key) or {}).items():
                 yield [h.instance, key, "", measure, value]

@@ -9,9 +9,9 @@ import base64
 import datetime as dt
 import html
 import io
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from . import require_extra, stats
+from . import plural, require_extra, stats
 from .report import Host, ReportData, fmt_bytes
 from .timeparse import human_duration
 
@@ -74,25 +74,54 @@ def _num(v: Optional[float]) -> str:
     return "–" if v is None else f"{v:.2f}"
 
 
-def usage_plot(plt: Any, host: Host, thresholds: Dict[str, Optional[float]]) -> str:
-    """CPU, memory and swap over the range: hourly means, CPU's hourly max shaded."""
+def plot_bucket(span: float, step: float) -> float:
+    """Seconds each plotted point sums up: an hour, or less for a short span
+    (at most 200 points, never finer than the report's step)."""
+    return max(step, min(3600.0, span / 200))
+
+
+def plot_span(host: Host, points: Sequence[stats.Point]) -> Optional[Tuple[dt.datetime, dt.datetime]]:
+    """The time axis's limits: the span the host's samples cover (else its
+    points'), so a few hours of data are drawn across the plot's width."""
+    lo = host.data_from if host.data_from is not None else (points[0][0] if points else None)
+    hi = host.data_to if host.data_to is not None else (points[-1][0] if points else None)
+    if lo is None or hi is None:
+        return None
+    if hi <= lo:  # one sample: half an hour either side, not matplotlib's years
+        lo, hi = lo - 1800, hi + 1800
+    return _dates([lo])[0], _dates([hi])[0]
+
+
+def usage_plot(plt: Any, host: Host, thresholds: Dict[str, Optional[float]], step: float) -> str:
+    return _svg(usage_figure(plt, host, thresholds, step))
+
+
+def usage_figure(plt: Any, host: Host, thresholds: Dict[str, Optional[float]], step: float) -> Any:
+    """CPU, memory and swap over the span the host has data for: means per
+    bucket (an hour over long spans), CPU's max per bucket shaded."""
     fig, ax = plt.subplots(figsize=(9, 2.6))
+    cpu = host.series.get("cpu", [])
+    bucket = plot_bucket(host.covered_seconds or (cpu[-1][0] - cpu[0][0] if cpu else 0.0), step)
+    per = "hourly" if bucket == 3600 else f"per {human_duration(bucket)}"
     for key, colour in (("cpu", "#1565c0"), ("memory", "#2e7d32"), ("swap", "#8e24aa")):
-        rows = stats.downsample(host.series.get(key, []), 3600)
+        rows = stats.downsample(host.series.get(key, []), bucket)
         if not rows:
             continue
         when = _dates([r[0] for r in rows])
-        ax.plot(when, [r[1] * 100 for r in rows], color=colour, linewidth=1, label=f"{key} (hourly mean)")
+        ax.plot(when, [r[1] * 100 for r in rows], color=colour, linewidth=1, marker="." if len(rows) < 3 else None, label=f"{key} ({per} mean)")
         if key == "cpu":
-            ax.fill_between(when, [r[1] * 100 for r in rows], [r[2] * 100 for r in rows], color=colour, alpha=0.15, label="cpu (hourly max)")
+            ax.fill_between(when, [r[1] * 100 for r in rows], [r[2] * 100 for r in rows], color=colour, alpha=0.15, label=f"cpu ({per} max)")
     if thresholds.get("cpu") is not None:
         ax.axhline(thresholds["cpu"] * 100, color=COLOURS["warning"], linestyle="--", linewidth=1, label="CPU warning")
     ax.set_ylim(0, 100)
+    span = plot_span(host, cpu or host.series.get("memory", []))
+    if span:
+        ax.set_xlim(*span)
     _time_axis(ax)
     ax.set_ylabel("%")
     ax.legend(loc="upper left", fontsize=7, ncol=5)
     ax.set_title("CPU, memory and swap used")
-    return _svg(fig)
+    return fig
 
 
 def hours_plot(plt: Any, host: Host) -> str:
@@ -123,6 +152,9 @@ def filesystem_plot(plt: Any, host: Host) -> Optional[str]:
             xs = [points[0][0], full]
             ax.plot(_dates(xs), [fit.at(x) / 1e9 for x in xs], linestyle="--", color=line.get_color(), linewidth=1, label=f"{fs['mountpoint']} trend: full {fs['fill_date'][:10]}")
             ax.plot(_dates([full]), [0], marker="x", color=COLOURS["critical"])
+    span = plot_span(host, [])
+    if span:
+        ax.set_xlim(left=span[0])  # the right end: the latest fill date drawn
     _time_axis(ax)
     ax.set_ylabel("GB free")
     ax.set_ylim(bottom=0)
@@ -231,7 +263,7 @@ def render(data: ReportData) -> str:
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>hostagent report</title>",
         f"<style>{CSS}</style></head><body>",
         "<h1>hostagent capacity report</h1>",
-        f'<p class="meta">{html.escape(meta["from"])} to {html.escape(meta["to"])} · {len(data.hosts)} hosts · Prometheus {html.escape(meta["prometheus"])} '
+        f'<p class="meta">{html.escape(meta["from"])} to {html.escape(meta["to"])} · {plural(len(data.hosts), "host")} · Prometheus {html.escape(meta["prometheus"])} '
         f'{html.escape(meta["selector"])} · rates over {html.escape(meta["rate_window"])} windows · hours in UTC · {html.escape(meta.get("thresholds", ""))} · generated {html.escape(meta["generated_at"])}</p>',
         "<h2>Act on this</h2>",
         _findings(data.findings),
@@ -247,6 +279,10 @@ def render(data: ReportData) -> str:
         parts.append(_alert_table(data.fleet_alerts, "Alerts not tied to one host"))
     for i, host in enumerate(data.hosts):
         parts.append(f'<h2 id="h{i}">{html.escape(host.instance)}</h2>')
+        if host.data_from is not None:
+            f = host.figures
+            parts.append(f'<p class="meta">Data from {html.escape(f["data_from"])} to {html.escape(f["data_to"])} ({human_duration(host.covered_seconds)} of the '
+                         f'{human_duration(meta["span_seconds"])} asked for): the figures cover that span.</p>')
         if not host.series:
             parts.append("<p>No CPU, memory or load figures from this host in the range.</p>")
         else:
@@ -255,7 +291,7 @@ def render(data: ReportData) -> str:
                 busiest = "none: CPU use is the same at every hour"
             parts.append(f"<p>Busiest hours (UTC, mean CPU): {busiest or '–'}</p>")
             parts.append(_summary_table(host, limits))
-            plots = [usage_plot(plt, host, limits), hours_plot(plt, host)]
+            plots = [usage_plot(plt, host, limits, meta["step_seconds"]), hours_plot(plt, host)]
             parts.append(f'<div class="plots">{"".join(plots)}</div>')
         parts.append(_fs_table(host))
         fs_plot = filesystem_plot(plt, host)

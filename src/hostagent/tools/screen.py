@@ -8,17 +8,17 @@ config/alerting.yaml), ``dim``, ``bold``, ``head`` and ``bar``.
 
 from __future__ import annotations
 
-import datetime as dt
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .. import promql
-from . import thresholdfile
+from . import plural, thresholdfile
 from .fleet import sort_hosts
 from .hostview import TABLES, sort_rows
 from .stats import scaled
-from .timeparse import human_duration
+from .timeparse import human_duration, local_time
 
 Segment = Tuple[str, str]
 Line = List[Segment]
@@ -162,7 +162,7 @@ def finish(top: List[Line], body: List[Line], footer: Line, ctx: Context) -> Lis
 
 
 def header(view: Optional[Dict[str, Any]], ctx: Context) -> Line:
-    clock = dt.datetime.now().strftime("%H:%M:%S")
+    clock = local_time(_now(), "%H:%M:%S")
     if view is None or "hostname" not in view:
         name = "fleet" if view is not None else ""
         src = (view or {}).get("source") or ctx.extra.get("source", "")
@@ -182,7 +182,7 @@ def status_lines(ctx: Context) -> List[Line]:
     if ctx.error:
         since = ""
         if ctx.error_since is not None:
-            since = f" for {human_duration(max(0.0, _now() - ctx.error_since))} (since {dt.datetime.fromtimestamp(ctx.error_since).strftime('%H:%M:%S')})"
+            since = f" for {human_duration(max(0.0, _now() - ctx.error_since))} (since {local_time(ctx.error_since, '%H:%M:%S')})"
         text = f" NO ANSWER{since}: {ctx.error}"
         lines = [[(text[: ctx.width], "critical")]]
         if len(text) > ctx.width:
@@ -194,8 +194,6 @@ def status_lines(ctx: Context) -> List[Line]:
 
 
 def _now() -> float:
-    import time
-
     return time.time()
 
 
@@ -261,7 +259,7 @@ def cpu_lines(view: Dict[str, Any], ctx: Context) -> List[Line]:
                 row += [(f"{c['cpu']:>3} ", "dim"), (pct(c["usage"], 6), s), (" ", "")] + bar(c["usage"], 6, s, ctx) + [(" ", "")]
             lines.append(row)
     elif cores:
-        row = [(f" {len(cores)} cores ", "dim")]
+        row = [(f" {plural(len(cores), 'core')} ", "dim")]
         chars = SPARK if ctx.unicode else " .:-=+*#"
         for c in cores:
             u = max(0.0, min(1.0, c["usage"] or 0.0))
@@ -440,7 +438,7 @@ def process_lines(view: Dict[str, Any], ctx: Context) -> List[Line]:
     head += [(" · ", "dim"), (f"{missing}{TABLE_NAMES[shown]} by {key}", "bold")]
     if table.get("time"):
         # The run the table comes from: the processes collector's is every 30 s by default.
-        head.append((f" at {dt.datetime.fromtimestamp(table['time']).strftime('%H:%M:%S')}", "dim"))
+        head.append((f" at {local_time(table['time'], '%H:%M:%S')}", "dim"))
     head += threads
     rows = sort_rows(table.get("rows") or [], key)
     out = [head]
@@ -479,7 +477,7 @@ def fleet_lines(view: Optional[Dict[str, Any]], ctx: Context) -> List[Line]:
     up = sum(1 for h in hosts if h["up"])
     iw = max(12, min(32, ctx.width - 62))
     psi = view.get("pressure")
-    summary: Line = [(f"{len(hosts)} hosts, ", ""), (f"{up} up", "ok" if up == len(hosts) else ""), (", ", ""), (f"{len(hosts) - up} down", "critical" if up < len(hosts) else "dim"), (f", {len(view['alerts'])} alerts firing", "warning" if view["alerts"] else "dim")]
+    summary: Line = [(f"{plural(len(hosts), 'host')}, ", ""), (f"{up} up", "ok" if up == len(hosts) else ""), (", ", ""), (f"{len(hosts) - up} down", "critical" if up < len(hosts) else "dim"), (f", {plural(len(view['alerts']), 'alert')} firing", "warning" if view["alerts"] else "dim")]
     cols = f"{'INSTANCE':<{iw}} {'CPU':>6} {'MEM':>6} {'DISK':>6} {'LOAD':>5}" + (f" {'PSI':>5}" if psi else "") + f" {'NET IN':>8} {'NET OUT':>8}  ALERTS"
     body: List[Line] = [summary, [(cols, "bold")]]
     rows: List[Line] = []

@@ -66,6 +66,16 @@ def iso(ts: float) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+def local_time(moment: "dt.datetime | float", fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A moment in this machine's time zone, with its offset from UTC said:
+    '2024-05-01 10:02 UTC', '2024-05-01 12:02 UTC+02:00'."""
+    when = moment if isinstance(moment, dt.datetime) else dt.datetime.fromtimestamp(moment, dt.timezone.utc)
+    local = when.astimezone()
+    offset = local.strftime("%z")
+    zone = "UTC" if offset in ("+0000", "-0000", "") else f"UTC{offset[:3]}:{offset[3:5]}"
+    return f"{local.strftime(fmt)} {zone}"
+
+
 def human_duration(seconds: float) -> str:
     """A short duration for people: 45s, 12m, 3h20m, 4d6h."""
     seconds = max(0.0, float(seconds))

@@ -35,6 +35,9 @@ from .connection import Connection
 from .hostview import COLLECTOR_OF, TABLES, AgentSource, HostModel, Samples
 
 DEFAULT_TIMEOUT = 3.0
+# How long after a collector is due to have run a one-shot snapshot scrapes
+# again (the run takes a moment; clocks of another host may differ a little).
+SCRAPE_MARGIN = 0.25
 # The collectors behind the rates of each process table (the live list has its own).
 TABLE_COLLECTORS = {"processes": (), "groups": ("process_groups", "processes"), "services": ("cgroups", "cgroup")}
 STYLES = {"ok": "green", "warning": "bold yellow", "critical": "bold red", "dim": "dim", "bold": "bold", "head": "bold white on blue", "bar": "cyan", "": ""}
@@ -127,10 +130,16 @@ class AgentFeed:
         self.model = HostModel()
         self.url = conn.url
 
-    def fetch(self) -> Dict[str, Any]:
+        self.processes: Optional[Dict[str, Any]] = None
+
+    def fetch(self, processes: bool = True) -> Dict[str, Any]:
+        """The view from a new scrape, and a new process list unless
+        ``processes`` is false (then the last one read is shown again)."""
         scraped, samples = self.source.fetch()
         self.last_samples = samples
-        return self.model.view(scraped, samples, self.url, self.source.process_list())
+        if processes:
+            self.processes = self.source.process_list()
+        return self.model.view(scraped, samples, self.url, self.processes)
 
 
 def lines_for(source: Any, view: Optional[Dict[str, Any]], ctx: screen.Context) -> List[screen.Line]:
@@ -155,8 +164,12 @@ def snapshot(source: Any, ctx: Optional[screen.Context] = None) -> Dict[str, Any
     wanted = [c for _, names in COLLECTOR_OF for c in names if c in first and c not in skip]
     deadline = time.monotonic() + min(60.0, max([intervals.get(c, 15.0) for c in wanted] + [1.0]) + 2.0)
     while wanted and time.monotonic() < deadline:
-        time.sleep(0.25)
-        view = source.fetch()
+        # Scrape again when the next of the awaited collectors is due to
+        # have run (its last run plus its interval, by the agent's clock),
+        # not every moment until then: each scrape is a whole /metrics.
+        due = min(first[c] + intervals.get(c, 15.0) for c in wanted) - time.time()
+        time.sleep(min(max(due + SCRAPE_MARGIN, SCRAPE_MARGIN), max(0.0, deadline - time.monotonic())))
+        view = source.fetch(processes=False)
         now = collector_stamps(source.last_samples)
         wanted = [c for c in wanted if now.get(c) == first.get(c)]
     return view
