@@ -498,3 +498,34 @@ def shipped_forwarder_flags(env: Optional[Mapping[str, str]] = None) -> List[str
     values = env or {}
     return [re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: values.get(m.group(1), m.group(2)), flag)
             for flag in command if not flag.startswith(places)]
+
+
+# --------------------------------------------------------------------------
+# The long-term tiers at a test's pace
+
+TIERS_FILE = REPO / "prometheus" / "rules" / "hostagent-tiers.rules.yml"
+
+
+def tier_names() -> Dict[str, List[str]]:
+    """Tier -> the series names the shipped tier rules record for it."""
+    out: Dict[str, List[str]] = {}
+    for group in load_yaml(TIERS_FILE)["groups"]:
+        for rule in group["rules"]:
+            out.setdefault(rule["labels"]["tier"], []).append(rule["record"])
+    return out
+
+
+def fast_tier_rules(workdir: Path, intervals: Mapping[str, float]) -> List[str]:
+    """The shipped rule files, with the tier file rewritten into ``workdir``
+    so each tier's group runs every ``intervals[tier]`` seconds instead of
+    its period (5m, 1h). Only the groups' ``interval`` changes: every rule,
+    its expression, windows and labels are the shipped ones."""
+    doc = load_yaml(TIERS_FILE)
+    for group in doc["groups"]:
+        (tier,) = {rule["labels"]["tier"] for rule in group["rules"]}
+        if group.get("interval") != tier:
+            raise BenchError(f"{TIERS_FILE.name}: group {group['name']} runs every {group.get('interval')}, not its tier's {tier}")
+        group["interval"] = duration(intervals[tier])
+    fast = write_json(workdir / TIERS_FILE.name, doc)
+    shipped = sorted(p for f in shipped_prometheus().get("rule_files", []) for p in (REPO / "prometheus").glob(f))
+    return [*(str(p) for p in shipped if p != TIERS_FILE), str(fast)]

@@ -5,9 +5,10 @@ else, and VictoriaMetrics keeps them across a restart."""
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import Dict, Set, Tuple
+from typing import Any, Dict, Iterator, Sequence, Set, Tuple
 
 import yaml
 from support import agent_server, fast_agent_config
@@ -36,6 +37,26 @@ RULES = {
 GOING = {"instance:host_memory_utilisation:avg_5m", "instance:host_memory_utilisation:max_1h", "instance_mountpoint:host_filesystem_usage:max_5m"}
 
 
+@contextmanager
+def central_and_longterm(tmp_path: Path, lib: ModuleType, rule_files: Sequence[str]) -> Iterator[Tuple[Any, Any]]:
+    """A real agent as host-a, a central Prometheus scraping it every INTERVAL
+    with ``rule_files`` and the shipped `longterm` remote write, and the
+    VictoriaMetrics it writes to: (central, longterm)."""
+    with agent_server(tmp_path, fast_agent_config(top_n=3)).start() as agent:
+        targets = tmp_path / "targets"
+        targets.mkdir()
+        host = agent.base_url.split("//")[1]
+        (targets / "hosts.yml").write_text(yaml.safe_dump([{"targets": [host], "labels": {"instance": "host-a"}}]))
+        longterm = lib.victoria_metrics(tmp_path, "longterm", extra_args=["-search.latencyOffset=1s"]).start()
+        central = None
+        try:
+            config = lib.central_config(targets, longterm_url=lib.remote_write_url(longterm), interval=INTERVAL, rule_files=rule_files)
+            central = lib.prometheus(tmp_path, "central", config).start()
+            yield central, longterm
+        finally:
+            lib.stop_all([central, longterm])
+
+
 def names(lib: ModuleType, base: str) -> Set[str]:
     return set(lib.get_json(base + "/api/v1/label/__name__/values")["data"])
 
@@ -51,33 +72,71 @@ def test_only_the_tier_aggregates_reach_the_long_term_store(tmp_path: Path, flee
     rules = tmp_path / "tier.rules.yml"
     rules.write_text(yaml.safe_dump(RULES, sort_keys=False))
     shipped_rules = [str(p) for p in sorted((lib.REPO / "prometheus" / "rules").glob("*.rules.yml"))]
-    with agent_server(tmp_path, fast_agent_config(top_n=3)).start() as agent:
-        targets = tmp_path / "targets"
-        targets.mkdir()
-        host = agent.base_url.split("//")[1]
-        (targets / "hosts.yml").write_text(yaml.safe_dump([{"targets": [host], "labels": {"instance": "host-a"}}]))
-        longterm = lib.victoria_metrics(tmp_path, "longterm", extra_args=["-search.latencyOffset=1s"]).start()
-        central = None
-        try:
-            config = lib.central_config(targets, longterm_url=lib.remote_write_url(longterm), interval=INTERVAL, rule_files=[*shipped_rules, str(rules)])
-            central = lib.prometheus(tmp_path, "central", config).start()
-            lib.wait_for(lambda: names(lib, longterm.url) >= GOING, 90, "the tier aggregates in VictoriaMetrics")
-            time.sleep(5 * INTERVAL)  # let any stray series arrive too
-            # The tier series went, and nothing else: no raw series, no other recorded series.
-            assert names(lib, longterm.url) == GOING
-            assert len(lib.query(central.url, '{__name__=~"host_.+"}')) > 100  # while Prometheus has plenty
-            # Every tier sample Prometheus recorded is there, with the series' labels intact.
-            lib.wait_for(lambda: min(counts(lib, central.url, time.time()).values(), default=0) >= 20, 90, "20 evaluations of each tier rule")
-            end = time.time() - 3
-            want = counts(lib, central.url, end)
-            assert {dict(k)["__name__"] for k in want} == GOING, want
-            lib.wait_for(lambda: counts(lib, longterm.url, end) == want, 60, "VictoriaMetrics to hold every tier sample")
-            series = {dict(k)["__name__"]: dict(k) for k in want}
-            assert series["instance:host_memory_utilisation:avg_5m"] == {
-                "__name__": "instance:host_memory_utilisation:avg_5m", "instance": "host-a", "job": "hostagent", "tier": "5m"}
-            # A restart of the long-term store loses none of it.
-            central.stop()
-            longterm.restart()
-            assert counts(lib, longterm.url, end) == want
-        finally:
-            lib.stop_all([central, longterm])
+    with central_and_longterm(tmp_path, lib, [*shipped_rules, str(rules)]) as (central, longterm):
+        lib.wait_for(lambda: names(lib, longterm.url) >= GOING, 90, "the tier aggregates in VictoriaMetrics")
+        time.sleep(5 * INTERVAL)  # let any stray series arrive too
+        # The tier series went, and nothing else: no raw series, no other recorded series.
+        assert names(lib, longterm.url) == GOING
+        assert len(lib.query(central.url, '{__name__=~"host_.+"}')) > 100  # while Prometheus has plenty
+        # Every tier sample Prometheus recorded is there, with the series' labels intact.
+        lib.wait_for(lambda: min(counts(lib, central.url, time.time()).values(), default=0) >= 20, 90, "20 evaluations of each tier rule")
+        end = time.time() - 3
+        want = counts(lib, central.url, end)
+        assert {dict(k)["__name__"] for k in want} == GOING, want
+        lib.wait_for(lambda: counts(lib, longterm.url, end) == want, 60, "VictoriaMetrics to hold every tier sample")
+        series = {dict(k)["__name__"]: dict(k) for k in want}
+        assert series["instance:host_memory_utilisation:avg_5m"] == {
+            "__name__": "instance:host_memory_utilisation:avg_5m", "instance": "host-a", "job": "hostagent", "tier": "5m"}
+        # A restart of the long-term store loses none of it.
+        central.stop()
+        longterm.restart()
+        assert counts(lib, longterm.url, end) == want
+
+
+# The tiers' groups at a test's pace: the 5-minute tier every 2 s, the hourly
+# one every 6 s (bench/fleetlib.fast_tier_rules rewrites only the intervals).
+FAST_TIERS = {"5m": 2.0, "1h": 6.0}
+
+
+def test_the_shipped_tier_rules_reach_the_long_term_store_and_nothing_else(tmp_path: Path, fleetlib: ModuleType, engines: None) -> None:
+    lib = fleetlib
+    shipped = lib.tier_names()
+    assert set(shipped) == {"5m", "1h"} and len(shipped["5m"]) == len(shipped["1h"])
+    # What every host has, whatever its disks and kernel: these must arrive.
+    core = {"instance:host_cpu_utilisation:{}", "instance:host_memory_utilisation:{}", "instance_mountpoint:host_filesystem_usage:{}",
+            "instance:host_network_receive_bytes_excluding_lo:{}", "instance:host_up:{}"}
+    with central_and_longterm(tmp_path, lib, lib.fast_tier_rules(tmp_path, FAST_TIERS)) as (central, longterm):
+
+        def recorded() -> Set[str]:
+            return {r["metric"]["__name__"] for r in lib.query(central.url, 'group by (__name__) ({tier=~".+"})')}
+
+        want = {c.format(op) for c in core for op in ("avg_5m", "avg_1h")} | {"instance:host_cpu_utilisation:max_5m", "instance:host_cpu_utilisation:max_1h"}
+        want = {n for n in want if n in shipped["5m"] + shipped["1h"]} | {"instance_mountpoint:host_filesystem_usage:max_1h"}
+        lib.wait_for(lambda: recorded() >= want - {n for n in want if "filesystem_usage:avg" in n}, 120, "the tier rules in Prometheus")
+        # Every tier series Prometheus records is one of the shipped rules...
+        made = recorded()
+        assert made <= set(shipped["5m"]) | set(shipped["1h"]), made - set(shipped["5m"]) - set(shipped["1h"])
+        # ...and each aggregate made in one tier is made in the other (the rules whose inputs this host has).
+        assert {n[:-3] for n in made if n.endswith("_5m")} == {n[:-3] for n in made if n.endswith("_1h")}
+        # VictoriaMetrics gets exactly those: no raw series, no alert helpers, nothing of the other rule files.
+        lib.wait_for(lambda: names(lib, longterm.url) >= made, 60, "every tier series in VictoriaMetrics")
+        time.sleep(3 * INTERVAL)  # let any stray series arrive too
+        assert names(lib, longterm.url) == recorded()
+        # ...while Prometheus holds the raw series and the alerts' own recorded series.
+        assert len(lib.query(central.url, '{__name__=~"host_.+"}')) > 100
+        assert len(lib.query(central.url, '{__name__=~".+:.+", tier=""}')) > 20
+        # Each group ran at its own (shortened) period: the hourly tier is three times sparser.
+        end = time.time() - 2
+        per_tier = {tier: lib.raw_samples(central.url, f'instance:host_cpu_utilisation:avg_{tier}', end - 30, end) for tier in shipped}
+        fine, coarse = (len(next(iter(per_tier[t].values()))) for t in ("5m", "1h"))
+        assert 12 <= fine <= 16 and 4 <= coarse <= 6, (fine, coarse)
+        # Every sample of the tiers arrives (counted per series), labels intact.
+        selector = '{tier=~".+"}'
+
+        def per_series(base: str) -> Dict[Tuple[Tuple[str, str], ...], int]:
+            return {k: len(v) for k, v in lib.raw_samples(base, selector, end - 30, end).items()}
+
+        expected = per_series(central.url)
+        assert len(expected) >= len(made)
+        lib.wait_for(lambda: per_series(longterm.url) == expected, 60, "every tier sample")
+        assert all({"job", "instance", "tier"} <= dict(k).keys() for k in expected)

@@ -83,6 +83,27 @@ RECORDING: Tuple[RecordingGroup, ...] = (
 )
 
 
+# The long-term tiers (hostagent-tiers.rules.yml): every aggregate of
+# ``hostagent.promql.TIER_AGGREGATES``, one group per tier evaluated at the
+# tier's own period, each rule labelled with its tier. The `longterm` remote
+# write of prometheus.yml sends these and nothing else (docs/deployment.md,
+# "Retention tiers").
+TIER_GROUP = "hostagent-tier-{tier}"
+
+
+def tier_groups() -> List[Dict[str, object]]:
+    """The groups of hostagent-tiers.rules.yml: the 5-minute tier, then the
+    hourly one made from it."""
+    return [
+        group(
+            TIER_GROUP.format(tier=tier),
+            [{"record": a.name(tier), "expr": a.expr(tier), "labels": {"tier": tier}} for a in q.TIER_AGGREGATES],
+            interval=tier,
+        )
+        for tier in q.TIERS
+    ]
+
+
 # --------------------------------------------------------------------------
 # Threshold alerts: the PromQL of each key of config/alerting.yaml
 
