@@ -329,13 +329,20 @@ class Engine(Service):
         return self.start(timeout)  # type: ignore[return-value]
 
 
+def compose_features() -> List[str]:
+    """The ``--enable-feature`` flags docker-compose.yml runs the central
+    Prometheus with (extra-scrape-metrics, which the sample-limit alert reads)."""
+    command = load_yaml(REPO / "docker-compose.yml")["services"]["prometheus"]["command"]
+    return [arg for arg in command if arg.startswith("--enable-feature=")]
+
+
 def prometheus(workdir: Path, name: str, config: Mapping[str, Any], port: Optional[int] = None, receiver: bool = False,
                extra_args: Sequence[str] = (), agent_mode: bool = False) -> Engine:
     """A Prometheus (or, with ``agent_mode``, a Prometheus agent) on 127.0.0.1, config written from ``config``."""
     port = port or free_port()
     cfg = write_json(workdir / f"{name}.yml", config)
     data = workdir / f"{name}-data"
-    storage = [f"--storage.agent.path={data}", "--enable-feature=agent"] if agent_mode else [f"--storage.tsdb.path={data}"]
+    storage = [f"--storage.agent.path={data}", "--enable-feature=agent"] if agent_mode else [f"--storage.tsdb.path={data}", *compose_features()]
     argv = [tool("prometheus"), f"--config.file={cfg}", *storage, f"--web.listen-address=127.0.0.1:{port}",
             "--web.enable-lifecycle", *(["--web.enable-remote-write-receiver"] if receiver else []), *extra_args]
     return Engine(name, argv, port, "/-/ready", workdir, data)

@@ -94,7 +94,8 @@ def test_shipped_config_and_rules_against_a_real_agent(tmp_path):
         # As docker-compose.yml runs it: the runbook page served as a user asset.
         port = free_port()
         external = f"http://127.0.0.1:{port}"
-        flags = [f"--web.external-url={external}", f"--web.user-assets={PROM_DIR / 'user'}"]
+        features = [a for a in yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]["prometheus"]["command"] if a.startswith("--enable-feature=")]
+        flags = [f"--web.external-url={external}", f"--web.user-assets={PROM_DIR / 'user'}", *features]
         with prometheus_server(prom_dir, config_text, port=port, extra_args=flags).start() as prom:
             base = prom.base_url
             sel = f'{{job="hostagent", instance="{instance}"}}'
