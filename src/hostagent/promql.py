@@ -714,3 +714,45 @@ TIER_AGGREGATES: Tuple[Aggregate, ...] = (
     # Whether the host answered: the share of its scrapes that worked.
     _over("avg", 'up{job="hostagent"}', "instance", "host_up", "whether each host's agent was scraped (1) or not (0)"),
 )
+# The aggregates by ``metric:operation``, for the long-term panels.
+TIER = {f"{a.metric}:{a.operation}": a for a in TIER_AGGREGATES}
+
+# Panels over the long-term store: the hosts picked in Grafana, each tier
+# sample read over Grafana's step (``$__interval``, never finer than the
+# tier: the panels' minimum interval is ``$tier``) from the tier picked.
+LONGTERM = Scope(hosts=DASHBOARD.hosts, window="$__interval", recorded=True)
+TIER_PICKED = "$tier"
+FORECAST_DAYS = 30
+
+
+def tier_history(key: str, s: Scope = LONGTERM, tier: str = TIER_PICKED) -> str:
+    """The aggregate ``key`` (``metric:operation``) of the tier ``tier``,
+    combined over each step of the panel as the 1-hour tier combines the
+    5-minute one: average of averages and rates, maximum of maxima, minimum
+    of minima."""
+    a = TIER[key]
+    over = "avg" if a.operation == "rate" else a.operation
+    return f"{over}_over_time({a.name(tier)}{s.sel()}[{s.window}])"
+
+
+def tier_forecast(s: Scope = LONGTERM, tier: str = TIER_PICKED, days: int = FORECAST_DAYS) -> str:
+    """Bytes each filesystem will have left in ``days`` days, at the linear
+    trend of its least free space over the last ``days`` days (negative: it
+    will have filled)."""
+    a = TIER["host_filesystem_avail_bytes:min"]
+    return f"predict_linear({a.name(tier)}{s.sel()}[{days}d], {days} * 86400)"
+
+
+def top_hosts(k: int, expr: str) -> str:
+    """The ``k`` hosts with the largest value of a per-host ``expr``."""
+    return f"topk({k}, {expr})"
+
+
+def fullest_filesystem(s: Scope) -> str:
+    """Share used of each host's fullest writable filesystem, as df shows it (0..1)."""
+    return f"max without (device, fstype, mountpoint) ({filesystem_usage(s)} unless host_filesystem_readonly{s.sel()} == 1)"
+
+
+def busiest_disk(s: Scope) -> str:
+    """Share of time each host's busiest disk had I/O in flight (0..1)."""
+    return f"max without (device) ({disk_io_utilisation.expr(s)})"

@@ -19,7 +19,7 @@ def test_committed_dashboards_are_current(capsys: pytest.CaptureFixture) -> None
     status = generate.main(["--check"])
     out = capsys.readouterr()
     assert status == 0, out.err
-    assert "8 dashboards" in out.out
+    assert "9 dashboards" in out.out
 
 
 def test_generate_then_check(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
