@@ -536,3 +536,27 @@ def fast_tier_rules(workdir: Path, intervals: Mapping[str, float]) -> List[str]:
     fast = write_json(workdir / TIERS_FILE.name, doc)
     shipped = sorted(p for f in shipped_prometheus().get("rule_files", []) for p in (REPO / "prometheus").glob(f))
     return [*(str(p) for p in shipped if p != TIERS_FILE), str(fast)]
+
+
+def tier_series_counts(base: str) -> Dict[str, Dict[str, int]]:
+    """Tier -> host -> how many series the shipped tier rules make for it,
+    counted on the Prometheus at ``base`` by evaluating each 5-minute rule's
+    expression now (no need to wait for the groups' periods). Each hourly
+    rule aggregates one 5-minute series into one, so it makes as many as the
+    rule it reads."""
+    doc = load_yaml(TIERS_FILE)
+    per_rule: Dict[str, Dict[str, int]] = {}
+    out: Dict[str, Dict[str, int]] = {}
+    for group in doc["groups"]:
+        for rule in group["rules"]:
+            tier, name = rule["labels"]["tier"], rule["record"]
+            if tier == "5m":
+                counts = {r["metric"].get("instance", ""): int(float(r["value"][1])) for r in query(base, f"count by (instance) ({rule['expr']})")}
+            else:
+                (source,) = set(re.findall(r"[\w:]+_5m\b", rule["expr"]))
+                counts = per_rule[source]
+            per_rule[name] = counts
+            for host, n in counts.items():
+                out.setdefault(tier, {}).setdefault(host, 0)
+                out[tier][host] += n
+    return out
