@@ -329,13 +329,20 @@ class Engine(Service):
         return self.start(timeout)  # type: ignore[return-value]
 
 
+def compose_features() -> List[str]:
+    """The ``--enable-feature`` flags docker-compose.yml runs the central
+    Prometheus with (extra-scrape-metrics, which the sample-limit alert reads)."""
+    command = load_yaml(REPO / "docker-compose.yml")["services"]["prometheus"]["command"]
+    return [arg for arg in command if arg.startswith("--enable-feature=")]
+
+
 def prometheus(workdir: Path, name: str, config: Mapping[str, Any], port: Optional[int] = None, receiver: bool = False,
                extra_args: Sequence[str] = (), agent_mode: bool = False) -> Engine:
     """A Prometheus (or, with ``agent_mode``, a Prometheus agent) on 127.0.0.1, config written from ``config``."""
     port = port or free_port()
     cfg = write_json(workdir / f"{name}.yml", config)
     data = workdir / f"{name}-data"
-    storage = [f"--storage.agent.path={data}", "--enable-feature=agent"] if agent_mode else [f"--storage.tsdb.path={data}"]
+    storage = [f"--storage.agent.path={data}", "--enable-feature=agent"] if agent_mode else [f"--storage.tsdb.path={data}", *compose_features()]
     argv = [tool("prometheus"), f"--config.file={cfg}", *storage, f"--web.listen-address=127.0.0.1:{port}",
             "--web.enable-lifecycle", *(["--web.enable-remote-write-receiver"] if receiver else []), *extra_args]
     return Engine(name, argv, port, "/-/ready", workdir, data)
@@ -498,3 +505,58 @@ def shipped_forwarder_flags(env: Optional[Mapping[str, str]] = None) -> List[str
     values = env or {}
     return [re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: values.get(m.group(1), m.group(2)), flag)
             for flag in command if not flag.startswith(places)]
+
+
+# --------------------------------------------------------------------------
+# The long-term tiers at a test's pace
+
+TIERS_FILE = REPO / "prometheus" / "rules" / "hostagent-tiers.rules.yml"
+
+
+def tier_names() -> Dict[str, List[str]]:
+    """Tier -> the series names the shipped tier rules record for it."""
+    out: Dict[str, List[str]] = {}
+    for group in load_yaml(TIERS_FILE)["groups"]:
+        for rule in group["rules"]:
+            out.setdefault(rule["labels"]["tier"], []).append(rule["record"])
+    return out
+
+
+def fast_tier_rules(workdir: Path, intervals: Mapping[str, float]) -> List[str]:
+    """The shipped rule files, with the tier file rewritten into ``workdir``
+    so each tier's group runs every ``intervals[tier]`` seconds instead of
+    its period (5m, 1h). Only the groups' ``interval`` changes: every rule,
+    its expression, windows and labels are the shipped ones."""
+    doc = load_yaml(TIERS_FILE)
+    for group in doc["groups"]:
+        (tier,) = {rule["labels"]["tier"] for rule in group["rules"]}
+        if group.get("interval") != tier:
+            raise BenchError(f"{TIERS_FILE.name}: group {group['name']} runs every {group.get('interval')}, not its tier's {tier}")
+        group["interval"] = duration(intervals[tier])
+    fast = write_json(workdir / TIERS_FILE.name, doc)
+    shipped = sorted(p for f in shipped_prometheus().get("rule_files", []) for p in (REPO / "prometheus").glob(f))
+    return [*(str(p) for p in shipped if p != TIERS_FILE), str(fast)]
+
+
+def tier_series_counts(base: str) -> Dict[str, Dict[str, int]]:
+    """Tier -> host -> how many series the shipped tier rules make for it,
+    counted on the Prometheus at ``base`` by evaluating each 5-minute rule's
+    expression now (no need to wait for the groups' periods). Each hourly
+    rule aggregates one 5-minute series into one, so it makes as many as the
+    rule it reads."""
+    doc = load_yaml(TIERS_FILE)
+    per_rule: Dict[str, Dict[str, int]] = {}
+    out: Dict[str, Dict[str, int]] = {}
+    for group in doc["groups"]:
+        for rule in group["rules"]:
+            tier, name = rule["labels"]["tier"], rule["record"]
+            if tier == "5m":
+                counts = {r["metric"].get("instance", ""): int(float(r["value"][1])) for r in query(base, f"count by (instance) ({rule['expr']})")}
+            else:
+                (source,) = set(re.findall(r"[\w:]+_5m\b", rule["expr"]))
+                counts = per_rule[source]
+            per_rule[name] = counts
+            for host, n in counts.items():
+                out.setdefault(tier, {}).setdefault(host, 0)
+                out[tier][host] += n
+    return out

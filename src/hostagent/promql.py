@@ -600,3 +600,172 @@ def must_run_processes(s: Scope, groups: Sequence[str]) -> str:
     # only, one or two a host: in 5-minute steps a group that ran for a few
     # minutes between two steps, or since Prometheus started, would be missed.
     return "(" + s.lines(listed, f"and on (job, instance, group) max_over_time({listed}[{MUST_RUN_SEEN}]) > 0") + ")"
+
+
+# --------------------------------------------------------------------------
+# The long-term tiers: 5-minute and 1-hour aggregates
+#
+# What the dashboards and `hostagent report` read, kept for a year in the
+# long-term store (docs/deployment.md, "Retention tiers"). Each aggregate is
+# a series ``level:metric:operation_<tier>``; a rule group evaluated every 5
+# minutes computes the 5-minute tier from the raw data, and one evaluated
+# every hour computes the 1-hour tier from the 5-minute one (twelve points,
+# not 240 raw ones): the average of the averages, the maximum of the maxima,
+# the minimum of the minima, and a counter's rate over the hour as the
+# average of its 5-minute rates. Each holds because the 5-minute samples
+# tile the hour.
+
+TIERS = ("5m", "1h")
+# The finer tier's own window, over which the coarser one aggregates it.
+TIER_SOURCE = "5m"
+# The short rates whose highest value in a tier is its peak: a 5-minute
+# average smooths away the minute a host was saturated. Over 1 minute, so a
+# scrape interval of at most 30 s gives each rate two samples or more.
+PEAK = Scope(hosts=(), window="1m", recorded=False)
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """A quantity the long-term tiers keep: ``operation`` is avg, max or min
+    of a gauge, or the rate of a counter; ``source`` computes its 5-minute
+    tier from raw (or recorded) data; ``help`` says what it means."""
+
+    level: str
+    metric: str
+    operation: str
+    source: str
+    help: str
+
+    def name(self, tier: str) -> str:
+        return f"{self.level}:{self.metric}:{self.operation}_{tier}"
+
+    def expr(self, tier: str) -> str:
+        """The tier's expression: ``source`` for the finer tier, the finer
+        tier aggregated over the coarser one's period otherwise."""
+        if tier == TIER_SOURCE:
+            return self.source
+        over = "avg" if self.operation == "rate" else self.operation
+        return f"{over}_over_time({self.name(TIER_SOURCE)}[{tier}])"
+
+    def series(self, tier: str, scope: Scope = RULES) -> str:
+        """The tier's series, restricted to the scope's hosts."""
+        return self.name(tier) + scope.sel()
+
+
+def _over(operation: str, series: str, level: str, metric: str, what: str) -> Aggregate:
+    """The ``operation`` (avg, max, min) of a gauge over each 5 minutes."""
+    return Aggregate(level, metric, operation, f"{operation}_over_time({series}[{TIER_SOURCE}])", f"The {operation} over the period of {what}")
+
+
+def _gauge(quantity: Recorded, metric: str, what: str, operations: Sequence[str] = ("avg", "max")) -> Tuple[Aggregate, ...]:
+    """avg and max of a recorded per-host ratio."""
+    level = quantity.name.split(":")[0]
+    return tuple(_over(op, quantity.series(), level, metric, what) for op in operations)
+
+
+def _rate(quantity: Recorded, level: str, metric: str, operation: str = "rate") -> Aggregate:
+    """A 5-minute rate: the average over the 5 minutes of what it measures."""
+    return Aggregate(level, metric, operation, quantity.expr(RULES), f"The average over the period of: {quantity.help}")
+
+
+def _peak(quantity: Recorded, level: str, metric: str) -> Aggregate:
+    """The highest 1-minute value within each 5 minutes of a rate-based quantity."""
+    source = f"max_over_time(({quantity.expr(PEAK)})[{TIER_SOURCE}:{PEAK.window}])"
+    return Aggregate(level, metric, "max", source, f"The highest 1-minute value in the period of: {quantity.help}")
+
+
+def _failed_packets(direction: str) -> Recorded:
+    def formula(s: Scope) -> str:
+        failed = f"{s.rate(f'host_network_{direction}_errors_total', NOT_LOOPBACK)} + {s.rate(f'host_network_{direction}_drop_total', NOT_LOOPBACK)}"
+        return f"sum without (device) ({failed})"
+
+    formula.__doc__ = f"Packets per second {direction}d that failed (errors and drops) over all interfaces but loopback, per host."
+    return Recorded(f"instance:host_network_{direction}_failed_packets:rate5m", formula)
+
+
+failed_packets = {d: _failed_packets(d) for d in DIRECTIONS}
+
+
+def _source(metric: str, what: str) -> Recorded:
+    """A raw counter's rate as a formula, for the tiers alone (no rule records it)."""
+
+    def formula(s: Scope) -> str:
+        return s.rate(metric)
+
+    formula.__doc__ = what
+    return Recorded(metric, formula)
+
+
+_READ = _source("host_disk_read_bytes_total", "Bytes per second read from each disk.")
+_WRITTEN = _source("host_disk_written_bytes_total", "Bytes per second written to each disk.")
+
+TIER_AGGREGATES: Tuple[Aggregate, ...] = (
+    # CPU: the average is the 5-minute rate itself; the peak its busiest minute.
+    _rate(cpu_utilisation, "instance", "host_cpu_utilisation", "avg"),
+    _peak(cpu_utilisation, "instance", "host_cpu_utilisation"),
+    _rate(cpu_iowait, "instance", "host_cpu_iowait", "avg"),
+    *_gauge(load5_per_cpu, "host_load5_per_cpu", "the 5-minute load average per logical CPU"),
+    _over("max", "host_cpu_cores", "instance", "host_cpu_cores", "the host's logical CPUs"),
+    # Memory.
+    *_gauge(memory_utilisation, "host_memory_utilisation", "the share of memory not available to new work (0..1)"),
+    *_gauge(swap_utilisation, "host_swap_utilisation", "the share of swap in use (0..1)"),
+    _over("max", "host_memory_total_bytes", "instance", "host_memory_total_bytes", "the host's memory, in bytes"),
+    # Filesystems: the fullest moment, and the least space left (for the forecast).
+    _over("max", filesystem_usage(RULES), "instance_mountpoint", "host_filesystem_usage", "the share of each filesystem used, as df shows it (0..1)"),
+    _over("min", "host_filesystem_avail_bytes", "instance_mountpoint", "host_filesystem_avail_bytes", "the bytes available to users on each filesystem"),
+    # Disks.
+    _rate(disk_io_utilisation, "instance_device", "host_disk_io_time_seconds"),
+    _peak(disk_io_utilisation, "instance_device", "host_disk_io_time_seconds"),
+    _rate(_READ, "instance_device", "host_disk_read_bytes"),
+    _rate(_WRITTEN, "instance_device", "host_disk_written_bytes"),
+    # Network, per host.
+    *(_rate(network_bytes[d], "instance", f"host_network_{d}_bytes_excluding_lo") for d in DIRECTIONS),
+    *(_peak(network_bytes[d], "instance", f"host_network_{d}_bytes_excluding_lo") for d in DIRECTIONS),
+    *(_rate(failed_packets[d], "instance", f"host_network_{d}_failed_packets") for d in DIRECTIONS),
+    # Pressure stall information (hosts without PSI have no series).
+    *(_rate(p, "instance", p.name.split(":")[1]) for p in pressure.values()),
+    # Whether the host answered: the share of its scrapes that worked.
+    _over("avg", 'up{job="hostagent"}', "instance", "host_up", "whether each host's agent was scraped (1) or not (0)"),
+)
+# The aggregates by ``metric:operation``, for the long-term panels.
+TIER = {f"{a.metric}:{a.operation}": a for a in TIER_AGGREGATES}
+
+# Panels over the long-term store: the hosts picked in Grafana, each tier
+# sample read over Grafana's step (``$__interval``, never finer than the
+# tier: the panels' minimum interval is ``$tier``) from the tier picked.
+LONGTERM = Scope(hosts=DASHBOARD.hosts, window="$__interval", recorded=True)
+TIER_PICKED = "$tier"
+FORECAST_DAYS = 30
+
+
+def tier_history(key: str, s: Scope = LONGTERM, tier: str = TIER_PICKED) -> str:
+    """The aggregate ``key`` (``metric:operation``) of the tier ``tier``,
+    combined over each step of the panel as the 1-hour tier combines the
+    5-minute one: average of averages and rates, maximum of maxima, minimum
+    of minima."""
+    a = TIER[key]
+    over = "avg" if a.operation == "rate" else a.operation
+    return f"{over}_over_time({a.name(tier)}{s.sel()}[{s.window}])"
+
+
+def tier_forecast(s: Scope = LONGTERM, tier: str = TIER_PICKED, days: int = FORECAST_DAYS) -> str:
+    """Bytes each filesystem will have left in ``days`` days, at the linear
+    trend of its least free space over the last ``days`` days (negative: it
+    will have filled)."""
+    a = TIER["host_filesystem_avail_bytes:min"]
+    return f"predict_linear({a.name(tier)}{s.sel()}[{days}d], {days} * 86400)"
+
+
+def top_hosts(k: int, expr: str) -> str:
+    """The ``k`` hosts with the largest value of a per-host ``expr``."""
+    return f"topk({k}, {expr})"
+
+
+def fullest_filesystem(s: Scope) -> str:
+    """Share used of each host's fullest writable filesystem, as df shows it (0..1)."""
+    return f"max without (device, fstype, mountpoint) ({filesystem_usage(s)} unless host_filesystem_readonly{s.sel()} == 1)"
+
+
+def busiest_disk(s: Scope) -> str:
+    """Share of time each host's busiest disk had I/O in flight (0..1)."""
+    return f"max without (device) ({disk_io_utilisation.expr(s)})"

@@ -13,11 +13,23 @@ from hostagent import promql
 from hostagent.alerting import thresholds
 from hostagent.collectors import load_all
 from hostagent.dashboards import boards
-from hostagent.dashboards.grafana import DATASOURCE_UID, PanelQuery, queries, threshold_steps
+from hostagent.dashboards.grafana import DATASOURCE_UID, DS, LONGTERM, LONGTERM_UID, PanelQuery, queries, threshold_steps
 from hostagent.exposition import AGENT_METRICS
 
 BOARDS = boards.build_all(thresholds.load())
-ALL_QUERIES = [q for board in BOARDS.values() for q in queries(board)]
+# The dashboard of the long-term store; every other asks Prometheus.
+HISTORY = "history"
+LIVE_BOARDS = sorted(set(BOARDS) - {HISTORY})
+
+
+def tier_expanded(q: PanelQuery) -> List[PanelQuery]:
+    """A query as it runs: with each value of the tier picker on the long-term dashboard."""
+    if promql.TIER_PICKED not in q.expr:
+        return [q]
+    return [q._replace(expr=q.expr.replace(promql.TIER_PICKED, tier), ref=f"{q.ref}@{tier}") for tier in promql.TIERS]
+
+
+ALL_QUERIES = [e for board in BOARDS.values() for q in queries(board) for e in tier_expanded(q)]
 # Series Prometheus makes itself, and prometheus-client's process metrics.
 PROMETHEUS_SERIES = {"up", "scrape_duration_seconds", "scrape_samples_scraped", "ALERTS"}
 CLIENT_SERIES = {"process_cpu_seconds_total", "process_resident_memory_bytes", "process_virtual_memory_bytes", "process_open_fds"}
@@ -32,10 +44,16 @@ def recorded_series() -> Set[str]:
     return {rule["record"] for group in doc["groups"] for rule in group["rules"] if "record" in rule}
 
 
+def tier_series() -> Set[str]:
+    """The series the shipped tier rules record."""
+    doc = yaml.safe_load((REPO / "prometheus" / "rules" / "hostagent-tiers.rules.yml").read_text())
+    return {rule["record"] for group in doc["groups"] for rule in group["rules"]}
+
+
 def known_metrics() -> Set[str]:
     """Every series name the agent, Prometheus or the recording rules can produce."""
     specs = [spec for cls in load_all().values() for spec in cls.metrics] + list(AGENT_METRICS)
-    return {spec.name for spec in specs} | PROMETHEUS_SERIES | CLIENT_SERIES | recorded_series()
+    return {spec.name for spec in specs} | PROMETHEUS_SERIES | CLIENT_SERIES | recorded_series() | tier_series()
 
 
 def _strip(expr: str) -> str:
@@ -57,14 +75,14 @@ def selectors(expr: str, name: str) -> List[Optional[str]]:
     return [m.group(1) for m in re.finditer(rf"(?<![\w:]){re.escape(name)}(?![\w:])(\{{[^}}]*\}})?", expr)]
 
 
-def test_there_are_eight_dashboards_with_stable_uids() -> None:
-    assert sorted(BOARDS) == sorted(["overview", "cpu", "memory", "disk", "network", "processes", "system", "agent"])
+def test_there_are_nine_dashboards_with_stable_uids() -> None:
+    assert sorted(BOARDS) == sorted(["overview", "cpu", "memory", "disk", "network", "processes", "system", "agent", "history"])
     uids = [b["uid"] for b in BOARDS.values()]
     assert uids == [f"hostagent-{name}" for name in BOARDS]
     assert all(len(uid) <= 40 for uid in uids)  # Grafana's limit
 
 
-@pytest.mark.parametrize("name", sorted(BOARDS))
+@pytest.mark.parametrize("name", LIVE_BOARDS)
 def test_dashboard_options(name: str) -> None:
     board = BOARDS[name]
     assert board["refresh"] == "10s"
@@ -78,7 +96,25 @@ def test_dashboard_options(name: str) -> None:
     assert board["links"][0]["includeVars"] and board["links"][0]["keepTime"]
 
 
-@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_the_history_dashboard_reads_the_long_term_store_over_a_year() -> None:
+    board = BOARDS[HISTORY]
+    assert board["time"] == {"from": "now-1y", "to": "now"}
+    assert board["timepicker"]["time_options"][-2:] == ["1y", "2y"]
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert list(variables) == ["job", "instance", "tier"]
+    # Hosts from the long-term store itself: a host retired months ago is still listed.
+    assert all(variables[v]["datasource"] == LONGTERM for v in ("job", "instance"))
+    assert variables["instance"]["definition"] == 'label_values(instance:host_up:avg_5m{job=~"$job"}, instance)'
+    assert [o["value"] for o in variables["tier"]["options"]] == ["1h", "5m"] and variables["tier"]["current"]["value"] == "1h"
+    # Alerts are not in the long-term store: no annotation asks for them.
+    assert [a["name"] for a in board["annotations"]["list"]] == ["Annotations & Alerts"]
+    panels = _panels(board)
+    assert all(p["datasource"] == LONGTERM and p["interval"] == "$tier" for p in panels)
+    assert all(t["datasource"]["uid"] == LONGTERM_UID for p in panels for t in p["targets"])
+    assert {"CPU usage", "Memory usage", "Filesystem usage", "Free space in 30 days", "Network"} <= {p["title"] for p in panels}
+
+
+@pytest.mark.parametrize("name", LIVE_BOARDS)
 def test_host_variables(name: str) -> None:
     variables = {v["name"]: v for v in BOARDS[name]["templating"]["list"]}
     assert list(variables)[:3] == ["datasource", "job", "instance"]
@@ -153,10 +189,28 @@ def test_metric_name_extraction() -> None:
     assert metric_names("time() - (last_success{x=\"y\"} > 0)") == ["last_success"]
 
 
+def tier_unit(name: str) -> Optional[Set[str]]:
+    """The unit of a tier series, from its metric (None: not a tier series)."""
+    parts = name.split(":")
+    if len(parts) != 3 or not parts[2].endswith(tuple(f"_{t}" for t in promql.TIERS)):
+        return None
+    metric = parts[1]
+    if "network" in metric and "bytes" in metric:
+        return {"Bps", "binBps"}
+    if "bytes" in metric:
+        return {"bytes", "Bps", "binBps"} if parts[2].startswith("rate") else {"bytes"}
+    if metric.endswith(("_cores", "_per_cpu", "_failed_packets")):
+        return {"short", "pps"}
+    return {"percentunit"}  # utilisation, usage, busy time, pressure, availability: shares
+
+
 def expected_units(expr: str) -> Optional[Set[str]]:
     """The unit(s) an expression's result is in, where it is plain to tell."""
     expr = re.split(r"\s(?:and|unless)\s", expr)[0]  # the left side gives the values
     names = metric_names(expr)
+    tiers = {frozenset(u) for u in map(tier_unit, names) if u is not None}
+    if names and len(tiers) == 1 and all(tier_unit(n) for n in names):
+        return set(next(iter(tiers)))
     rated = re.search(r"\b(rate|irate)\(", expr) is not None
     bare = _strip(expr).replace("$__rate_interval", "")
     divided = "/" in bare
@@ -233,8 +287,9 @@ def test_units_match_what_queries_return() -> None:
     judged = 0
     for board in BOARDS.values():
         units = _units_by_query(board)
-        for q in queries(board):
+        for q in (e for q in queries(board) for e in tier_expanded(q)):
             want = expected_units(q.expr)
+            q = q._replace(ref=q.ref.split("@")[0])
             if want is None or q.ref not in units.get(q.panel, {}):
                 continue  # annotations and label-only table columns have no unit
             judged += 1
@@ -269,7 +324,7 @@ def test_panels_are_complete_and_do_not_overlap(name: str) -> None:
         cells |= mine
     for p in _panels(board):
         assert p["description"], p["title"]
-        assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+        assert p["datasource"] == (LONGTERM if name == HISTORY else DS)
         assert p["targets"], p["title"]
 
 

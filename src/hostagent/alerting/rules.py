@@ -83,6 +83,27 @@ RECORDING: Tuple[RecordingGroup, ...] = (
 )
 
 
+# The long-term tiers (hostagent-tiers.rules.yml): every aggregate of
+# ``hostagent.promql.TIER_AGGREGATES``, one group per tier evaluated at the
+# tier's own period, each rule labelled with its tier. The `longterm` remote
+# write of prometheus.yml sends these and nothing else (docs/deployment.md,
+# "Retention tiers").
+TIER_GROUP = "hostagent-tier-{tier}"
+
+
+def tier_groups() -> List[Dict[str, object]]:
+    """The groups of hostagent-tiers.rules.yml: the 5-minute tier, then the
+    hourly one made from it."""
+    return [
+        group(
+            TIER_GROUP.format(tier=tier),
+            [{"record": a.name(tier), "expr": a.expr(tier), "labels": {"tier": tier}} for a in q.TIER_AGGREGATES],
+            interval=tier,
+        )
+        for tier in q.TIERS
+    ]
+
+
 # --------------------------------------------------------------------------
 # Threshold alerts: the PromQL of each key of config/alerting.yaml
 
@@ -133,6 +154,11 @@ _COLLECTOR_ENABLED = "and hostagent_collector_enabled == 1"
 # outlasts it (docs/alerts.md, HostCgroupOomKillDetected).
 OOM_WINDOW = "10m"
 _LAST_SUCCESS_AGE = "time() - hostagent_collector_last_success_timestamp_seconds"
+# Samples each host's last scrape exposed, as a share of its job's
+# sample_limit (no series where no limit is set, or without Prometheus'
+# extra-scrape-metrics feature). Past 1 the whole scrape is refused.
+SAMPLES_OF_LIMIT = 'scrape_samples_scraped{job="hostagent"} / (scrape_sample_limit{job="hostagent"} > 0)'
+
 
 # Rule groups in output order; each key needs an entry in
 # config/alerting.yaml (or is left out when the file removes it).
@@ -140,7 +166,13 @@ THRESHOLD_ALERTS: Tuple[Tuple[str, Mapping[str, Union[Condition, ConditionOf]]],
     (
         "hostagent-agent",
         {
-            "agent_down": when('up{job="hostagent"}'),
+            # Not while the host answers with more samples than the limit:
+            # the scrape is refused (up 0) but the agent is up, and
+            # HostScrapeSampleLimitExceeded says so. Alertmanager mutes every
+            # other alert of a host while this one fires, so firing here
+            # would hide the cause.
+            "agent_down": when('up{job="hostagent"}', f"unless on (job, instance) ({SAMPLES_OF_LIMIT} > 1)"),
+            "scrape_sample_limit": when(SAMPLES_OF_LIMIT),
             # 1 while the hostagent job has no target at all.
             "targets_missing": when('absent(up{job="hostagent"})'),
             # A collector self-monitoring switched off is down by design, not

@@ -34,10 +34,13 @@ from .grafana import (
     RPM,
     SECONDS,
     SHARE,
+    LONGTERM,
     Board,
     Json,
     Query,
+    Unit,
     dashboard_link,
+    longterm_variables,
     dashed,
     threshold_steps,
 )
@@ -54,7 +57,10 @@ UIDS = {
     "processes": "hostagent-processes",
     "system": "hostagent-system",
     "agent": "hostagent-agent",
+    "history": "hostagent-history",
 }
+# The overview's rankings: how many hosts each lists.
+TOP_HOSTS = 10
 FLAG_STEPS = [{"color": "green", "value": None}, {"color": "red", "value": 1}]  # 1 = bad
 UP_DOWN = [{"type": "value", "options": {"0": {"text": "DOWN", "color": "red", "index": 0}, "1": {"text": "UP", "color": "green", "index": 1}}}]
 ON_OFF = [{"type": "value", "options": {"0": {"text": "OFF", "color": "blue", "index": 0}, "1": {"text": "ON", "color": "green", "index": 1}}}]
@@ -126,6 +132,15 @@ def overview(th: Thresholds) -> Json:
         w=16,
         h=6,
     )
+    b.row("Top hosts")
+    top = (
+        ("CPU", "Share of all cores busy.", q.cpu_utilisation.expr(D), "cpu_usage"),
+        ("memory", "Share of memory in use (total - available).", f"host_memory_usage_ratio{D.sel()}", "memory_usage"),
+        ("disk space", "Share used of each host's fullest writable filesystem, as df shows it.", q.fullest_filesystem(D), "filesystem_usage"),
+        ("disk I/O", "Share of time each host's busiest disk had I/O in flight.", q.busiest_disk(D), "disk_io_utilisation"),
+    )
+    for what, description, expr, key in top:
+        b.bars(f"Top hosts by {what}", f"{description} The {TOP_HOSTS} highest of the selected hosts, now.", SHARE, Query(q.top_hosts(TOP_HOSTS, expr), "{{instance}}"), alert=key, w=6)
     b.row("Saturation")
     for resource, kind, key, title, what in STALLS:
         b.graph(
@@ -886,6 +901,54 @@ def agent(th: Thresholds) -> Json:
     return b.dashboard(UIDS["agent"], "hostagent / Agent health", "Is the monitoring itself healthy: collectors, the agent's own CPU and memory, scrape times.")
 
 
+def history(th: Thresholds) -> Json:
+    """A year and more from the long-term store: the tier aggregates, one row per host."""
+    b = Board(th, datasource=LONGTERM, min_interval=q.TIER_PICKED)
+    b.row(HOST, repeat="instance")
+
+    def both(key: str, what: str) -> tuple:
+        """The average and the peak of an aggregate, as two lines."""
+        return (Query(q.tier_history(f"{key}:avg"), f"{what} average"), Query(q.tier_history(f"{key}:max"), f"{what} peak"))
+
+    tiers = "Each point combines the tier's samples over the step: averages of averages, peaks of peaks."
+    b.graph("CPU usage", f"Share of all cores busy: the average, and the busiest minute. {tiers}", SHARE, *both("host_cpu_utilisation", "CPU"), alert="cpu_usage")
+    b.graph("Memory usage", f"Share of memory not available to new work, average and peak. {tiers}", SHARE, *both("host_memory_utilisation", "memory"), alert="memory_usage")
+    b.graph(
+        "Filesystem usage",
+        f"Share of each filesystem used, as df shows it, at its fullest in each step. {tiers}",
+        SHARE,
+        Query(q.tier_history("host_filesystem_usage:max"), "{{mountpoint}}"),
+        alert="filesystem_usage",
+    )
+    b.graph("Free space", "Bytes available to users on each filesystem, the least in each step.", BYTES, Query(q.tier_history("host_filesystem_avail_bytes:min"), "{{mountpoint}}"))
+    b.bars(
+        f"Free space in {q.FORECAST_DAYS} days",
+        f"Bytes each filesystem will have left {q.FORECAST_DAYS} days from the end of the range, at the linear trend of its least free space "
+        f"over the last {q.FORECAST_DAYS} days; below zero it fills before then.",
+        Unit(BYTES.name, None),
+        Query(q.tier_forecast(), "{{mountpoint}}"),
+    )
+    b.graph(
+        "Network",
+        f"Bytes per second received and sent on all interfaces but loopback: the average, and the busiest minute. {tiers}",
+        NET_RATE,
+        *(Query(q.tier_history(f"host_network_{d}_bytes_excluding_lo:{op}"), f"{d} {label}") for d in q.DIRECTIONS for op, label in (("rate", "average"), ("max", "peak"))),
+    )
+    b.graph("Disk busy", f"Share of time each disk had I/O in flight, average and busiest minute. {tiers}", SHARE,
+            Query(q.tier_history("host_disk_io_time_seconds:rate"), "{{device}} average"), Query(q.tier_history("host_disk_io_time_seconds:max"), "{{device}} peak"))
+    b.graph("Availability", "Share of the host's scrapes that worked: below 100 % the agent or the host was down.", SHARE, Query(q.tier_history("host_up:avg"), "scraped"))
+    return b.dashboard(
+        UIDS["history"],
+        "hostagent / History",
+        "A year and more per host from the long-term store: CPU, memory, filesystems and their forecast, network, disks, availability. "
+        "Tier 1h for months, 5m for days.",
+        pickers=longterm_variables(q.TIER["host_up:avg"].name("5m"), ("1h", "5m")),
+        time_from="now-1y",
+        time_options=("7d", "30d", "90d", "180d", "1y", "2y"),
+        annotations=False,
+    )
+
+
 BOARDS: Dict[str, Callable[[Thresholds], Json]] = {
     "overview": overview,
     "cpu": cpu,
@@ -895,6 +958,7 @@ BOARDS: Dict[str, Callable[[Thresholds], Json]] = {
     "processes": processes,
     "system": system,
     "agent": agent,
+    "history": history,
 }
 
 

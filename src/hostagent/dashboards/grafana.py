@@ -17,6 +17,10 @@ TAG = "hostagent"
 DATASOURCE_UID = "hostagent-prometheus"
 DATASOURCE_NAME = "Prometheus"
 DS = {"type": "prometheus", "uid": "${datasource}"}
+# The long-term store (grafana/provisioning/datasources/longterm.yml): the
+# 5-minute and hourly tiers for a year or more.
+LONGTERM_UID = "hostagent-longterm"
+LONGTERM = {"type": "prometheus", "uid": LONGTERM_UID}
 REFRESH = "10s"
 REFRESH_INTERVALS = ["10s", "30s", "1m", "5m", "15m", "30m", "1h"]
 TIME_OPTIONS = ["1h", "3h", "6h", "12h", "24h", "2d", "7d", "30d"]
@@ -274,10 +278,22 @@ class Board:
     bottom). ``alert=`` names a key of config/alerting.yaml: its levels
     colour the panel, so it turns orange or red where that alert fires."""
 
-    def __init__(self, thresholds: Mapping[str, Any]):
+    def __init__(self, thresholds: Mapping[str, Any], datasource: Json = DS, min_interval: str = ""):
         self.thresholds = thresholds
         self.panels: List[Json] = []
         self.variables: List[Json] = []  # after the host pickers
+        # Where every panel asks, and the finest step it asks for ("" : the datasource's).
+        self.datasource = datasource
+        self.min_interval = min_interval
+
+    def _add(self, panel: Json) -> None:
+        if self.datasource != DS:
+            panel["datasource"] = self.datasource
+            for target in panel.get("targets", []):
+                target["datasource"] = self.datasource
+        if self.min_interval:
+            panel["interval"] = self.min_interval
+        self.panels.append(panel)
 
     def alert(self, key: Optional[str]) -> Any:
         """The thresholds of ``key`` (None for no key)."""
@@ -298,22 +314,23 @@ class Board:
 
     def stat(self, title: str, description: str, unit: Unit, *queries: Query, alert: Optional[str] = None, **options: Any) -> None:
         """A big number with a sparkline (``options``: steps, links, mappings, w, h)."""
-        self.panels.append(stat(title, description, queries, unit.name, alert=self.alert(alert), lo=unit.lo, hi=unit.hi, **options))
+        self._add(stat(title, description, queries, unit.name, alert=self.alert(alert), lo=unit.lo, hi=unit.hi, **options))
 
     def graph(self, title: str, description: str, unit: Unit, *queries: Query, alert: Optional[str] = None, **options: Any) -> None:
         """A time series graph; with ``alert`` its bands are shaded (``options``: stack, overrides, w, h)."""
-        self.panels.append(timeseries(title, description, queries, unit.name, alert=self.alert(alert), lo=unit.lo, hi=unit.hi, **options))
+        self._add(timeseries(title, description, queries, unit.name, alert=self.alert(alert), lo=unit.lo, hi=unit.hi, **options))
 
     def bars(self, title: str, description: str, unit: Unit, *queries: Query, alert: Optional[str] = None, **options: Any) -> None:
         """One bar per series of an instant query (``options``: w, h)."""
-        self.panels.append(bargauge(title, description, queries, unit.name, alert=self.alert(alert), lo=unit.lo, hi=unit.hi, **options))
+        self._add(bargauge(title, description, queries, unit.name, alert=self.alert(alert), lo=unit.lo, hi=unit.hi, **options))
 
     def table(self, title: str, description: str, *queries: Query, **options: Any) -> None:
         """A table of instant series; see :func:`table` for ``options``."""
-        self.panels.append(table(title, description, queries, **options))
+        self._add(table(title, description, queries, **options))
 
-    def dashboard(self, uid: str, title: str, description: str) -> Json:
-        return dashboard(uid, title, description, self.panels, self.variables)
+    def dashboard(self, uid: str, title: str, description: str, **options: Any) -> Json:
+        """The dashboard (``options``: pickers, time_from, annotations; see :func:`dashboard`)."""
+        return dashboard(uid, title, description, self.panels, self.variables, **options)
 
 
 def row(title: str, repeat: str = "") -> Json:
@@ -351,13 +368,14 @@ class PanelQuery(NamedTuple):
     ref: str
     expr: str
     instant: bool
+    datasource: str = DS["uid"]  # the uid the panel asks: ${datasource} (Prometheus) or the long-term store
 
 
 def queries(board: Json) -> Iterator[PanelQuery]:
     """Every PromQL query of a dashboard: panel targets, then annotations."""
     for panel in board["panels"]:
         for t in panel.get("targets", []):
-            yield PanelQuery(board["uid"], panel["title"], t["refId"], t["expr"], bool(t.get("instant")))
+            yield PanelQuery(board["uid"], panel["title"], t["refId"], t["expr"], bool(t.get("instant")), t["datasource"]["uid"])
     for ann in board["annotations"]["list"]:
         if "expr" in ann:
             yield PanelQuery(board["uid"], f"annotation: {ann['name']}", "A", ann["expr"], False)
@@ -369,12 +387,12 @@ def dashboard_link(uid: str, title: str) -> Json:
     return {"title": title, "url": url, "targetBlank": False}
 
 
-def _query_variable(name: str, label: str, query: str, multi: bool = True) -> Json:
+def _query_variable(name: str, label: str, query: str, multi: bool = True, datasource: Json = DS) -> Json:
     return {
         "name": name,
         "label": label,
         "type": "query",
-        "datasource": DS,
+        "datasource": datasource,
         "definition": query,
         "query": {"query": query, "refId": f"{name}-variable"},
         "refresh": 2,  # on time range change, so new hosts appear
@@ -411,6 +429,28 @@ def variables() -> List[Json]:
     ]
 
 
+def longterm_variables(hosts_series: str, tiers: Sequence[str]) -> List[Json]:
+    """Job and host pickers reading the long-term store (every host it holds,
+    including those gone from Prometheus), and the tier picker: the first of
+    ``tiers`` by default."""
+    tier = {
+        "name": "tier",
+        "label": "Tier",
+        "type": "custom",
+        "query": ",".join(tiers),
+        "current": {"selected": True, "text": tiers[0], "value": tiers[0]},
+        "options": [{"selected": i == 0, "text": t, "value": t} for i, t in enumerate(tiers)],
+        "multi": False,
+        "includeAll": False,
+        "hide": 0,
+    }
+    return [
+        _query_variable("job", "Job", f"label_values({hosts_series}, job)", datasource=LONGTERM),
+        _query_variable("instance", "Host", f'label_values({hosts_series}{{job=~"$job"}}, instance)', datasource=LONGTERM),
+        tier,
+    ]
+
+
 def alerts_annotation() -> Json:
     """Marks on every graph where an alert about the selected hosts fired."""
     return {
@@ -427,8 +467,21 @@ def alerts_annotation() -> Json:
     }
 
 
-def dashboard(uid: str, title: str, description: str, panels: Sequence[Json], extra_variables: Sequence[Json] = ()) -> Json:
-    """A complete dashboard: host variables (then ``extra_variables``), 10 s refresh, links to its siblings."""
+def dashboard(
+    uid: str,
+    title: str,
+    description: str,
+    panels: Sequence[Json],
+    extra_variables: Sequence[Json] = (),
+    *,
+    pickers: Optional[List[Json]] = None,
+    time_from: str = "now-1h",
+    time_options: Sequence[str] = TIME_OPTIONS,
+    annotations: bool = True,
+) -> Json:
+    """A complete dashboard: host variables (``pickers``, by default the
+    Prometheus datasource's), then ``extra_variables``, 10 s refresh, links to
+    its siblings; firing alerts marked on its graphs when ``annotations``."""
     builtin = {
         "builtIn": 1,
         "datasource": {"type": "grafana", "uid": "-- Grafana --"},
@@ -451,7 +504,7 @@ def dashboard(uid: str, title: str, description: str, panels: Sequence[Json], ex
         "timezone": "browser",
         "fiscalYearStartMonth": 0,
         "liveNow": False,
-        "annotations": {"list": [builtin, alerts_annotation()]},
+        "annotations": {"list": [builtin, alerts_annotation()] if annotations else [builtin]},
         "links": [
             {
                 "title": "hostagent",
@@ -466,12 +519,12 @@ def dashboard(uid: str, title: str, description: str, panels: Sequence[Json], ex
                 "url": "",
             }
         ],
-        "templating": {"list": variables() + list(extra_variables)},
-        "time": {"from": "now-1h", "to": "now"},
+        "templating": {"list": (variables() if pickers is None else pickers) + list(extra_variables)},
+        "time": {"from": time_from, "to": "now"},
         "timepicker": {
             "refresh_intervals": REFRESH_INTERVALS,
-            "time_options": TIME_OPTIONS,
-            "quick_ranges": [{"display": f"Last {r}", "from": f"now-{r}", "to": "now"} for r in TIME_OPTIONS],
+            "time_options": list(time_options),
+            "quick_ranges": [{"display": f"Last {r}", "from": f"now-{r}", "to": "now"} for r in time_options],
         },
         "refresh": REFRESH,
         "panels": layout(panels),
