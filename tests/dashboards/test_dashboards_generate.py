@@ -19,8 +19,7 @@ def test_committed_dashboards_are_current(capsys: pytest.CaptureFixture) -> None
     status = generate.main(["--check"])
     out = capsys.readouterr()
     assert status == 0, out.err
-    assert out.out.count(" is up to date
-") == 9
+    assert out.out.count(" is up to date\n") == 9
 
 
 def test_generate_then_check(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
