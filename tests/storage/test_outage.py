@@ -1,7 +1,7 @@
 """No sample lost while the central store is down: real agents -> vmagent -> Prometheus.
 
 The full ten-minute run is ``bench/outage``; this one keeps the central store
-down for a minute and restarts the forwarder half-way through, then compares
+down for half a minute and restarts the forwarder half-way through, then compares
 every series sample by sample with the forwarder's own record (a witness store
 that never went down).
 """
@@ -16,7 +16,7 @@ import pytest
 from benchscripts import bench_module
 
 INTERVAL = 2.0
-OUTAGE = 60.0
+OUTAGE = 30.0
 
 
 @pytest.fixture(scope="module")
